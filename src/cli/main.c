@@ -1,0 +1,38 @@
+/* pathfinder: probe the error landscapes of neural networks with (shifted)
+ * L2 regularization. The tool dispatches to one command per task. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const usage =
+    "Usage: pathfinder COMMAND [OPTIONS]\n"
+    "Probe the error landscape of MLPs with (shifted) L2 regularization.\n\n"
+    "Commands:\n"
+    "  train      train a model at one L2 strength and write a checkpoint\n"
+    "  eval       metrics of a checkpoint on train and test data\n\n"
+    "Run 'pathfinder COMMAND --help' for a command's options.\n"
+    "  --version  print the version\n"
+    "  --help     this text\n\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return PF_EINPUT;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return PF_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("pathfinder %s\n", PF_VERSION);
+        return PF_OK;
+    }
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "pathfinder: unknown command '%s'\nTry 'pathfinder --help'.\n", cmd);
+    return PF_EINPUT;
+}

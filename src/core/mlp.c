@@ -1,0 +1,367 @@
+/* The MLP's fast path: forward, loss and backward over a batch with sgemm.
+ *
+ * Layer l (0-based) maps a_{l-1} (B, in) to z_l = a_{l-1} W_l^T + b_l (B, out)
+ * and a_l = act_l(z_l); a_{-1} is the input batch. The loss reads a_{L-1}.
+ * Backward carries delta_l = dLoss/dz_l down the layers:
+ *   dW_l += delta_l^T a_{l-1},  db_l += sum_rows delta_l,
+ *   delta_{l-1} = (delta_l W_l) * act'_{l-1}(z_{l-1}).
+ * It is tested against the double-precision reference in reference.c.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/core.h"
+
+int pf_work_init(pf_work *w, const pf_arch *arch, int max_batch, pf_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->arch = arch;
+    w->max_batch = max_batch;
+    size_t B = (size_t)max_batch;
+    int ok = 1;
+    for (int l = 0; l < arch->n_layers; l++) {
+        size_t n = B * (size_t)arch->sizes[l + 1] * sizeof(float);
+        w->z[l] = malloc(n);
+        w->a[l] = malloc(n);
+        w->d[l] = malloc(n);
+        ok = ok && w->z[l] && w->a[l] && w->d[l];
+    }
+    w->xbuf = malloc(B * (size_t)arch->sizes[0] * sizeof(float));
+    w->ybuf = malloc(B * (size_t)arch->sizes[arch->n_layers] * sizeof(float));
+    w->lbuf = malloc(B * sizeof(int));
+    if (!ok || !w->xbuf || !w->ybuf || !w->lbuf) {
+        pf_work_free(w);
+        return pf_fail(err, PF_ERUNTIME, "out of memory for a batch of %d", max_batch);
+    }
+    return PF_OK;
+}
+
+void pf_work_free(pf_work *w)
+{
+    for (int l = 0; l < PF_MAX_LAYERS; l++) {
+        free(w->z[l]);
+        free(w->a[l]);
+        free(w->d[l]);
+    }
+    free(w->xbuf);
+    free(w->ybuf);
+    free(w->lbuf);
+    memset(w, 0, sizeof *w);
+}
+
+/* exp(x) in float, written so that loops over it vectorize: x = n ln2 + r
+ * with |r| <= ln2/2 (ln2 split in two parts for an exact reduction), e^r by
+ * its degree-6 Taylor polynomial (truncation < 2e-8 relative), and 2^n put
+ * into the exponent bits. Within 2 ulp of expf over [-87, 88]; inputs are
+ * clamped there, which saturates the sigmoid as expf does. */
+static inline float exp_vec(float x)
+{
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    /* Adding 1.5 * 2^23 rounds to the nearest integer (ties to even). */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
+static void activate(pf_act act, float *restrict a, const float *restrict z, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) a[i] = 1.0f / (1.0f + exp_vec(-z[i]));
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) a[i] = tanhf(z[i]);
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) a[i] = z[i] > 0.0f ? z[i] : 0.0f;
+        break;
+    case PF_ACT_LINEAR:
+        memcpy(a, z, n * sizeof *a);
+        break;
+    }
+}
+
+/* d *= act'(z), written in terms of a = act(z) where that is cheaper. */
+static void times_act_grad(pf_act act, float *d, const float *z, const float *a, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) d[i] *= a[i] * (1.0f - a[i]);
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) d[i] *= 1.0f - a[i] * a[i];
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) d[i] = z[i] > 0.0f ? d[i] : 0.0f;
+        break;
+    case PF_ACT_LINEAR:
+        break;
+    }
+}
+
+void pf_forward_cols(pf_work *w, const float *theta, const float *x, int B, int l, int o0, int o1)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], cols = o1 - o0;
+    if (B <= 0 || cols <= 0) return;
+    const float *in = l ? w->a[l - 1] : x;
+    float *z = w->z[l] + o0, *a = w->a[l] + o0;
+    float beta = 0.0f;
+    if (A->bias) {
+        const float *b = theta + A->b_off[l] + o0;
+        for (int i = 0; i < B; i++) memcpy(z + (size_t)i * n_out, b, (size_t)cols * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, cols, n_in, 1.0f, in, n_in,
+                theta + A->w_off[l] + (size_t)o0 * n_in, n_in, beta, z, n_out);
+    if (cols == n_out)
+        activate(A->act[l], a, z, (size_t)B * n_out);
+    else
+        for (int i = 0; i < B; i++)
+            activate(A->act[l], a + (size_t)i * n_out, z + (size_t)i * n_out, (size_t)cols);
+}
+
+void pf_forward(pf_work *w, const float *theta, const float *x, int B)
+{
+    for (int l = 0; l < w->arch->n_layers; l++)
+        pf_forward_cols(w, theta, x, B, l, 0, w->arch->sizes[l + 1]);
+}
+
+/* Per-sample loss of row i of the output; if dout is non-NULL it receives
+ * d(loss_i)/d(out) * scale. CE uses a log-sum-exp in double. */
+static double sample_loss(pf_loss loss, const float *out, int K, int label, const float *target,
+                          float *dout, double scale, int *hit)
+{
+    if (loss == PF_LOSS_CE) {
+        int arg = 0;
+        for (int k = 1; k < K; k++)
+            if (out[k] > out[arg]) arg = k;
+        double mx = out[arg], sum = 0.0;
+        for (int k = 0; k < K; k++) sum += exp((double)out[k] - mx);
+        double lse = mx + log(sum);
+        if (hit) *hit = (arg == label);
+        if (dout)
+            for (int k = 0; k < K; k++)
+                dout[k] = (float)((exp((double)out[k] - lse) - (k == label)) * scale);
+        return lse - (double)out[label];
+    }
+    double s = 0.0;
+    for (int k = 0; k < K; k++) {
+        double r = (double)out[k] - (double)target[k];
+        s += r * r;
+        if (dout) dout[k] = (float)(r * scale);
+    }
+    if (hit) *hit = 0;
+    return 0.5 * s;
+}
+
+double pf_loss_value(const pf_work *w, const int *labels, const float *targets, int B,
+                     unsigned char *correct)
+{
+    const pf_arch *A = w->arch;
+    int K = A->sizes[A->n_layers];
+    const float *out = w->a[A->n_layers - 1];
+    double total = 0.0;
+    for (int i = 0; i < B; i++) {
+        int hit = 0;
+        total += sample_loss(A->loss, out + (size_t)i * K, K, labels ? labels[i] : 0,
+                             targets ? targets + (size_t)i * K : NULL, NULL, 0.0, &hit);
+        if (correct) correct[i] = (unsigned char)hit;
+    }
+    return total / B;
+}
+
+double pf_output_delta_rows(pf_work *w, const int *labels, const float *targets, int r0, int r1,
+                            double norm)
+{
+    const pf_arch *A = w->arch;
+    int L = A->n_layers, K = A->sizes[L], B = r1 - r0;
+    if (B <= 0) return 0.0;
+    const float *out = w->a[L - 1] + (size_t)r0 * K;
+    float *delta = w->d[L - 1] + (size_t)r0 * K;
+    double total = 0.0;
+    for (int i = 0; i < B; i++)
+        total += sample_loss(A->loss, out + (size_t)i * K, K, labels ? labels[r0 + i] : 0,
+                             targets ? targets + (size_t)(r0 + i) * K : NULL, delta + (size_t)i * K,
+                             1.0 / norm, NULL);
+    times_act_grad(A->act[L - 1], delta, w->z[L - 1] + (size_t)r0 * K, out, (size_t)B * K);
+    return total;
+}
+
+void pf_delta_cols(pf_work *w, const float *theta, int B, int l, int j0, int j1)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], cols = j1 - j0;
+    if (B <= 0 || cols <= 0 || l == 0) return;
+    float *below = w->d[l - 1] + j0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, cols, n_out, 1.0f, w->d[l], n_out,
+                theta + A->w_off[l] + j0, n_in, 0.0f, below, n_in);
+    for (int i = 0; i < B; i++) {
+        size_t r = (size_t)i * n_in + (size_t)j0;
+        times_act_grad(A->act[l - 1], w->d[l - 1] + r, w->z[l - 1] + r, w->a[l - 1] + r, (size_t)cols);
+    }
+}
+
+void pf_weight_grad(pf_work *w, const float *x, int B, int l, int o0, int o1, float *grad,
+                    int overwrite)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], rows = o1 - o0;
+    if (rows <= 0 || B <= 0) return;
+    const float *in = l ? w->a[l - 1] : x;
+    const float *delta = w->d[l] + o0;
+    /* dW[o0:o1] = delta[:, o0:o1]^T in  (rows, n_in) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, n_in, B, 1.0f, delta, n_out, in, n_in,
+                overwrite ? 0.0f : 1.0f, grad + A->w_off[l] + (size_t)o0 * n_in, n_in);
+    if (!A->bias) return;
+    /* db = column sums of delta, in double, a chunk of columns at a time. */
+    enum { COLS = 256 };
+    double cs[COLS];
+    float *gb = grad + A->b_off[l] + o0;
+    for (int c0 = 0; c0 < rows; c0 += COLS) {
+        int nc = rows - c0 < COLS ? rows - c0 : COLS;
+        for (int j = 0; j < nc; j++) cs[j] = 0.0;
+        for (int i = 0; i < B; i++) {
+            const float *row = delta + (size_t)i * n_out + c0;
+            for (int j = 0; j < nc; j++) cs[j] += row[j];
+        }
+        for (int j = 0; j < nc; j++) gb[c0 + j] = (overwrite ? 0.0f : gb[c0 + j]) + (float)cs[j];
+    }
+}
+
+double pf_backward_block(pf_work *w, const float *theta, const float *x, const int *labels,
+                         const float *targets, int B, double norm, float *grad, int overwrite)
+{
+    const pf_arch *A = w->arch;
+    double total = pf_output_delta_rows(w, labels, targets, 0, B, norm);
+    for (int l = A->n_layers - 1; l > 0; l--) pf_delta_cols(w, theta, B, l, 0, A->sizes[l]);
+    for (int l = 0; l < A->n_layers; l++)
+        pf_weight_grad(w, x, B, l, 0, w->arch->sizes[l + 1], grad, overwrite);
+    return total;
+}
+
+double pf_backward(pf_work *w, const float *theta, const float *x, const int *labels,
+                   const float *targets, int B, float *grad)
+{
+    return pf_backward_block(w, theta, x, labels, targets, B, (double)B, grad, 0) / B;
+}
+
+/* Full-dataset passes split the samples into one contiguous share per team
+ * member; each member walks its share in blocks with its own workspace and
+ * gradient, and the partial gradients are summed in member order. */
+typedef struct {
+    pf_work *works;       /* (n_threads); works[0] is the caller's */
+    float **grads;        /* (n_threads) or NULL */
+    double *loss;         /* (n_threads) summed losses */
+    const float *theta;
+    const pf_dataset *d;
+    size_t n_params;
+} pass_ctx;
+
+static void pass_task(void *vctx, int tid, int nt)
+{
+    pass_ctx *c = vctx;
+    pf_work *w = &c->works[tid];
+    const pf_dataset *d = c->d;
+    int K = w->arch->sizes[w->arch->n_layers];
+    size_t lo, hi;
+    pf_share(d->n, tid, nt, &lo, &hi);
+    float *grad = c->grads ? c->grads[tid] : NULL;
+    if (grad && hi == lo) memset(grad, 0, c->n_params * sizeof *grad);
+    double total = 0.0;
+    for (size_t start = lo; start < hi; start += (size_t)w->max_batch) {
+        int B = (int)(hi - start < (size_t)w->max_batch ? hi - start : (size_t)w->max_batch);
+        const float *x = d->x + start * (size_t)d->dim;
+        const int *lab = d->labels ? d->labels + start : NULL;
+        const float *tgt = d->targets ? d->targets + start * (size_t)K : NULL;
+        pf_forward(w, c->theta, x, B);
+        if (grad)
+            total += pf_backward_block(w, c->theta, x, lab, tgt, B, (double)d->n, grad, start == lo);
+        else
+            total += pf_loss_value(w, lab, tgt, B, NULL) * B;
+    }
+    c->loss[tid] = total;
+    if (!grad) return;
+    pf_barrier();
+    size_t plo, phi;
+    pf_share(c->n_params, tid, nt, &plo, &phi);
+    for (int k = 1; k < nt; k++)
+        for (size_t i = plo; i < phi; i++) c->grads[0][i] += c->grads[k][i];
+}
+
+double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad)
+{
+    const pf_arch *A = w->arch;
+    int nt = pf_threads();
+    pf_work works[PF_MAX_THREADS];
+    float *grads[PF_MAX_THREADS];
+    double loss[PF_MAX_THREADS];
+    works[0] = *w;
+    grads[0] = grad;
+    int ready = 1;
+    for (int k = 1; k < nt; k++) {
+        if (pf_work_init(&works[k], A, w->max_batch, NULL) != PF_OK) break;
+        grads[k] = grad ? malloc(A->n_params * sizeof(float)) : NULL;
+        ready = k + 1;
+        if (grad && !grads[k]) {
+            pf_work_free(&works[k]);
+            ready = k;
+            break;
+        }
+    }
+    if (ready < nt) nt = 1; /* out of memory for the team: do it alone */
+    pass_ctx c = {works, grad ? grads : NULL, loss, theta, d, A->n_params};
+    if (nt == 1)
+        pass_task(&c, 0, 1);
+    else
+        pf_parallel(pass_task, &c);
+    double total = 0.0;
+    for (int k = 0; k < nt; k++) total += loss[k];
+    for (int k = 1; k < ready; k++) {
+        pf_work_free(&works[k]);
+        if (grad) free(grads[k]);
+    }
+    return total / (double)d->n;
+}
+
+/* ---- shifted L2 ---------------------------------------------------------- */
+
+double pf_l2_value(const float *theta, const float *anchor, size_t n, double beta)
+{
+    double r = pf_distance(theta, anchor, n);
+    return 0.5 * beta * r * r;
+}
+
+void pf_l2_add_grad(float *grad, const float *theta, const float *anchor, size_t n, double beta)
+{
+    if (beta == 0.0) return;
+    float b = (float)beta;
+    if (anchor)
+        for (size_t i = 0; i < n; i++) grad[i] += b * (theta[i] - anchor[i]);
+    else
+        for (size_t i = 0; i < n; i++) grad[i] += b * theta[i];
+}
+
+double pf_distance(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    if (b)
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)a[i] - (double)b[i];
+            s += d * d;
+        }
+    else
+        for (size_t i = 0; i < n; i++) s += (double)a[i] * (double)a[i];
+    return sqrt(s);
+}

@@ -1,0 +1,118 @@
+/* Evaluation over whole datasets in large sgemm blocks, reductions in double. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/exp.h"
+
+/* Each team member evaluates one contiguous share of the samples with its
+ * own workspace; counts and loss sums are combined in member order. */
+typedef struct {
+    pf_work *works;
+    const float *theta;
+    const pf_dataset *d;
+    unsigned char *hit[PF_MAX_THREADS];
+    double loss[PF_MAX_THREADS];
+    long *seen, *right;   /* (n_threads, n_classes) */
+} eval_ctx;
+
+static void eval_task(void *vctx, int tid, int nt)
+{
+    eval_ctx *c = vctx;
+    pf_work *w = &c->works[tid];
+    const pf_dataset *d = c->d;
+    int K = w->arch->sizes[w->arch->n_layers], C = d->n_classes;
+    size_t lo, hi;
+    pf_share(d->n, tid, nt, &lo, &hi);
+    double total = 0.0;
+    long *seen = c->seen + (size_t)tid * C, *right = c->right + (size_t)tid * C;
+    for (size_t start = lo; start < hi; start += (size_t)w->max_batch) {
+        int B = (int)(hi - start < (size_t)w->max_batch ? hi - start : (size_t)w->max_batch);
+        const int *lab = d->labels ? d->labels + start : NULL;
+        pf_forward(w, c->theta, d->x + start * (size_t)d->dim, B);
+        total += pf_loss_value(w, lab, d->targets ? d->targets + start * (size_t)K : NULL, B,
+                               lab ? c->hit[tid] : NULL) * B;
+        if (!lab) continue;
+        for (int i = 0; i < B; i++) {
+            seen[lab[i]]++;
+            right[lab[i]] += c->hit[tid][i];
+        }
+    }
+    c->loss[tid] = total;
+}
+
+int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *out, pf_error *err)
+{
+    const pf_arch *A = w->arch;
+    int K = A->sizes[A->n_layers];
+    memset(out, 0, sizeof *out);
+    out->n = d->n;
+    if (d->n == 0) return pf_fail(err, PF_EINPUT, "dataset %s is empty", d->name);
+    if (d->dim != A->sizes[0])
+        return pf_fail(err, PF_EINPUT, "dataset %s has %d features but the model takes %d",
+                       d->name, d->dim, A->sizes[0]);
+    if (d->labels && d->n_classes > K)
+        return pf_fail(err, PF_EINPUT, "dataset %s has %d classes but the model outputs %d",
+                       d->name, d->n_classes, K);
+    if (d->targets && d->n_targets != K)
+        return pf_fail(err, PF_EINPUT, "dataset %s has %d targets but the model outputs %d",
+                       d->name, d->n_targets, K);
+    if (d->labels && d->n_classes > PF_MAX_CLASSES)
+        return pf_fail(err, PF_EINPUT, "dataset %s has %d classes; at most %d are supported",
+                       d->name, d->n_classes, PF_MAX_CLASSES);
+    int nt = pf_threads(), C = d->labels ? d->n_classes : 0;
+    pf_work works[PF_MAX_THREADS];
+    eval_ctx c = {works, theta, d, {0}, {0}, NULL, NULL};
+    works[0] = *w;
+    int made = 1, rc = PF_OK;
+    for (; made < nt; made++)
+        if (pf_work_init(&works[made], A, w->max_batch, err)) break;
+    c.seen = calloc((size_t)nt * C + 1, sizeof *c.seen);
+    c.right = calloc((size_t)nt * C + 1, sizeof *c.right);
+    for (int k = 0; k < nt; k++) c.hit[k] = malloc((size_t)w->max_batch);
+    int ok = made == nt && c.seen && c.right;
+    for (int k = 0; k < nt; k++) ok = ok && c.hit[k];
+    if (!ok) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory evaluating %s", d->name);
+        goto done;
+    }
+    if (nt == 1)
+        eval_task(&c, 0, 1);
+    else
+        pf_parallel(eval_task, &c);
+    double total = 0.0;
+    long correct = 0;
+    for (int k = 0; k < nt; k++) total += c.loss[k];
+    out->loss = total / (double)d->n;
+    if (d->labels) {
+        out->n_classes = C;
+        for (int j = 0; j < C; j++) {
+            long seen = 0, right = 0;
+            for (int k = 0; k < nt; k++) {
+                seen += c.seen[(size_t)k * C + j];
+                right += c.right[(size_t)k * C + j];
+            }
+            correct += right;
+            out->class_accuracy[j] = seen ? 100.0 * (double)right / (double)seen : -1.0;
+        }
+        out->accuracy = 100.0 * (double)correct / (double)d->n;
+    }
+done:
+    for (int k = 1; k < made; k++) pf_work_free(&works[k]);
+    for (int k = 0; k < nt; k++) free(c.hit[k]);
+    free(c.seen);
+    free(c.right);
+    return rc;
+}
+
+int pf_measure(pf_work *w, const float *theta, const pf_dataset *train, const pf_dataset *test,
+               const float *anchor, double beta, pf_metrics *m, pf_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->beta = beta;
+    int rc = pf_evaluate(w, theta, train, &m->train, err);
+    if (!rc && test) rc = pf_evaluate(w, theta, test, &m->test, err);
+    if (rc) return rc;
+    m->r = pf_distance(theta, anchor, w->arch->n_params);
+    m->reg_loss = m->train.loss + 0.5 * beta * m->r * m->r;
+    return PF_OK;
+}

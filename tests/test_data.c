@@ -1,0 +1,413 @@
+/* Dataset loading: directory discovery, normalization, seeded subsets, and the
+ * real MNIST and Fashion-MNIST when they are on this machine. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "pathfinder/io.h"
+
+enum { N_TRAIN = 40, N_TEST = 12, SIDE = 3 };
+
+static char tmpdir[64];      /* holds a tiny IDX set */
+static char emptydir[64];    /* holds nothing loadable */
+static char tabdir[64];      /* holds train.csv and test.csv */
+static char npydir[64];      /* holds train_x.npy ... test_y.npy */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+
+/* A ubyte IDX file of shape (n) or (n, SIDE, SIDE); gzip'd if name ends in .gz. */
+static void write_idx(const char *dir, const char *name, uint32_t n, int images, unsigned seed)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    size_t count = images ? n * SIDE * SIDE : n, len = 0;
+    unsigned char *buf = malloc(16 + count);
+    buf[len++] = 0;
+    buf[len++] = 0;
+    buf[len++] = 0x08;
+    buf[len++] = images ? 3 : 1;
+    put_be32(buf + len, n), len += 4;
+    if (images) put_be32(buf + len, SIDE), put_be32(buf + len + 4, SIDE), len += 8;
+    for (size_t i = 0; i < count; i++, len++)
+        buf[len] = images ? (unsigned char)((i * 2654435761u + seed) >> 13)  /* spread-out pixels */
+                          : (unsigned char)((i * 7 + seed) % 3);              /* labels 0..2 */
+    gzFile g = gzopen(p, strstr(name, ".gz") ? "wb" : "wbT");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, buf, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(g), Z_OK);
+    free(buf);
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A version 1 NPY file whose header is padded to 128 bytes, as NumPy pads to 64s. */
+static void write_npy(const char *dir, const char *name, const char *descr, const char *shape,
+                      const void *data, size_t n)
+{
+    char p[256], head[128];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    memset(head, ' ', sizeof head);
+    memcpy(head, "\x93NUMPY\x01\x00\x76\x00", 10);  /* header length 118 */
+    int len = snprintf(head + 10, 100, "{'descr': '%s', 'fortran_order': False, 'shape': %s}",
+                       descr, shape);
+    assert_true(len > 0 && len < 100);
+    head[10 + len] = ' ';
+    head[127] = '\n';
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(head, 1, sizeof head, f), sizeof head);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static int make_dir(char *buf, const char *tag)
+{
+    snprintf(buf, 64, "/tmp/pf_test_data_%s_XXXXXX", tag);
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (make_dir(tmpdir, "idx") || make_dir(emptydir, "empty") || make_dir(tabdir, "csv") ||
+        make_dir(npydir, "npy"))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    remove_dir(tmpdir);
+    remove_dir(emptydir);
+    remove_dir(tabdir);
+    remove_dir(npydir);
+    return 0;
+}
+
+/* The tiny set: raw training files and gzip'd test files. */
+static void write_tiny_idx_set(void)
+{
+    write_idx(tmpdir, "train-images-idx3-ubyte", N_TRAIN, 1, 1);
+    write_idx(tmpdir, "train-labels-idx1-ubyte", N_TRAIN, 0, 1);
+    write_idx(tmpdir, "t10k-images-idx3-ubyte.gz", N_TEST, 1, 2);
+    write_idx(tmpdir, "t10k-labels-idx1-ubyte.gz", N_TEST, 0, 2);
+}
+
+static void mean_std(const pf_dataset *d, double *mean, double *std)
+{
+    size_t count = d->n * (size_t)d->dim;
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < count; i++) sum += d->x[i];
+    *mean = sum / (double)count;
+    for (size_t i = 0; i < count; i++) sq += (d->x[i] - *mean) * (d->x[i] - *mean);
+    *std = sqrt(sq / (double)count);
+}
+
+static int load(const char *spec, long subset, uint64_t seed, pf_dataset *train,
+                pf_dataset *test, pf_error *err)
+{
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.spec = spec;
+    o.train_subset = subset;
+    o.subset_seed = seed;
+    return pf_data_load(&o, train, test, err);
+}
+
+static void test_defaults(void **s)
+{
+    (void)s;
+    pf_data_options o;
+    pf_data_options_default(&o);
+    assert_string_equal(o.spec, "mnist");
+    assert_int_equal(o.target, PF_TARGET_AUTO);
+    assert_int_equal(o.n_targets, 1);
+    assert_int_equal(o.norm, PF_NORM_AUTO);
+    assert_true(o.mean == 0 && o.std == 1);
+    assert_int_equal(o.train_subset, 0);
+}
+
+static void test_idx_dir_auto_norm_gives_zero_mean_unit_std(void **s)
+{
+    (void)s;
+    write_tiny_idx_set();
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(tmpdir, 0, 0, &train, &test, &err), PF_OK);
+    assert_int_equal(train.n, N_TRAIN);
+    assert_int_equal(test.n, N_TEST);
+    assert_int_equal(train.dim, SIDE * SIDE);
+    assert_int_equal(train.n_classes, 3);
+    assert_int_equal(test.n_classes, 3);
+    assert_string_equal(train.name, tmpdir);
+    double mean, std;
+    mean_std(&train, &mean, &std);
+    assert_true(fabs(mean) < 1e-5);
+    assert_true(fabs(std - 1) < 1e-4);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+static void test_idx_dir_no_norm_scales_bytes_to_unit(void **s)
+{
+    (void)s;
+    write_tiny_idx_set();
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.spec = tmpdir;
+    o.norm = PF_NORM_NONE;
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(pf_data_load(&o, &train, &test, &err), PF_OK);
+    float lo = 1, hi = 0;
+    for (size_t i = 0; i < train.n * (size_t)train.dim; i++) {
+        if (train.x[i] < lo) lo = train.x[i];
+        if (train.x[i] > hi) hi = train.x[i];
+    }
+    assert_true(lo >= 0 && hi <= 1 && hi > 0.5f);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+static void test_subset_has_n_rows_and_is_deterministic(void **s)
+{
+    (void)s;
+    write_tiny_idx_set();
+    pf_dataset a, b, c, test;
+    pf_error err;
+    assert_int_equal(load(tmpdir, 7, 11, &a, &test, &err), PF_OK);
+    assert_int_equal(test.n, N_TEST);  /* the test set is never subset */
+    pf_dataset_free(&test);
+    assert_int_equal(load(tmpdir, 7, 11, &b, &test, &err), PF_OK);
+    pf_dataset_free(&test);
+    assert_int_equal(load(tmpdir, 7, 12, &c, &test, &err), PF_OK);
+    pf_dataset_free(&test);
+    assert_int_equal(a.n, 7);
+    assert_int_equal(c.n, 7);
+    size_t bytes = 7 * (size_t)a.dim * sizeof(float);
+    assert_memory_equal(a.x, b.x, bytes);
+    assert_memory_equal(a.labels, b.labels, 7 * sizeof(int));
+    assert_memory_not_equal(a.x, c.x, bytes);
+    pf_dataset_free(&a);
+    pf_dataset_free(&b);
+    pf_dataset_free(&c);
+}
+
+static void test_subset_larger_than_train_errors(void **s)
+{
+    (void)s;
+    write_tiny_idx_set();
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(tmpdir, N_TRAIN + 1, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "subset"));
+    assert_null(train.x);
+    assert_null(test.x);
+}
+
+static void test_csv_dir_zscores_each_feature(void **s)
+{
+    (void)s;
+    write_text(tabdir, "train.csv", "f1,f2,y\n1,10,0\n2,10,1\n3,10,1\n");
+    write_text(tabdir, "test.csv", "f1,f2,y\n2,11,0\n");
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(tabdir, 0, 0, &train, &test, &err), PF_OK);
+    assert_int_equal(train.n_classes, 2);
+    assert_true(fabsf(train.x[0] + 1.2247449f) < 1e-5f);  /* (1 - 2) / sqrt(2/3) */
+    assert_true(train.x[1] == 0.0f);                       /* constant feature: std 1 */
+    assert_true(test.x[0] == 0.0f && test.x[1] == 1.0f);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+static void test_npy_dir_loads_and_agrees(void **s)
+{
+    (void)s;
+    const float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const int32_t y[4] = {0, 1, 1, 0}, y_test[2] = {1, 0};
+    write_npy(npydir, "train_x.npy", "<f4", "(4, 2)", x, sizeof x);
+    write_npy(npydir, "train_y.npy", "<i4", "(4,)", y, sizeof y);
+    write_npy(npydir, "test_x.npy", "<f4", "(2, 2)", x, 4 * sizeof(float));
+    write_npy(npydir, "test_y.npy", "<i4", "(2,)", y_test, sizeof y_test);
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.spec = npydir;
+    o.norm = PF_NORM_FIXED;
+    o.mean = 1;
+    o.std = 2;
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(pf_data_load(&o, &train, &test, &err), PF_OK);
+    assert_int_equal(train.n, 4);
+    assert_int_equal(test.n, 2);
+    assert_int_equal(train.dim, 2);
+    assert_int_equal(train.n_classes, 2);
+    assert_true(train.x[7] == 3.5f && test.x[1] == 0.5f);  /* (x - 1) / 2 */
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+static void test_train_test_dim_mismatch_errors(void **s)
+{
+    (void)s;
+    const float x[6] = {1, 2, 3, 4, 5, 6};
+    write_npy(npydir, "test_x.npy", "<f4", "(2, 3)", x, sizeof x);
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(npydir, 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "train has 2 features but test has 3"));
+    assert_null(train.x);
+}
+
+static void test_unknown_spec_errors(void **s)
+{
+    (void)s;
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load("no-such-dataset", 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "unknown dataset 'no-such-dataset'"));
+}
+
+static void test_empty_dir_errors(void **s)
+{
+    (void)s;
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(emptydir, 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, emptydir));
+    assert_non_null(strstr(err.msg, "train.csv"));
+}
+
+static void test_missing_mnist_says_make_data(void **s)
+{
+    (void)s;
+    const char *old = getenv("PATHFINDER_DATA");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("PATHFINDER_DATA", emptydir, 1);
+    assert_string_equal(pf_data_root(), emptydir);
+    pf_dataset train, test;
+    pf_error err;
+    int rc = load("mnist", 0, 0, &train, &test, &err);
+    if (saved) setenv("PATHFINDER_DATA", saved, 1);
+    else unsetenv("PATHFINDER_DATA");
+    free(saved);
+    assert_int_equal(rc, PF_EINPUT);
+    assert_non_null(strstr(err.msg, "MNIST not found in"));
+    assert_non_null(strstr(err.msg, "make data"));
+}
+
+/* Whether DIR/NAME or DIR/NAME.gz exists. */
+static int have_file(const char *dir, const char *name)
+{
+    char p[1024];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    if (stat(p, &st) == 0) return 1;
+    snprintf(p, sizeof p, "%s/%s.gz", dir, name);
+    return stat(p, &st) == 0;
+}
+
+static void check_full_set(const pf_dataset *train, const pf_dataset *test)
+{
+    assert_int_equal(train->n, 60000);
+    assert_int_equal(test->n, 10000);
+    assert_int_equal(train->dim, 784);
+    assert_int_equal(train->n_classes, 10);
+    assert_int_equal(test->n_classes, 10);
+    double mean, std;
+    mean_std(train, &mean, &std);
+    assert_true(fabs(mean) < 0.05);
+    assert_true(fabs(std - 1) < 0.05);
+}
+
+static void test_real_mnist(void **s)
+{
+    (void)s;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/mnist", pf_data_root());
+    if (!have_file(dir, "train-images-idx3-ubyte")) skip();
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load("mnist", 0, 0, &train, &test, &err), PF_OK);
+    check_full_set(&train, &test);
+    assert_string_equal(train.name, "mnist");
+    const int first[5] = {5, 0, 4, 1, 9};
+    assert_memory_equal(train.labels, first, sizeof first);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+static void test_real_fashion_mnist(void **s)
+{
+    (void)s;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/fashion-mnist", pf_data_root());
+    if (!have_file(dir, "train-images-idx3-ubyte") &&
+        !have_file("/usr/share/datasets/fashion-mnist", "train-images-idx3-ubyte"))
+        skip();
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load("fashion-mnist", 0, 0, &train, &test, &err), PF_OK);
+    check_full_set(&train, &test);
+    assert_string_equal(train.name, "fashion-mnist");
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_idx_dir_auto_norm_gives_zero_mean_unit_std),
+        cmocka_unit_test(test_idx_dir_no_norm_scales_bytes_to_unit),
+        cmocka_unit_test(test_subset_has_n_rows_and_is_deterministic),
+        cmocka_unit_test(test_subset_larger_than_train_errors),
+        cmocka_unit_test(test_csv_dir_zscores_each_feature),
+        cmocka_unit_test(test_npy_dir_loads_and_agrees),
+        cmocka_unit_test(test_train_test_dim_mismatch_errors),
+        cmocka_unit_test(test_unknown_spec_errors),
+        cmocka_unit_test(test_empty_dir_errors),
+        cmocka_unit_test(test_missing_mnist_says_make_data),
+        cmocka_unit_test(test_real_mnist),
+        cmocka_unit_test(test_real_fashion_mnist),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

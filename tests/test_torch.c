@@ -1,0 +1,256 @@
+/* Cross-check against PyTorch: a fixture written by scripts/make_fixture.py
+ * (Debian's python3-torch) holds small MLPs' parameters, a batch, outputs,
+ * loss, gradient, and parameters after optimizer steps. Every tensor must
+ * match within 1e-5 relative. The fixture is made by `make fixtures`; a
+ * missing fixture is a failure, not a skip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/core.h"
+
+static cJSON *fixture;
+
+static int load_fixture(void **state)
+{
+    (void)state;
+    const char *build = getenv("PF_TEST_BUILD");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fixtures/torch_fixture.json", build ? build : "build");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "missing PyTorch fixture %s: run `make fixtures`\n", path);
+        return -1;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = '\0';
+    fixture = cJSON_Parse(buf);
+    free(buf);
+    return fixture ? 0 : -1;
+}
+
+static int free_fixture(void **state)
+{
+    (void)state;
+    cJSON_Delete(fixture);
+    return 0;
+}
+
+static float *floats(const cJSON *c, const char *key, size_t expect)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(c, key);
+    assert_true(cJSON_IsArray(arr));
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (expect) assert_int_equal(n, expect);
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    size_t i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) v[i++] = (float)e->valuedouble;
+    return v;
+}
+
+static double number(const cJSON *c, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+/* |ours - torch| <= 1e-5 |torch| + atol, with atol a 1e-5 share of the
+ * tensor's scale so that entries near zero are judged fairly. */
+static void expect_close(const char *what, const char *case_name, const float *ours,
+                         const float *ref, size_t n)
+{
+    double scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++) {
+        double tol = 1e-5 * fabs(ref[i]) + 1e-5 * 1e-2 * scale + 1e-12;
+        if (!(fabs((double)ours[i] - ref[i]) <= tol))
+            fail_msg("%s/%s[%zu]: pathfinder %.9g, PyTorch %.9g (tolerance %.3g)", case_name, what,
+                     i, ours[i], ref[i], tol);
+    }
+}
+
+typedef struct {
+    pf_arch arch;
+    int B;
+    float *theta, *x, *targets, *anchor;
+    int *labels;
+    const char *name;
+} torch_case;
+
+static void case_load(torch_case *tc, const cJSON *c)
+{
+    pf_error err;
+    tc->name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+    const cJSON *sz = cJSON_GetObjectItemCaseSensitive(c, "sizes");
+    const cJSON *ac = cJSON_GetObjectItemCaseSensitive(c, "acts");
+    int sizes[PF_MAX_LAYERS + 1], n = 0;
+    pf_act acts[PF_MAX_LAYERS];
+    const cJSON *e;
+    cJSON_ArrayForEach(e, sz) sizes[n++] = e->valueint;
+    int k = 0;
+    cJSON_ArrayForEach(e, ac) assert_int_equal(pf_act_from_name(e->valuestring, &acts[k++]), 0);
+    pf_loss loss;
+    assert_int_equal(pf_loss_from_name(cJSON_GetObjectItemCaseSensitive(c, "loss")->valuestring, &loss), 0);
+    int bias = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "bias"));
+    assert_int_equal(pf_arch_init(&tc->arch, n - 1, sizes, acts, bias, loss, &err), PF_OK);
+    tc->B = (int)number(c, "batch");
+    tc->theta = floats(c, "theta", tc->arch.n_params);
+    tc->anchor = floats(c, "anchor", tc->arch.n_params);
+    tc->x = floats(c, "x", (size_t)tc->B * sizes[0]);
+    tc->labels = NULL;
+    tc->targets = NULL;
+    if (loss == PF_LOSS_CE) {
+        tc->labels = malloc((size_t)tc->B * sizeof(int));
+        int i = 0;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "labels")) tc->labels[i++] = e->valueint;
+    } else {
+        tc->targets = floats(c, "targets", (size_t)tc->B * sizes[n - 1]);
+    }
+}
+
+static void case_free(torch_case *tc)
+{
+    free(tc->theta), free(tc->x), free(tc->targets), free(tc->anchor), free(tc->labels);
+}
+
+static void test_forward_loss_gradient(void **state)
+{
+    (void)state;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(fixture, "cases"))
+    {
+        torch_case tc;
+        case_load(&tc, c);
+        size_t np = tc.arch.n_params;
+        int K = tc.arch.sizes[tc.arch.n_layers];
+        pf_work w;
+        pf_error err;
+        assert_int_equal(pf_work_init(&w, &tc.arch, tc.B, &err), PF_OK);
+        pf_forward(&w, tc.theta, tc.x, tc.B);
+        float *out = floats(c, "output", (size_t)tc.B * K);
+        expect_close("output", tc.name, w.a[tc.arch.n_layers - 1], out, (size_t)tc.B * K);
+        float *g = calloc(np, sizeof *g), *gref = floats(c, "grad", np);
+        double loss = pf_backward(&w, tc.theta, tc.x, tc.labels, tc.targets, tc.B, g);
+        double lref = number(c, "loss_value");
+        if (!(fabs(loss - lref) <= 1e-5 * fabs(lref)))
+            fail_msg("%s/loss: pathfinder %.9g, PyTorch %.9g", tc.name, loss, lref);
+        expect_close("grad", tc.name, g, gref, np);
+        free(out), free(g), free(gref);
+        pf_work_free(&w);
+        case_free(&tc);
+    }
+}
+
+/* Run `steps` optimizer steps on the fixture batch, as the script did. */
+static void run_steps(torch_case *tc, const pf_opt_config *oc, int steps, const float *anchor,
+                      double beta, float *theta)
+{
+    size_t np = tc->arch.n_params;
+    pf_work w;
+    pf_optim o;
+    pf_error err;
+    assert_int_equal(pf_work_init(&w, &tc->arch, tc->B, &err), PF_OK);
+    assert_int_equal(pf_optim_init(&o, oc, np, &err), PF_OK);
+    float *g = malloc(np * sizeof *g);
+    memcpy(theta, tc->theta, np * sizeof *theta);
+    for (int s = 0; s < steps; s++) {
+        memset(g, 0, np * sizeof *g);
+        pf_forward(&w, theta, tc->x, tc->B);
+        pf_backward(&w, theta, tc->x, tc->labels, tc->targets, tc->B, g);
+        pf_l2_add_grad(g, theta, anchor, np, beta);
+        pf_optim_step(&o, theta, g);
+    }
+    free(g);
+    pf_optim_free(&o);
+    pf_work_free(&w);
+}
+
+static void test_optimizer_steps(void **state)
+{
+    (void)state;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(fixture, "cases"))
+    {
+        torch_case tc;
+        case_load(&tc, c);
+        size_t np = tc.arch.n_params;
+        int steps = (int)number(c, "steps");
+        double beta = number(c, "beta");
+        float *theta = malloc(np * sizeof *theta);
+        pf_opt_config adam, sgd;
+        pf_opt_config_default(&adam, PF_OPT_ADAM);
+        adam.lr = number(c, "adam_lr");
+        pf_opt_config_default(&sgd, PF_OPT_SGD);
+        sgd.lr = number(c, "sgd_lr");
+        sgd.momentum = number(c, "sgd_momentum");
+
+        float *ref = floats(c, "adam_wd", np);
+        run_steps(&tc, &adam, steps, NULL, beta, theta);
+        expect_close("adam_wd", tc.name, theta, ref, np);
+        free(ref);
+
+        ref = floats(c, "adam_shifted", np);
+        run_steps(&tc, &adam, steps, tc.anchor, beta, theta);
+        expect_close("adam_shifted", tc.name, theta, ref, np);
+        free(ref);
+
+        ref = floats(c, "sgd_wd", np);
+        run_steps(&tc, &sgd, steps, NULL, beta, theta);
+        expect_close("sgd_wd", tc.name, theta, ref, np);
+        free(ref);
+
+        free(theta);
+        case_free(&tc);
+    }
+}
+
+/* The comparison itself can fail: perturbing Adam's epsilon-free step
+ * (AdamW-style decay instead of L2 in the gradient) is caught. */
+static void test_detects_decoupled_decay(void **state)
+{
+    (void)state;
+    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(fixture, "cases"), 0);
+    torch_case tc;
+    case_load(&tc, c);
+    size_t np = tc.arch.n_params;
+    float *theta = malloc(np * sizeof *theta), *ref = floats(c, "adam_wd", np);
+    pf_opt_config adam;
+    pf_opt_config_default(&adam, PF_OPT_ADAM);
+    adam.lr = number(c, "adam_lr");
+    double beta = number(c, "beta");
+    /* Decoupled decay: no L2 in the gradient, shrink theta separately. */
+    run_steps(&tc, &adam, (int)number(c, "steps"), NULL, 0.0, theta);
+    size_t bad = 0;
+    for (size_t i = 0; i < np; i++) {
+        float decayed = theta[i] * (float)(1.0 - adam.lr * beta);
+        bad += fabs((double)decayed - ref[i]) > 1e-5 * fabs(ref[i]) + 1e-9;
+    }
+    assert_true(bad > np / 2);
+    free(theta), free(ref);
+    case_free(&tc);
+}
+
+int main(void)
+{
+    pf_set_threads(1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_loss_gradient),
+        cmocka_unit_test(test_optimizer_steps),
+        cmocka_unit_test(test_detects_decoupled_decay),
+    };
+    return cmocka_run_group_tests_name("pytorch", tests, load_fixture, free_fixture);
+}
