@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     gcc make pkg-config
     libopenblas-dev     # sgemm/dgemm (cblas) and LAPACK
+    liblapacke-dev      # dense symmetric eigensolver (Hessian tests, Lanczos tridiagonal)
     zlib1g-dev          # .gz datasets
     libcjson-dev        # safetensors headers, JSON results
     libcmocka-dev       # unit tests

@@ -15,7 +15,7 @@
 
 #include "pathfinder/core.h"
 
-enum { SPIN_ROUNDS = 200000 };
+enum { SPIN_ROUNDS = 20000 }; /* then sleep until the next task */
 
 typedef struct {
     int n;                      /* team size, caller included */
@@ -41,6 +41,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Waiting for a partner: spin a while (it is usually microseconds away),
+ * then yield the core, which matters when the machine is busier than the
+ * team is large and the partner needs this very core to make progress. */
+static inline void wait_turn(int *spins)
+{
+    if (++*spins < 20000)
+        cpu_relax();
+    else
+        sched_yield();
+}
+
 static void *member_main(void *arg)
 {
     int tid = (int)(size_t)arg;
@@ -52,7 +63,10 @@ static void *member_main(void *arg)
         int spins = 0;
         while ((g = atomic_load_explicit(&team.generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ROUNDS) {
-                cpu_relax();
+                if (spins < 2000)
+                    cpu_relax();
+                else
+                    sched_yield();
                 continue;
             }
             pthread_mutex_lock(&team.lock);
@@ -129,7 +143,8 @@ void pf_parallel(pf_task_fn fn, void *ctx)
     pthread_cond_broadcast(&team.wake);
     pthread_mutex_unlock(&team.lock);
     fn(ctx, 0, team.n);
-    while (atomic_load_explicit(&team.remaining, memory_order_acquire) > 0) cpu_relax();
+    int spins = 0;
+    while (atomic_load_explicit(&team.remaining, memory_order_acquire) > 0) wait_turn(&spins);
 }
 
 /* Sense-reversing barrier for the members of a running task. */
@@ -142,6 +157,8 @@ void pf_barrier(void)
         atomic_store(&team.barrier_count, 0);
         atomic_store_explicit(&team.barrier_phase, phase + 1, memory_order_release);
     } else {
-        while (atomic_load_explicit(&team.barrier_phase, memory_order_acquire) == phase) cpu_relax();
+        int spins = 0;
+        while (atomic_load_explicit(&team.barrier_phase, memory_order_acquire) == phase)
+            wait_turn(&spins);
     }
 }

@@ -1,0 +1,298 @@
+/* Training protocol: the paper MLP on real MNIST, patience and early stop,
+ * full-batch and L-BFGS modes, regression, determinism across runs and the
+ * thread team, and evaluation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/core.h"
+#include "pathfinder/exp.h"
+#include "pathfinder/io.h"
+
+static pf_arch make_arch(int n_layers, const int *sizes, pf_act hidden, pf_loss loss)
+{
+    pf_arch a;
+    pf_error err;
+    pf_act acts[PF_MAX_LAYERS];
+    for (int l = 0; l < n_layers; l++) acts[l] = l + 1 < n_layers ? hidden : PF_ACT_LINEAR;
+    assert_int_equal(pf_arch_init(&a, n_layers, sizes, acts, 1, loss, &err), PF_OK);
+    return a;
+}
+
+/* Two noisy Gaussian blobs per class in 8 dimensions. */
+static void blobs(pf_dataset *d, size_t n, int classes, uint64_t seed, int regression)
+{
+    memset(d, 0, sizeof *d);
+    pf_rng rng;
+    pf_rng_seed(&rng, seed);
+    d->n = n;
+    d->dim = 8;
+    d->x = malloc(n * 8 * sizeof(float));
+    if (regression) {
+        d->targets = malloc(n * 2 * sizeof(float));
+        d->n_targets = 2;
+    } else {
+        d->labels = malloc(n * sizeof(int));
+        d->n_classes = classes;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i % (size_t)classes);
+        for (int j = 0; j < 8; j++)
+            d->x[i * 8 + j] = (float)((j == c % 8 ? 2.0 : 0.0) + pf_rng_uniform(&rng) - 0.5);
+        if (regression) {
+            d->targets[i * 2] = (float)(d->x[i * 8] - d->x[i * 8 + 1]);
+            d->targets[i * 2 + 1] = (float)(0.5 * d->x[i * 8 + 2] * d->x[i * 8 + 2]);
+        } else {
+            d->labels[i] = c;
+        }
+    }
+    snprintf(d->name, sizeof d->name, "blobs");
+}
+
+static void train_once(const pf_arch *a, const pf_dataset *d, const pf_train_config *cfg,
+                       uint64_t seed, float *theta, pf_train_result *res)
+{
+    pf_error err;
+    pf_rng rng;
+    pf_rng_seed(&rng, seed);
+    pf_init_params(a, theta, &rng);
+    pf_trainer t;
+    assert_int_equal(pf_trainer_init(&t, a, &cfg->opt, cfg->batch, d->n, seed + 1, &err), PF_OK);
+    int rc = pf_train_beta(&t, theta, d, cfg, res, &err);
+    if (rc) fail_msg("training failed: %s", err.msg);
+    pf_trainer_free(&t);
+}
+
+/* The paper MLP, one epoch of the paper protocol on the real MNIST,
+ * reaches more than 90% test accuracy. */
+static void test_mnist_one_epoch(void **state)
+{
+    (void)state;
+    pf_data_options o;
+    pf_data_options_default(&o);
+    pf_dataset train, test;
+    pf_error err;
+    int rc = pf_data_load(&o, &train, &test, &err);
+    if (rc) fail_msg("MNIST is needed for this test (make data): %s", err.msg);
+    const int sizes[] = {784, 128, 128, 10};
+    pf_arch a = make_arch(3, sizes, PF_ACT_SIGMOID, PF_LOSS_CE);
+    pf_train_config cfg;
+    pf_train_config_paper(&cfg);
+    cfg.max_epochs = 1;
+    float *theta = malloc(a.n_params * sizeof *theta);
+    pf_train_result res;
+    pf_set_threads(2);
+    train_once(&a, &train, &cfg, 0, theta, &res);
+    assert_int_equal(res.epochs, 1);
+    assert_int_equal(res.steps, 938); /* 60000 / 64 rounded up: the last batch is short */
+    pf_work w;
+    assert_int_equal(pf_work_init(&w, &a, 2000, &err), PF_OK);
+    pf_metrics m;
+    assert_int_equal(pf_measure(&w, theta, &train, &test, NULL, 0.0, &m, &err), PF_OK);
+    print_message("MNIST after one epoch: test accuracy %.2f%%, train CE %.4f, r %.2f\n",
+                  m.test.accuracy, m.train.loss, m.r);
+    assert_true(m.test.accuracy > 90.0);
+    assert_true(m.train.loss < 0.35);
+    double mean_class = 0;
+    for (int k = 0; k < 10; k++) mean_class += m.test.class_accuracy[k] / 10;
+    assert_true(fabs(mean_class - m.test.accuracy) < 2.0);
+    pf_set_threads(1);
+    pf_work_free(&w);
+    free(theta);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+}
+
+/* Same seed and same threads: bit-identical parameters, with 1 and 2
+ * members; the thread team splits work by units, so 1 and 2 agree too. */
+static void test_deterministic_training(void **state)
+{
+    (void)state;
+    pf_dataset d;
+    blobs(&d, 1000, 5, 1, 0);
+    const int sizes[] = {8, 32, 16, 5};
+    pf_arch a = make_arch(3, sizes, PF_ACT_TANH, PF_LOSS_CE);
+    pf_train_config cfg;
+    pf_train_config_paper(&cfg);
+    cfg.max_epochs = 3;
+    cfg.beta = 0.001;
+    float *th[3];
+    pf_train_result res;
+    for (int k = 0; k < 3; k++) {
+        pf_set_threads(k == 2 ? 2 : 1);
+        th[k] = malloc(a.n_params * sizeof(float));
+        train_once(&a, &d, &cfg, 7, th[k], &res);
+    }
+    pf_set_threads(1);
+    assert_memory_equal(th[0], th[1], a.n_params * sizeof(float));
+    size_t differ = 0;
+    for (size_t i = 0; i < a.n_params; i++) differ += th[0][i] != th[2][i];
+    print_message("1 vs 2 threads: %zu of %zu parameters differ\n", differ, a.n_params);
+    double dist = 0;
+    for (size_t i = 0; i < a.n_params; i++) dist += fabs((double)th[0][i] - th[2][i]);
+    assert_true(dist < 1e-3 * a.n_params);
+    /* a different seed gives a different model */
+    float *other = malloc(a.n_params * sizeof(float));
+    train_once(&a, &d, &cfg, 8, other, &res);
+    assert_true(memcmp(other, th[0], a.n_params * sizeof(float)) != 0);
+    for (int k = 0; k < 3; k++) free(th[k]);
+    free(other);
+    pf_dataset_free(&d);
+}
+
+/* Patience: a learning rate of zero never improves after the first epoch,
+ * so training stops after 1 + patience epochs, with the state unchanged. */
+static void test_patience_stops(void **state)
+{
+    (void)state;
+    pf_dataset d;
+    blobs(&d, 300, 3, 2, 0);
+    const int sizes[] = {8, 6, 3};
+    pf_arch a = make_arch(2, sizes, PF_ACT_SIGMOID, PF_LOSS_CE);
+    pf_train_config cfg;
+    pf_train_config_paper(&cfg);
+    pf_opt_config_default(&cfg.opt, PF_OPT_SGD);
+    cfg.opt.lr = 1e-30;
+    cfg.opt.momentum = 0.0;
+    cfg.batch = 300; /* one batch: every epoch sees the same loss */
+    cfg.patience = 3;
+    float *theta = malloc(a.n_params * sizeof *theta);
+    pf_train_result res;
+    train_once(&a, &d, &cfg, 1, theta, &res);
+    assert_int_equal(res.epochs, 4);
+    assert_true(res.stopped_early);
+    /* a working learning rate keeps improving and runs to max_epochs */
+    cfg.opt.lr = 0.5;
+    cfg.max_epochs = 20;
+    train_once(&a, &d, &cfg, 1, theta, &res);
+    assert_int_equal(res.epochs, 20);
+    assert_false(res.stopped_early);
+    assert_true(res.epoch_loss < res.best_epoch_loss + 1e-12);
+    free(theta);
+    pf_dataset_free(&d);
+}
+
+/* Shifted L2 with a large beta pulls the model onto its anchor. */
+static void test_strong_anchor_pulls_to_anchor(void **state)
+{
+    (void)state;
+    pf_dataset d;
+    blobs(&d, 400, 4, 3, 0);
+    const int sizes[] = {8, 10, 4};
+    pf_arch a = make_arch(2, sizes, PF_ACT_RELU, PF_LOSS_CE);
+    float *anchor = malloc(a.n_params * sizeof *anchor), *theta = malloc(a.n_params * sizeof *theta);
+    pf_rng rng;
+    pf_rng_seed(&rng, 99);
+    pf_init_params(&a, anchor, &rng);
+    pf_train_config cfg;
+    pf_train_config_paper(&cfg);
+    cfg.anchor = anchor;
+    cfg.beta = 50.0;
+    cfg.max_epochs = 30;
+    /* SGD contracts toward the minimum; Adam's normalized steps would keep
+     * every parameter jittering about lr away from it. */
+    pf_opt_config_default(&cfg.opt, PF_OPT_SGD);
+    cfg.opt.momentum = 0.0;
+    cfg.opt.lr = 0.01;
+    pf_train_result res;
+    train_once(&a, &d, &cfg, 4, theta, &res);
+    double r = pf_distance(theta, anchor, a.n_params), r0 = 0;
+    pf_rng_seed(&rng, 4);
+    float *init = malloc(a.n_params * sizeof *init);
+    pf_init_params(&a, init, &rng);
+    r0 = pf_distance(init, anchor, a.n_params);
+    print_message("distance to anchor: start %.3f, end %.4f\n", r0, r);
+    assert_true(r < 0.05 * r0);
+    free(anchor), free(theta), free(init);
+    pf_dataset_free(&d);
+}
+
+/* Full-batch Adam, L-BFGS and MSE regression all lower the loss; L-BFGS
+ * is deterministic and reaches a small gradient. */
+static void test_fullbatch_lbfgs_regression(void **state)
+{
+    (void)state;
+    pf_dataset d;
+    blobs(&d, 500, 2, 5, 1);
+    const int sizes[] = {8, 16, 2};
+    pf_arch a = make_arch(2, sizes, PF_ACT_TANH, PF_LOSS_MSE);
+    float *theta = malloc(a.n_params * sizeof *theta), *again = malloc(a.n_params * sizeof *again);
+    pf_work w;
+    pf_error err;
+    assert_int_equal(pf_work_init(&w, &a, 128, &err), PF_OK);
+    pf_rng rng;
+    pf_rng_seed(&rng, 6);
+    pf_init_params(&a, theta, &rng);
+    double before = pf_full_gradient(&w, theta, &d, NULL);
+
+    pf_train_config cfg;
+    pf_train_config_paper(&cfg);
+    cfg.batch = 0;
+    cfg.max_epochs = 200;
+    cfg.opt.lr = 0.01;
+    pf_train_result res;
+    train_once(&a, &d, &cfg, 6, theta, &res);
+    double adam_full = pf_full_gradient(&w, theta, &d, NULL);
+    assert_true(adam_full < 0.5 * before);
+
+    pf_opt_config_default(&cfg.opt, PF_OPT_LBFGS);
+    cfg.max_epochs = 300;
+    cfg.beta = 1e-3;
+    train_once(&a, &d, &cfg, 6, theta, &res);
+    train_once(&a, &d, &cfg, 6, again, &res);
+    assert_memory_equal(theta, again, a.n_params * sizeof(float));
+    double lbfgs = pf_full_gradient(&w, theta, &d, NULL);
+    print_message("MSE: init %.4f, full-batch Adam %.5f, L-BFGS %.6f (%d iterations)\n", before,
+                  adam_full, lbfgs, res.epochs);
+    assert_true(lbfgs < adam_full);
+    pf_work_free(&w);
+    free(theta), free(again);
+    pf_dataset_free(&d);
+}
+
+/* Evaluation: per-class accuracy from known predictions. A linear model
+ * that copies its input picks argmax(x). */
+static void test_evaluate_counts(void **state)
+{
+    (void)state;
+    const int sizes[] = {3, 3};
+    pf_arch a = make_arch(1, sizes, PF_ACT_LINEAR, PF_LOSS_CE);
+    float theta[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    float x[] = {5, 0, 0, /**/ 0, 5, 0, /**/ 0, 0, 5, /**/ 5, 0, 0, /**/ 0, 5, 0};
+    int labels[] = {0, 1, 2, 1, 1}; /* sample 3 is wrong (class 1 predicted 0) */
+    pf_dataset d = {.n = 5, .dim = 3, .x = x, .labels = labels, .n_classes = 3};
+    pf_work w;
+    pf_error err;
+    assert_int_equal(pf_work_init(&w, &a, 2, &err), PF_OK);
+    pf_eval e;
+    assert_int_equal(pf_evaluate(&w, theta, &d, &e, &err), PF_OK);
+    assert_true(fabs(e.accuracy - 80.0) < 1e-12);
+    assert_true(fabs(e.class_accuracy[0] - 100.0) < 1e-12);
+    assert_true(fabs(e.class_accuracy[1] - 200.0 / 3) < 1e-9);
+    assert_true(fabs(e.class_accuracy[2] - 100.0) < 1e-12);
+    double good = log(1 + 2 * exp(-5.0)), bad = 5 + log(1 + 2 * exp(-5.0));
+    assert_true(fabs(e.loss - (4 * good + bad) / 5) < 1e-6);
+    /* a dataset that does not fit the model is refused */
+    pf_dataset wide = d;
+    wide.dim = 4;
+    assert_int_equal(pf_evaluate(&w, theta, &wide, &e, &err), PF_EINPUT);
+    pf_work_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_evaluate_counts),
+        cmocka_unit_test(test_patience_stops),
+        cmocka_unit_test(test_deterministic_training),
+        cmocka_unit_test(test_strong_anchor_pulls_to_anchor),
+        cmocka_unit_test(test_fullbatch_lbfgs_regression),
+        cmocka_unit_test(test_mnist_one_epoch),
+    };
+    return cmocka_run_group_tests_name("train", tests, NULL, NULL);
+}
