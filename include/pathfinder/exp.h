@@ -104,4 +104,80 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
 /* Monotonic seconds. */
 double pf_now(void);
 
+/* ------------------------------------------------------------- sweeps */
+
+/* One point of a sweep: a strength and the direction it was reached in. */
+typedef struct {
+    double beta;
+    int direction;   /* +1 going up in beta, -1 coming down */
+} pf_grid_point;
+
+/* Parse a beta grid: "0,0.001,0.002", "start:stop:step" (inclusive, steps
+ * counted, not accumulated), or "geom:start:stop:n" (n points, start > 0).
+ * The values come back sorted ascending without duplicates. */
+int pf_grid_parse(const char *spec, double **betas, long *n, pf_error *err);
+
+/* Expand ascending betas into the visiting order for a direction: "up",
+ * "down", or "loop" (up, then back down without repeating the top). */
+int pf_grid_expand(const double *betas, long n, const char *direction, pf_grid_point **points,
+                   long *n_points, pf_error *err);
+
+/* What a sweep records at every point (the paper's columns and more). */
+typedef struct {
+    long index;
+    pf_grid_point point;
+    pf_metrics m;
+    int epochs;
+    double seconds;
+} pf_point_result;
+
+/* Called after every point with the model just trained there; a non-zero
+ * return stops the sweep with that code. */
+typedef int (*pf_point_fn)(void *ctx, const pf_point_result *res, const float *theta,
+                           const pf_trainer *t, pf_error *err);
+
+/* The quasi-static sweep: for points[start..n), train theta at each beta,
+ * warm-started from the previous point, measure, and report. */
+int pf_sweep(pf_trainer *t, float *theta, const pf_dataset *train, const pf_dataset *test,
+             const pf_train_config *base, const pf_grid_point *points, long n, long start,
+             pf_point_fn on_point, void *ctx, pf_error *err);
+
+/* -------------------------------------------------------- transitions */
+
+/* A curve measured along a sweep, in the order of ascending beta. */
+typedef struct {
+    long n;
+    const double *beta;
+    const double *r;          /* order parameter ||theta - anchor|| */
+    const double *loss;       /* E, train loss */
+    const double *reg_loss;   /* L_beta */
+    const double *accuracy;   /* test accuracy, percent (may be NULL) */
+} pf_curve;
+
+typedef struct {
+    int window;          /* points on each side for the local trends (default 5) */
+    double threshold;    /* jump / local noise needed (default 8) */
+    double min_rel_jump; /* smallest relative jump of r that counts (default 0.01) */
+    double major_accuracy_drop;  /* percentage points that make a transition major (default 2) */
+} pf_detect_config;
+
+void pf_detect_config_default(pf_detect_config *c);
+
+typedef struct {
+    long below, above;        /* indices of the points on each side */
+    double beta_below, beta_above;
+    double r_below, r_above, jump_r;       /* jump_r: trend-corrected jump of log r */
+    double loss_below, loss_above, jump_loss;
+    double reg_below, reg_above, jump_reg;
+    double acc_below, acc_above;
+    double score;             /* |jump of log r| / local noise */
+    int major;
+} pf_transition;
+
+/* Find first-order transitions: steps of log r against log beta that stand
+ * out from the local smooth trends on both sides, with E jumping up.
+ * *out is allocated (may be NULL when none are found). */
+int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_transition **out,
+                          long *n_out, pf_error *err);
+
 #endif

@@ -8,6 +8,7 @@
 #define PATHFINDER_IO_H
 
 #include "pathfinder/core.h"
+#include "pathfinder/exp.h"
 
 /* ------------------------------------------------------------------- idx */
 
@@ -96,6 +97,40 @@ int pf_ckpt_write(const char *path, const pf_arch *arch, const float *theta,
  * CE. If expect is non-NULL the file must match it. *theta is allocated. */
 int pf_ckpt_read(const char *path, const pf_arch *fallback, const pf_arch *expect,
                  pf_arch *arch, float **theta, pf_ckpt_meta *meta, pf_error *err);
+
+/* ----------------------------------------------------------- run folders */
+
+/* sweep.csv: one row per point, in the paper's column names
+ * (L2_strength, Train_Loss, Train_Reg_Loss, Test_Loss, Test_Accuracy,
+ * Class_0_Accuracy ... Class_{K-1}_Accuracy, r) followed by Train_Accuracy,
+ * epochs, seconds, direction (up/down) and index. Numbers are printed with
+ * 17 significant digits, so a file read back and rewritten is identical.
+ * The whole file is rewritten atomically. */
+int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf_error *err);
+int pf_sweep_csv_read(const char *path, pf_point_result **rows, long *n, pf_error *err);
+
+/* The resumable state of a sweep after a completed point: the parameters,
+ * the shuffling RNG, the optimizer state and the index of the next point.
+ * A binary file with a CRC-32, written atomically. */
+typedef struct {
+    long next_index;
+    pf_rng rng;
+    long optim_step;
+    size_t n_params;
+    float *theta;        /* (n_params) */
+    float *m, *v;        /* optimizer moments (n_params) or NULL */
+} pf_sweep_state;
+
+int pf_sweep_state_write(const char *path, const pf_sweep_state *s, pf_error *err);
+int pf_sweep_state_read(const char *path, size_t n_params, pf_sweep_state *s, pf_error *err);
+void pf_sweep_state_free(pf_sweep_state *s);
+
+/* CRC-32 of a dataset's arrays (features, labels, targets), as recorded in
+ * a run's config.json. */
+uint32_t pf_dataset_checksum(const pf_dataset *d);
+
+/* Read a whole (small) file; *buf is NUL-terminated and allocated. */
+int pf_read_file(const char *path, char **buf, size_t *n, size_t max, pf_error *err);
 
 /* ------------------------------------------------------------ utilities */
 

@@ -15,7 +15,7 @@ static const char *const eval_help =
     CLI_DATA_HELP
     "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
-enum { OPT_BETA = OPT_FIRST_COMMAND_OPTION, OPT_ANCHOR, OPT_ACT };
+enum { OPT_BETA = OPT_FIRST_OWN_OPTION }; /* --anchor and --act as in cli.h */
 
 static const struct option eval_options[] = {
     CLI_DATA_LONGOPTS,

@@ -10,7 +10,8 @@ static const char *const usage =
     "Probe the error landscape of MLPs with (shifted) L2 regularization.\n\n"
     "Commands:\n"
     "  train      train a model at one L2 strength and write a checkpoint\n"
-    "  eval       metrics of a checkpoint on train and test data\n\n"
+    "  eval       metrics of a checkpoint on train and test data\n"
+    "  sweep      quasi-static beta sweep: phase diagram, transitions, hierarchy\n\n"
     "Run 'pathfinder COMMAND --help' for a command's options.\n"
     "  --version  print the version\n"
     "  --help     this text\n\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 1, argv + 1);
     fprintf(stderr, "pathfinder: unknown command '%s'\nTry 'pathfinder --help'.\n", cmd);
     return PF_EINPUT;
 }

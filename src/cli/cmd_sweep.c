@@ -1,0 +1,366 @@
+/* pathfinder sweep: the quasi-static beta sweep of the paper, resumable.
+ *
+ * The run folder holds config.json (everything needed to rerun, checked on
+ * resume), sweep.csv (one row per completed point), state.bin (parameters,
+ * shuffling RNG and optimizer state after the last completed point) and
+ * checkpoints/pNNNNN.safetensors (the model at every point). After each
+ * point the checkpoint, then the table, then the state are written, each
+ * atomically; a rerun truncates the table to the state's point count, so a
+ * kill at any moment loses no row and duplicates none. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "post.h"
+
+static const char *const sweep_help =
+    "Usage: pathfinder sweep [OPTIONS] --out DIR\n"
+    "Quasi-static L2 sweep: train at each beta of a grid, warm-started from the previous one,\n"
+    "then detect, refine and explain the phase transitions.\n\n"
+    "Sweep:\n"
+    "  --beta GRID          list (0,0.001,0.002), START:STOP:STEP or geom:START:STOP:N\n"
+    "                       (default 0:0.09:0.0002, the paper's 451 points)\n"
+    "  --direction DIR      up (default), down, or loop (up, then back down: hysteresis)\n"
+    "  --out DIR            run folder (required); rerunning the same command resumes it\n"
+    "  --save-every N       keep the checkpoint of every N-th point (default 0: only those\n"
+    "                       beside transitions); --keep-checkpoints keeps all of them\n"
+    "  --keep-checkpoints   keep every point's checkpoint\n"
+    "Transitions:\n"
+    "  --refine-tol X       bisect each transition in beta down to X (default 1e-6)\n"
+    "  --no-refine          detect transitions but do not bisect them\n"
+    "  --window N           points on each side for the local trends (default 5)\n"
+    "  --threshold X        jump / local noise needed for a transition (default 8)\n"
+    "  --encoded-threshold P  a class counts as encoded above P percent (default 50)\n"
+    CLI_MODEL_HELP
+    CLI_DATA_HELP
+    "\nOutputs in DIR: sweep.csv, config.json, transitions.json, phases.json, figures/,\n"
+    "checkpoints/, transitions/T<k>_below|above.safetensors (refined saddle anchors).\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+
+enum {
+    OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_DIRECTION, OPT_OUT, OPT_SAVE_EVERY, OPT_KEEP_CKPT,
+    OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED
+};
+
+static const struct option sweep_options[] = {
+    CLI_DATA_LONGOPTS,
+    CLI_MODEL_LONGOPTS,
+    {"beta", required_argument, 0, OPT_BETA},
+    {"direction", required_argument, 0, OPT_DIRECTION},
+    {"out", required_argument, 0, OPT_OUT},
+    {"save-every", required_argument, 0, OPT_SAVE_EVERY},
+    {"keep-checkpoints", no_argument, 0, OPT_KEEP_CKPT},
+    {"refine-tol", required_argument, 0, OPT_REFINE_TOL},
+    {"no-refine", no_argument, 0, OPT_NO_REFINE},
+    {"window", required_argument, 0, OPT_WINDOW},
+    {"threshold", required_argument, 0, OPT_THRESHOLD},
+    {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {0, 0, 0, 0},
+};
+
+typedef struct {
+    cli_common common;
+    cli_model_opts model;
+    const char *grid, *direction, *out;
+    post_options post;
+} sweep_args;
+
+static int parse_args(int argc, char **argv, sweep_args *a)
+{
+    const char *cmd = "sweep";
+    memset(a, 0, sizeof *a);
+    cli_common_default(&a->common);
+    cli_model_default(&a->model);
+    post_options_default(&a->post);
+    a->grid = "0:0.09:0.0002";
+    a->direction = "up";
+    optind = 1;
+    int opt;
+    long v;
+    while ((opt = getopt_long(argc, argv, "", sweep_options, NULL)) != -1) {
+        int r = cli_common_option(cmd, &a->common, opt, optarg);
+        if (!r) r = cli_model_option(cmd, &a->model, opt, optarg);
+        if (r < 0) return PF_EINPUT;
+        if (r > 0) continue;
+        switch (opt) {
+        case OPT_BETA: a->grid = optarg; break;
+        case OPT_DIRECTION: a->direction = optarg; break;
+        case OPT_OUT: a->out = optarg; break;
+        case OPT_KEEP_CKPT: a->post.keep_checkpoints = 1; break;
+        case OPT_NO_REFINE: a->post.refine = 0; break;
+        case OPT_SAVE_EVERY:
+            if (cli_parse_long(optarg, &v) || v < 0)
+                return cli_usage_error(cmd, "--save-every needs a count >= 0, got '%s'", optarg);
+            a->post.save_every = v;
+            break;
+        case OPT_REFINE_TOL:
+            if (cli_parse_double(optarg, &a->post.refine_tol) || !(a->post.refine_tol > 0))
+                return cli_usage_error(cmd, "--refine-tol needs a positive number, got '%s'", optarg);
+            break;
+        case OPT_WINDOW:
+            if (cli_parse_long(optarg, &v) || v < 2 || v > 1000)
+                return cli_usage_error(cmd, "--window needs a count from 2 to 1000, got '%s'", optarg);
+            a->post.detect.window = (int)v;
+            break;
+        case OPT_THRESHOLD:
+            if (cli_parse_double(optarg, &a->post.detect.threshold) || !(a->post.detect.threshold > 0))
+                return cli_usage_error(cmd, "--threshold needs a positive number, got '%s'", optarg);
+            break;
+        case OPT_ENCODED:
+            if (cli_parse_double(optarg, &a->post.encoded_threshold) ||
+                a->post.encoded_threshold < 0 || a->post.encoded_threshold > 100)
+                return cli_usage_error(cmd, "--encoded-threshold needs a percentage, got '%s'", optarg);
+            break;
+        default:
+            return cli_usage_error(cmd, "unknown option");
+        }
+    }
+    if (a->common.help) return PF_OK;
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!a->out) return cli_usage_error(cmd, "--out DIR is required");
+    return PF_OK;
+}
+
+/* Everything that decides a sweep's results, compared on resume. */
+static cJSON *settings_json(const sweep_args *a, const pf_arch *arch, const pf_train_config *cfg,
+                            const pf_dataset *train, const pf_dataset *test, long n_points)
+{
+    cJSON *s = cJSON_CreateObject();
+    char buf[512];
+    cJSON *d = cJSON_AddObjectToObject(s, "data");
+    cJSON_AddStringToObject(d, "spec", a->common.data.spec);
+    cJSON_AddStringToObject(d, "name", train->name);
+    cJSON_AddNumberToObject(d, "train_subset", (double)a->common.data.train_subset);
+    cJSON_AddNumberToObject(d, "subset_seed", (double)a->common.data.subset_seed);
+    cJSON_AddNumberToObject(d, "normalize", a->common.data.norm);
+    cJSON_AddNumberToObject(d, "mean", a->common.data.mean);
+    cJSON_AddNumberToObject(d, "std", a->common.data.std);
+    snprintf(buf, sizeof buf, "%08x", pf_dataset_checksum(train));
+    cJSON_AddStringToObject(d, "train_crc32", buf);
+    snprintf(buf, sizeof buf, "%08x", pf_dataset_checksum(test));
+    cJSON_AddStringToObject(d, "test_crc32", buf);
+    cJSON_AddNumberToObject(d, "n_train", (double)train->n);
+    cJSON_AddNumberToObject(d, "n_test", (double)test->n);
+    cJSON *m = cJSON_AddObjectToObject(s, "model");
+    pf_arch_sizes_str(arch, buf, sizeof buf);
+    cJSON_AddStringToObject(m, "architecture", buf);
+    pf_arch_acts_str(arch, buf, sizeof buf);
+    cJSON_AddStringToObject(m, "activations", buf);
+    cJSON_AddBoolToObject(m, "bias", arch->bias);
+    cJSON_AddStringToObject(m, "loss", pf_loss_name(arch->loss));
+    cJSON_AddStringToObject(m, "init", a->model.init ? a->model.init : "nn.Linear default");
+    cJSON_AddStringToObject(m, "anchor", a->model.anchor ? a->model.anchor : "origin");
+    cJSON_AddNumberToObject(m, "seed", (double)a->model.seed);
+    cJSON *p = cJSON_AddObjectToObject(s, "protocol");
+    cJSON_AddStringToObject(p, "optimizer", pf_opt_name(cfg->opt.kind));
+    cJSON_AddNumberToObject(p, "lr", cfg->opt.lr);
+    cJSON_AddNumberToObject(p, "momentum", cfg->opt.momentum);
+    cJSON_AddNumberToObject(p, "batch", cfg->batch);
+    cJSON_AddNumberToObject(p, "max_epochs", cfg->max_epochs);
+    cJSON_AddNumberToObject(p, "patience", cfg->patience);
+    cJSON_AddNumberToObject(p, "min_delta", cfg->min_delta);
+    cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
+    cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
+    cJSON_AddNumberToObject(p, "threads", a->common.threads);
+    cJSON *g = cJSON_AddObjectToObject(s, "grid");
+    cJSON_AddStringToObject(g, "beta", a->grid);
+    cJSON_AddStringToObject(g, "direction", a->direction);
+    cJSON_AddNumberToObject(g, "points", (double)n_points);
+    return s;
+}
+
+/* Write config.json, or check that an existing one describes the same run. */
+static int check_config(const char *dir, cJSON *settings, int argc, char **argv, pf_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (access(path, F_OK) == 0) {
+        char *text;
+        int rc = pf_read_file(path, &text, NULL, 1 << 24, err);
+        if (rc) return rc;
+        cJSON *old = cJSON_Parse(text);
+        free(text);
+        cJSON *olds = old ? cJSON_GetObjectItemCaseSensitive(old, "settings") : NULL;
+        if (!olds) {
+            cJSON_Delete(old);
+            return pf_fail(err, PF_EINPUT, "%s: not a pathfinder run configuration", path);
+        }
+        /* Name the first section that differs, to help the user. */
+        const char *sections[] = {"data", "model", "protocol", "grid"};
+        for (int i = 0; i < 4; i++) {
+            cJSON *x = cJSON_GetObjectItemCaseSensitive(olds, sections[i]);
+            cJSON *y = cJSON_GetObjectItemCaseSensitive(settings, sections[i]);
+            if (!x || !y || !cJSON_Compare(x, y, 1)) {
+                cJSON_Delete(old);
+                return pf_fail(err, PF_EINPUT,
+                               "%s: this folder holds a sweep with different %s settings; resume it "
+                               "with the same options or use another --out", path, sections[i]);
+            }
+        }
+        cJSON_Delete(old);
+        return PF_OK;
+    }
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "pathfinder_version", PF_VERSION);
+    cJSON_AddStringToObject(c, "command", "sweep");
+    cJSON *args = cJSON_AddArrayToObject(c, "arguments");
+    cJSON_AddItemToArray(args, cJSON_CreateString("pathfinder"));
+    for (int i = 0; i < argc; i++) cJSON_AddItemToArray(args, cJSON_CreateString(argv[i]));
+    cJSON_AddItemToObject(c, "settings", cJSON_Duplicate(settings, 1));
+    char *text = cJSON_Print(c);
+    cJSON_Delete(c);
+    int rc = pf_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+typedef struct {
+    const char *dir;
+    const pf_arch *arch;
+    pf_point_result *rows;
+    long n_rows, n_points;
+    const sweep_args *a;
+    const char *dataset;
+    cli_progress *prog;
+    double t0;
+} sweep_ctx;
+
+static int on_point(void *vctx, const pf_point_result *res, const float *theta, const pf_trainer *t,
+                    pf_error *err)
+{
+    sweep_ctx *c = vctx;
+    char path[4096];
+    c->rows[c->n_rows++] = *res;
+    int rc = post_write_point_checkpoint(c->dir, res, c->arch, theta, c->a->model.anchor,
+                                         c->a->model.seed, c->dataset, err);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/sweep.csv", c->dir);
+    if ((rc = pf_sweep_csv_write(path, c->rows, c->n_rows, err))) return rc;
+    pf_sweep_state st = {res->index + 1, t->rng, t->optim.step, c->arch->n_params, (float *)theta,
+                         c->a->model.keep_optimizer ? t->optim.m : NULL,
+                         c->a->model.keep_optimizer ? t->optim.v : NULL};
+    snprintf(path, sizeof path, "%s/state.bin", c->dir);
+    if ((rc = pf_sweep_state_write(path, &st, err))) return rc;
+    if (c->prog->enabled) {
+        cli_progress_done(c->prog);
+        double el = pf_now() - c->t0;
+        long done = res->index + 1;
+        fprintf(stderr, "[%ld/%ld] beta %-9.6g %-4s epochs %2d  test acc %6.2f%%  r %8.4f  E %.4f  %.1fs\n",
+                done, c->n_points, res->point.beta, res->point.direction > 0 ? "up" : "down",
+                res->epochs, res->m.test.accuracy, res->m.r, res->m.train.loss, el);
+    }
+    return PF_OK;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    sweep_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (a.common.help) {
+        fputs(sweep_help, stdout);
+        return PF_OK;
+    }
+    pf_error err;
+    pf_error_clear(&err);
+    double *betas = NULL;
+    long n_betas = 0, n_points = 0;
+    pf_grid_point *points = NULL;
+    pf_dataset train = {0}, test = {0};
+    pf_arch arch;
+    float *theta = NULL, *anchor = NULL;
+    pf_trainer trainer = {0};
+    int trainer_ready = 0;
+    pf_point_result *rows = NULL;
+    cJSON *settings = NULL;
+    if ((rc = pf_grid_parse(a.grid, &betas, &n_betas, &err))) goto done;
+    if ((rc = pf_grid_expand(betas, n_betas, a.direction, &points, &n_points, &err))) goto done;
+    pf_set_threads(a.common.threads);
+    if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
+    if ((rc = cli_model_setup(&a.model, &train, &arch, &theta, &anchor, &err))) goto done;
+    pf_train_config cfg;
+    cli_model_train_config(&a.model, &cfg);
+    cfg.anchor = anchor;
+    cli_progress prog;
+    cli_progress_init(&prog, a.common.quiet);
+    cfg.progress = cli_progress_fn;
+    cfg.progress_ctx = &prog;
+
+    if ((rc = post_make_dirs(a.out, &err))) goto done;
+    settings = settings_json(&a, &arch, &cfg, &train, &test, n_points);
+    if ((rc = check_config(a.out, settings, argc, argv, &err))) goto done;
+
+    if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train.n,
+                              cli_shuffle_seed(a.model.seed), &err)))
+        goto done;
+    trainer_ready = 1;
+    rows = calloc((size_t)n_points, sizeof *rows);
+    if (!rows) {
+        rc = pf_fail(&err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    long start = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state.bin", a.out);
+    if (access(path, F_OK) == 0) {
+        pf_sweep_state st;
+        if ((rc = pf_sweep_state_read(path, arch.n_params, &st, &err))) goto done;
+        memcpy(theta, st.theta, arch.n_params * sizeof *theta);
+        trainer.rng = st.rng;
+        trainer.optim.step = st.optim_step;
+        if (st.m && st.v && a.model.keep_optimizer) {
+            memcpy(trainer.optim.m, st.m, arch.n_params * sizeof(float));
+            if (trainer.optim.v) memcpy(trainer.optim.v, st.v, arch.n_params * sizeof(float));
+        }
+        start = st.next_index;
+        pf_sweep_state_free(&st);
+        if (start < 0 || start > n_points) {
+            rc = pf_fail(&err, PF_EINPUT, "%s: state points past the end of the grid", path);
+            goto done;
+        }
+        /* The table may hold one row more than the state (killed in
+         * between): keep exactly the rows the state covers. */
+        pf_point_result *old = NULL;
+        long n_old = 0;
+        snprintf(path, sizeof path, "%s/sweep.csv", a.out);
+        if (start > 0 && (rc = pf_sweep_csv_read(path, &old, &n_old, &err))) goto done;
+        if (n_old < start) {
+            free(old);
+            rc = pf_fail(&err, PF_EINPUT, "%s: holds %ld rows but the state says %ld points are done",
+                         path, n_old, start);
+            goto done;
+        }
+        for (long i = 0; i < start; i++) {
+            rows[i] = old[i];
+            rows[i].m.test.n_classes = train.n_classes;
+        }
+        free(old);
+        if (!a.common.quiet)
+            fprintf(stderr, "pathfinder sweep: resuming %s at point %ld of %ld\n", a.out, start + 1,
+                    n_points);
+    }
+    sweep_ctx ctx = {a.out, &arch, rows, start, n_points, &a, train.name, &prog, pf_now()};
+    rc = pf_sweep(&trainer, theta, &train, &test, &cfg, points, n_points, start, on_point, &ctx, &err);
+    cli_progress_done(&prog);
+    if (rc) goto done;
+
+    post_context pc = {a.out, &arch, &train, &test, anchor, &cfg, &trainer, rows, n_points,
+                       &a.post, a.common.quiet, a.model.anchor, a.model.seed};
+    rc = post_process(&pc, &err);
+done:
+    if (rc) cli_error("sweep", rc, "%s", err.msg);
+    cJSON_Delete(settings);
+    if (trainer_ready) pf_trainer_free(&trainer);
+    free(rows);
+    free(theta);
+    free(anchor);
+    free(betas);
+    free(points);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+    return rc;
+}

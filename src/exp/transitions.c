@@ -1,0 +1,150 @@
+/* Detection of first-order transitions along a sweep.
+ *
+ * Along a quasi-static sweep the order parameter r = ||theta - anchor||
+ * falls smoothly (fast at small beta, roughly a power law) except at
+ * first-order transitions, where it steps down. We look at y = log r
+ * against x = log beta, where the smooth fall is nearly straight. For each
+ * gap between consecutive points i and i+1 we fit straight lines to the w
+ * points on its left and the w points on its right, and take the jump as the
+ * difference of the two lines at the middle of the gap. Its size is compared
+ * with the local noise: the residual scatter of both fits, floored by the
+ * median scatter along the whole curve so that a locally perfect fit does
+ * not inflate the score. A gap is a transition when the score passes the
+ * threshold, r steps down by at least min_rel_jump, and E steps up. Among
+ * neighbouring candidates (within w points) only the strongest survives.
+ * Per-class accuracies are not used: they flicker from point to point.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/exp.h"
+
+void pf_detect_config_default(pf_detect_config *c)
+{
+    c->window = 5;
+    c->threshold = 8.0;
+    c->min_rel_jump = 0.01;
+    c->major_accuracy_drop = 2.0;
+}
+
+/* Least-squares line through (x[i], y[i]), i in [lo, hi); returns the RMS
+ * residual with n-2 degrees of freedom. */
+static double fit_line(const double *x, const double *y, long lo, long hi, double *a, double *b)
+{
+    double n = (double)(hi - lo), sx = 0, sy = 0;
+    for (long i = lo; i < hi; i++) sx += x[i], sy += y[i];
+    double mx = sx / n, my = sy / n, sxx = 0, sxy = 0;
+    for (long i = lo; i < hi; i++) {
+        sxx += (x[i] - mx) * (x[i] - mx);
+        sxy += (x[i] - mx) * (y[i] - my);
+    }
+    *b = sxx > 0 ? sxy / sxx : 0.0;
+    *a = my - *b * mx;
+    double ss = 0;
+    for (long i = lo; i < hi; i++) {
+        double r = y[i] - (*a + *b * x[i]);
+        ss += r * r;
+    }
+    return n > 2 ? sqrt(ss / (n - 2)) : 0.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Jump of y across the gap (i, i+1) from the two one-sided line fits. */
+static double gap_jump(const double *x, const double *y, long i, int w, double *noise)
+{
+    double a1, b1, a2, b2;
+    double s1 = fit_line(x, y, i - w + 1, i + 1, &a1, &b1);
+    double s2 = fit_line(x, y, i + 1, i + 1 + w, &a2, &b2);
+    double xm = 0.5 * (x[i] + x[i + 1]);
+    *noise = sqrt(0.5 * (s1 * s1 + s2 * s2));
+    return (a2 + b2 * xm) - (a1 + b1 * xm);
+}
+
+int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_transition **out,
+                          long *n_out, pf_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int w = cfg->window;
+    if (w < 2) return pf_fail(err, PF_EINPUT, "detection window must be at least 2 points");
+    for (long i = 1; i < c->n; i++)
+        if (!(c->beta[i] > c->beta[i - 1]))
+            return pf_fail(err, PF_EINPUT, "curve betas must be strictly ascending");
+    /* Work on beta > 0 and r > 0 only (log scale). */
+    long first = 0;
+    while (first < c->n && !(c->beta[first] > 0 && c->r[first] > 0)) first++;
+    long n = c->n - first;
+    if (n < 2 * w) return PF_OK; /* too short to tell a step from a trend */
+    double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    double *ye = malloc((size_t)n * sizeof *ye), *jump = calloc((size_t)n, sizeof *jump);
+    double *noise = calloc((size_t)n, sizeof *noise), *sorted = malloc((size_t)n * sizeof *sorted);
+    double *score = calloc((size_t)n, sizeof *score);
+    pf_transition *found = malloc((size_t)n * sizeof *found);
+    if (!x || !y || !ye || !jump || !noise || !sorted || !score || !found) {
+        free(x), free(y), free(ye), free(jump), free(noise), free(sorted), free(score), free(found);
+        return pf_fail(err, PF_ERUNTIME, "out of memory detecting transitions");
+    }
+    for (long i = 0; i < n; i++) {
+        x[i] = log(c->beta[first + i]);
+        y[i] = log(c->r[first + i]);
+        ye[i] = log(fmax(c->loss[first + i], 1e-300));
+    }
+    long m = 0;
+    for (long i = w - 1; i + w < n; i++) {
+        jump[i] = gap_jump(x, y, i, w, &noise[i]);
+        sorted[m++] = noise[i];
+    }
+    qsort(sorted, (size_t)m, sizeof *sorted, cmp_double);
+    double floor_noise = fmax(sorted[m / 2], 1e-9);
+    for (long i = w - 1; i + w < n; i++) score[i] = -jump[i] / fmax(noise[i], floor_noise);
+    long nf = 0;
+    for (long i = w - 1; i + w < n; i++) {
+        if (score[i] < cfg->threshold || -jump[i] < log1p(cfg->min_rel_jump)) continue;
+        /* keep only the strongest candidate within the window */
+        int best = 1;
+        for (long j = i - w + 1; j <= i + w - 1; j++)
+            if (j != i && j >= 0 && j < n && (score[j] > score[i] || (score[j] == score[i] && j < i)))
+                best = 0;
+        if (!best) continue;
+        double ne, je = gap_jump(x, ye, i, w, &ne);
+        if (!(je > 0)) continue; /* E must step up where r steps down */
+        long lo = first + i, hi = lo + 1;
+        pf_transition *t = &found[nf++];
+        memset(t, 0, sizeof *t);
+        t->below = lo;
+        t->above = hi;
+        t->beta_below = c->beta[lo];
+        t->beta_above = c->beta[hi];
+        t->r_below = c->r[lo];
+        t->r_above = c->r[hi];
+        t->jump_r = jump[i];
+        t->loss_below = c->loss[lo];
+        t->loss_above = c->loss[hi];
+        t->jump_loss = je;
+        if (c->reg_loss) {
+            t->reg_below = c->reg_loss[lo];
+            t->reg_above = c->reg_loss[hi];
+            t->jump_reg = c->reg_loss[hi] - c->reg_loss[lo];
+        }
+        if (c->accuracy) {
+            t->acc_below = c->accuracy[lo];
+            t->acc_above = c->accuracy[hi];
+            t->major = c->accuracy[lo] - c->accuracy[hi] >= cfg->major_accuracy_drop;
+        }
+        t->score = score[i];
+    }
+    free(x), free(y), free(ye), free(jump), free(noise), free(sorted), free(score);
+    if (nf == 0) {
+        free(found);
+        return PF_OK;
+    }
+    *out = found;
+    *n_out = nf;
+    return PF_OK;
+}
