@@ -6,7 +6,7 @@ BUILD   ?= build
 PKGS    := openblas libcjson zlib lapacke
 OPT     ?= -O2 -march=native -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
 CFLAGS  ?=
-CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -D_POSIX_C_SOURCE=200809L \
+CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
            -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
            -DPF_DATA_DIR='"$(CURDIR)/data"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lopenblas -lcjson -lz) -lm -lpthread

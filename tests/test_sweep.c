@@ -1,0 +1,368 @@
+/* Sweeps: grids, the run-folder files, transition detection on synthetic
+ * curves whose answer is known, and the sweep command end to end with
+ * crashes at random moments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pathfinder/core.h"
+#include "pathfinder/exp.h"
+#include "pathfinder/io.h"
+
+static char tmpdir[200];
+static char tool[1024];
+
+static void test_grid_parse(void **state)
+{
+    (void)state;
+    pf_error err;
+    double *b;
+    long n;
+    assert_int_equal(pf_grid_parse("0:0.09:0.0002", &b, &n, &err), PF_OK);
+    assert_int_equal(n, 451);
+    assert_true(b[0] == 0.0);
+    assert_true(fabs(b[450] - 0.09) < 1e-15);
+    assert_true(fabs(b[123] - 123 * 0.0002) < 1e-15);
+    free(b);
+    assert_int_equal(pf_grid_parse("0.3,0.1,0.2,0.1", &b, &n, &err), PF_OK);
+    assert_int_equal(n, 3);
+    assert_true(b[0] == 0.1 && b[2] == 0.3);
+    free(b);
+    assert_int_equal(pf_grid_parse("geom:1e-4:1e-1:4", &b, &n, &err), PF_OK);
+    assert_int_equal(n, 4);
+    assert_true(fabs(b[1] - 1e-3) < 1e-15 && b[3] == 1e-1);
+    free(b);
+    const char *bad[] = {"", "a", "0:1", "0:1:0", "1:0:0.1", "geom:0:1:5", "geom:1:2:1", "-1,2",
+                         "0,,1", "0:1:-1", "geom:1e-3:1e-1:2.5", "nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (pf_grid_parse(bad[i], &b, &n, &err) != PF_EINPUT) fail_msg("grid '%s' accepted", bad[i]);
+    pf_grid_point *p;
+    double v[3] = {0, 1, 2};
+    assert_int_equal(pf_grid_expand(v, 3, "loop", &p, &n, &err), PF_OK);
+    assert_int_equal(n, 5);
+    assert_true(p[2].beta == 2 && p[2].direction == 1 && p[3].beta == 1 && p[3].direction == -1);
+    free(p);
+    assert_int_equal(pf_grid_expand(v, 3, "down", &p, &n, &err), PF_OK);
+    assert_true(p[0].beta == 2 && p[0].direction == -1);
+    free(p);
+    assert_int_equal(pf_grid_expand(v, 3, "sideways", &p, &n, &err), PF_EINPUT);
+}
+
+/* A synthetic sweep: r falls as a power law from 90 at small beta (like the
+ * real curves, fast at first), E rises smoothly, with steps down in r and up
+ * in E at the given betas, and multiplicative noise. */
+typedef struct {
+    long n;
+    double beta[500], r[500], loss[500], reg[500], acc[500];
+} synth;
+
+static double gauss(pf_rng *rng)
+{
+    double u = pf_rng_uniform(rng) + 1e-300, v = pf_rng_uniform(rng);
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+static void make_synth(synth *s, const double *steps, int n_steps, double noise, uint64_t seed)
+{
+    pf_rng rng;
+    pf_rng_seed(&rng, seed);
+    s->n = 451;
+    for (long i = 0; i < s->n; i++) {
+        double b = i * 0.0002;
+        s->beta[i] = b;
+        double r = 90.0 / sqrt(1.0 + b / 2e-5), e = 0.01 + 3.0 * b, acc = 97.0 - 100 * b;
+        for (int k = 0; k < n_steps; k++)
+            if (b > steps[k]) r *= 0.9, e *= 1.15, acc -= 8;
+        r *= 1 + noise * gauss(&rng);
+        e *= 1 + noise * gauss(&rng);
+        s->r[i] = r;
+        s->loss[i] = e;
+        s->reg[i] = e + 0.5 * b * r * r;
+        s->acc[i] = acc + 50 * noise * gauss(&rng);
+    }
+}
+
+static long detect(const synth *s, pf_transition **t)
+{
+    pf_curve c = {s->n, s->beta, s->r, s->loss, s->reg, s->acc};
+    pf_detect_config cfg;
+    pf_detect_config_default(&cfg);
+    long n;
+    pf_error err;
+    assert_int_equal(pf_detect_transitions(&c, &cfg, t, &n, &err), PF_OK);
+    return n;
+}
+
+static void test_detect_known_steps(void **state)
+{
+    (void)state;
+    const double steps[] = {0.0251, 0.0373, 0.0590, 0.0743, 0.0846};
+    const double noises[] = {0.0, 0.002, 0.004};
+    for (int k = 0; k < 3; k++)
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            synth s;
+            make_synth(&s, steps, 5, noises[k], seed);
+            pf_transition *t;
+            long n = detect(&s, &t);
+            if (n != 5) fail_msg("noise %g seed %llu: found %ld transitions, expected 5", noises[k],
+                                 (unsigned long long)seed, n);
+            for (int i = 0; i < 5; i++) {
+                assert_true(t[i].beta_below < steps[i] && t[i].beta_above > steps[i]);
+                assert_true(t[i].r_above < t[i].r_below);
+                assert_true(t[i].major);
+            }
+            free(t);
+        }
+}
+
+static void test_detect_smooth_curves(void **state)
+{
+    (void)state;
+    const double noises[] = {0.0, 0.002, 0.004};
+    for (int k = 0; k < 3; k++)
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+            synth s;
+            make_synth(&s, NULL, 0, noises[k], seed);
+            pf_transition *t;
+            long n = detect(&s, &t);
+            if (n != 0)
+                fail_msg("noise %g seed %llu: smooth curve gave %ld transitions (first at %g)",
+                         noises[k], (unsigned long long)seed, n, t[0].beta_below);
+        }
+}
+
+/* The detector must not react to a step up in r (not a transition of an
+ * up-sweep's kind) nor to a lone outlier point. */
+static void test_detect_rejects_outliers(void **state)
+{
+    (void)state;
+    synth s;
+    make_synth(&s, NULL, 0, 0.001, 9);
+    s.r[200] *= 0.9; /* one bad point, then back on the trend */
+    s.loss[200] *= 1.2;
+    pf_transition *t;
+    assert_int_equal(detect(&s, &t), 0);
+}
+
+static void test_csv_and_state_roundtrip(void **state)
+{
+    (void)state;
+    char path[512];
+    pf_error err;
+    pf_point_result rows[3];
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < 3; i++) {
+        rows[i].index = i;
+        rows[i].point.beta = 0.1 * i + 1.0 / 3;
+        rows[i].point.direction = i == 2 ? -1 : 1;
+        rows[i].m.train.loss = M_PI * i;
+        rows[i].m.reg_loss = exp(1.0) * i;
+        rows[i].m.test.loss = 1.0 / 7 + i;
+        rows[i].m.test.accuracy = 97.12345678901234;
+        rows[i].m.test.n_classes = 3;
+        for (int k = 0; k < 3; k++) rows[i].m.test.class_accuracy[k] = 10.0 * k + i / 3.0;
+        rows[i].m.r = 90.0 / (i + 1);
+        rows[i].epochs = 5 + i;
+    }
+    snprintf(path, sizeof path, "%s/t.csv", tmpdir);
+    assert_int_equal(pf_sweep_csv_write(path, rows, 3, &err), PF_OK);
+    pf_point_result *back;
+    long n;
+    assert_int_equal(pf_sweep_csv_read(path, &back, &n, &err), PF_OK);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(back[i].point.beta == rows[i].point.beta);
+        assert_true(back[i].m.r == rows[i].m.r);
+        assert_true(back[i].m.test.class_accuracy[2] == rows[i].m.test.class_accuracy[2]);
+        assert_int_equal(back[i].point.direction, rows[i].point.direction);
+    }
+    free(back);
+    FILE *f = fopen(path, "a");
+    fputs("0.5,1,2\n", f);
+    fclose(f);
+    assert_int_equal(pf_sweep_csv_read(path, &back, &n, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, path));
+
+    float theta[10], m[10], v[10];
+    for (int i = 0; i < 10; i++) theta[i] = (float)i, m[i] = -(float)i, v[i] = 0.5f * i;
+    pf_sweep_state st = {7, {{1, 2, 3, 4}}, 42, 10, theta, m, v}, got;
+    snprintf(path, sizeof path, "%s/state.bin", tmpdir);
+    assert_int_equal(pf_sweep_state_write(path, &st, &err), PF_OK);
+    assert_int_equal(pf_sweep_state_read(path, 10, &got, &err), PF_OK);
+    assert_int_equal(got.next_index, 7);
+    assert_true(got.rng.s[3] == 4 && got.optim_step == 42);
+    assert_memory_equal(got.theta, theta, sizeof theta);
+    assert_memory_equal(got.v, v, sizeof v);
+    pf_sweep_state_free(&got);
+    assert_int_equal(pf_sweep_state_read(path, 11, &got, &err), PF_EINPUT);
+    /* flip one byte: the checksum catches it */
+    f = fopen(path, "r+b");
+    fseek(f, 70, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    assert_int_equal(pf_sweep_state_read(path, 10, &got, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "checksum"));
+}
+
+static int run_cmd(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    char *buf = NULL;
+    pf_error err;
+    if (pf_read_file(path, &buf, NULL, 1 << 26, &err)) return NULL;
+    return buf;
+}
+
+/* Drop the seconds column (wall time) so tables can be compared. */
+static void strip_seconds(char *csv)
+{
+    int col = -1, k = 0;
+    char *p = csv;
+    for (char *q = csv; *q && *q != '\n'; q++) {
+        if (q == csv || q[-1] == ',') {
+            if (strncmp(q, "seconds,", 8) == 0) col = k;
+            k++;
+        }
+    }
+    assert_true(col >= 0);
+    char *out = csv;
+    int c = 0;
+    for (p = csv; *p; p++) {
+        if (*p == '\n') c = -1;
+        if (c != col) *out++ = *p;
+        if (*p == ',' || *p == '\n') c++;
+    }
+    *out = '\0';
+}
+
+/* kill -9 at random moments, rerun the same command each time: the final
+ * table equals an uninterrupted run's (up to wall time), with no row lost
+ * or duplicated. Adam with a fixed seed and thread count is deterministic. */
+static void test_resume_after_kill(void **state)
+{
+    (void)state;
+    const char *args = "--beta 0:0.006:0.0005 --train-subset 3000 --max-epochs 4 --threads 2 "
+                       "--quiet --no-refine";
+    assert_int_equal(run_cmd("%s sweep %s --out %s/clean >/dev/null", tool, args, tmpdir), 0);
+    srand((unsigned)time(NULL));
+    int finished = 0, kills = 0;
+    for (int attempt = 0; attempt < 8 && !finished; attempt++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "%s sweep %s --out %s/crash >/dev/null 2>&1", tool, args, tmpdir);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+        /* loading MNIST takes a few tenths of a second; then points come fast */
+        long ms = rand() % 1200 + 300;
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            finished = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            continue;
+        }
+        kills++;
+        char pk[600];
+        snprintf(pk, sizeof pk, "pkill -KILL -f -- '--out %s/crash' 2>/dev/null", tmpdir);
+        if (system(pk)) { /* nothing left to kill is fine */ }
+        waitpid(pid, &st, 0);
+        /* after every kill the table is whole and matches the state */
+        char csv[600];
+        snprintf(csv, sizeof csv, "%s/crash/sweep.csv", tmpdir);
+        pf_point_result *rows;
+        long n;
+        pf_error err;
+        if (access(csv, F_OK) == 0) {
+            assert_int_equal(pf_sweep_csv_read(csv, &rows, &n, &err), PF_OK);
+            for (long i = 0; i < n; i++) assert_int_equal(rows[i].index, i);
+            free(rows);
+        }
+    }
+    print_message("sweep killed %d times before it completed\n", kills);
+    assert_true(kills >= 2);
+    if (!finished) assert_int_equal(run_cmd("%s sweep %s --out %s/crash >/dev/null", tool, args, tmpdir), 0);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/clean/sweep.csv", tmpdir);
+    snprintf(b, sizeof b, "%s/crash/sweep.csv", tmpdir);
+    char *ca = slurp(a), *cb = slurp(b);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    strip_seconds(ca);
+    strip_seconds(cb);
+    assert_string_equal(ca, cb);
+    free(ca);
+    free(cb);
+}
+
+/* Malformed folders and arguments: clear errors, exit 2, nothing damaged. */
+static void test_bad_folders_and_args(void **state)
+{
+    (void)state;
+    const char *base = "--beta 0,0.001 --train-subset 500 --max-epochs 1 --quiet --no-refine";
+    assert_int_equal(run_cmd("%s sweep %s --out %s/ok >/dev/null", tool, base, tmpdir), 0);
+    /* same folder, other settings */
+    assert_int_equal(run_cmd("%s sweep --beta 0,0.002 --train-subset 500 --max-epochs 1 --quiet "
+                             "--out %s/ok 2>/dev/null", tool, tmpdir), 2);
+    /* corrupted state */
+    assert_int_equal(run_cmd("printf garbage > %s/ok/state.bin", tmpdir), 0);
+    assert_int_equal(run_cmd("%s sweep %s --out %s/ok 2>/dev/null", tool, base, tmpdir), 2);
+    /* a file where the folder should be */
+    assert_int_equal(run_cmd("touch %s/afile", tmpdir), 0);
+    assert_int_equal(run_cmd("%s sweep %s --out %s/afile 2>/dev/null", tool, base, tmpdir), 2);
+    assert_int_equal(run_cmd("%s sweep --beta 0:1 --out %s/x 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(run_cmd("%s sweep --direction sideways --out %s/x 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(run_cmd("%s sweep --beta 0,1 2>/dev/null", tool), 2);
+    assert_int_equal(run_cmd("%s sweep --help >/dev/null", tool), 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *build = getenv("PF_TEST_BUILD");
+    snprintf(tool, sizeof tool, "%s/pathfinder", build ? build : "build");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf_sweep_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return run_cmd("rm -rf %s", tmpdir) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grid_parse),
+        cmocka_unit_test(test_detect_known_steps),
+        cmocka_unit_test(test_detect_smooth_curves),
+        cmocka_unit_test(test_detect_rejects_outliers),
+        cmocka_unit_test(test_csv_and_state_roundtrip),
+        cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_bad_folders_and_args),
+    };
+    return cmocka_run_group_tests_name("sweep", tests, setup, teardown);
+}
