@@ -3,7 +3,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := openblas libcjson zlib lapacke
+PKGS    := openblas libcjson zlib lapacke plplot
 OPT     ?= -O2 -march=native -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
 CFLAGS  ?=
 CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \

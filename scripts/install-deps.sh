@@ -10,6 +10,7 @@ packages=(
     zlib1g-dev          # .gz datasets
     libcjson-dev        # safetensors headers, JSON results
     libcmocka-dev       # unit tests
+    libplplot-dev plplot-driver-cairo   # figures (PNG, PDF, SVG)
     python3-torch python3-numpy   # PyTorch reference for cross-checks and bench/
     dataset-fashion-mnist         # Fashion-MNIST IDX files
 )

@@ -338,6 +338,57 @@ static void test_bad_folders_and_args(void **state)
     assert_int_equal(run_cmd("%s sweep --help >/dev/null", tool), 0);
 }
 
+/* A small real sweep end to end: every output is there and readable, and
+ * the analysis commands work on the folder it leaves. */
+static void test_small_real_sweep(void **state)
+{
+    (void)state;
+    char dir[400], path[600];
+    snprintf(dir, sizeof dir, "%s/real", tmpdir);
+    assert_int_equal(run_cmd("%s sweep --beta 0:0.09:0.006 --train-subset 3000 --max-epochs 4 "
+                             "--threads 1 --quiet --refine-tol 1e-3 --out %s > %s/out.txt",
+                             tool, dir, tmpdir), 0);
+    snprintf(path, sizeof path, "%s/out.txt", tmpdir);
+    char *out = slurp(path);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "Transitions"));
+    assert_non_null(strstr(out, "Hierarchy"));
+    assert_non_null(strstr(out, "phase_diagram_up.png"));
+    free(out);
+    const char *files[] = {"sweep.csv", "config.json", "transitions.json", "phases.json",
+                           "figures/phase_diagram_up.png", "figures/phase_diagram_up.pdf",
+                           "figures/class_accuracy_up.svg", "figures/hierarchy.png"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        struct stat st;
+        if (stat(path, &st) != 0 || st.st_size == 0) fail_msg("missing output %s", path);
+    }
+    pf_point_result *rows;
+    long n;
+    pf_error err;
+    snprintf(path, sizeof path, "%s/sweep.csv", dir);
+    assert_int_equal(pf_sweep_csv_read(path, &rows, &n, &err), PF_OK);
+    assert_int_equal(n, 16);
+    /* the regularized loss is E + beta/2 r^2 in every row */
+    for (long i = 0; i < n; i++)
+        assert_true(fabs(rows[i].m.reg_loss - rows[i].m.train.loss -
+                         0.5 * rows[i].point.beta * rows[i].m.r * rows[i].m.r) < 1e-9);
+    free(rows);
+    /* the analysis commands reproduce and merge */
+    assert_int_equal(run_cmd("%s transitions %s > /dev/null", tool, dir), 0);
+    assert_int_equal(run_cmd("%s hierarchy %s %s --out %s/merged > /dev/null", tool, dir, dir, tmpdir), 0);
+    snprintf(path, sizeof path, "%s/merged/phases.json", tmpdir);
+    char *ph = slurp(path);
+    assert_non_null(ph);
+    assert_non_null(strstr(ph, "\"hierarchy\""));
+    free(ph);
+    /* malformed folders */
+    assert_int_equal(run_cmd("%s transitions %s/nothing-here 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(run_cmd("mkdir -p %s/junk && printf 'a,b\\n1,2\\n' > %s/junk/sweep.csv", tmpdir, tmpdir), 0);
+    assert_int_equal(run_cmd("%s transitions %s/junk 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(run_cmd("%s hierarchy 2>/dev/null", tool), 2);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -363,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_csv_and_state_roundtrip),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_bad_folders_and_args),
+        cmocka_unit_test(test_small_real_sweep),
     };
     return cmocka_run_group_tests_name("sweep", tests, setup, teardown);
 }

@@ -156,9 +156,10 @@ typedef struct {
 
 typedef struct {
     int window;          /* points on each side for the local trends (default 5) */
-    double threshold;    /* jump / local noise needed (default 8) */
-    double min_rel_jump; /* smallest relative jump of r that counts (default 0.01) */
-    double major_accuracy_drop;  /* percentage points that make a transition major (default 2) */
+    double threshold;    /* jump / local noise needed (default 6) */
+    double min_rel_jump; /* smallest relative drop of r that counts (default 0.02) */
+    double major_accuracy_drop;  /* trend-corrected drop of test accuracy, in points, that
+                                  * makes a transition major (default 2) */
 } pf_detect_config;
 
 void pf_detect_config_default(pf_detect_config *c);
@@ -170,6 +171,7 @@ typedef struct {
     double loss_below, loss_above, jump_loss;
     double reg_below, reg_above, jump_reg;
     double acc_below, acc_above;
+    double jump_accuracy;     /* trend-corrected jump of test accuracy (points) */
     double score;             /* |jump of log r| / local noise */
     int major;
 } pf_transition;
@@ -179,5 +181,246 @@ typedef struct {
  * *out is allocated (may be NULL when none are found). */
 int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_transition **out,
                           long *n_out, pf_error *err);
+
+/* --------------------------------------------------------- refinement */
+
+/* A transition narrowed down by bisection in beta. */
+typedef struct {
+    double beta_from, beta_to;    /* final interval: last beta still in the old phase, first in the new */
+    pf_metrics from, to;          /* metrics of the two models */
+    int steps;                    /* bisection steps (trainings) */
+    double seconds;
+} pf_refined;
+
+/* Bisect a transition between beta_from (the side the sweep came from, whose
+ * model theta_from is in the old phase) and beta_to (theta_to, new phase).
+ * Each step trains at the midpoint, warm-started from the latest old-phase
+ * model, as the quasi-static sweep would, and sides with the phase whose r
+ * is nearer in log scale. Stops when |beta_to - beta_from| <= tol. On
+ * return theta_from and theta_to hold the models at the final interval's
+ * ends (the saddle anchors for probes). */
+int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_dataset *test,
+                         const pf_train_config *base, float *theta_from, double beta_from,
+                         float *theta_to, double beta_to, double tol, pf_refined *out,
+                         pf_error *err);
+
+/* ------------------------------------------------------ phases, hierarchy */
+
+/* A plateau: the stretch of a sweep between two transitions. */
+typedef struct {
+    long first, last;              /* point indices (ascending beta), inclusive */
+    double beta_from, beta_to;
+    double mean_accuracy;          /* test accuracy, mean over the plateau */
+    double mean_loss;              /* train loss, mean over the plateau */
+    double mean_r;
+    int n_classes;
+    double class_mean[PF_MAX_CLASSES];
+    uint64_t encoded[PF_MAX_CLASSES / 64];  /* bit set of classes above the threshold */
+    int trivial;                   /* train loss within 0.02 of ln K: encodes nothing */
+} pf_phase;
+
+/* Split a curve of n points (ascending beta) at its transitions into
+ * plateaus and average each. class_acc is (n, n_classes) row-major.
+ * *phases is allocated with n_transitions + 1 entries. */
+int pf_phases(const double *beta, const double *test_acc, const double *train_loss, const double *r,
+              const double *class_acc, long n, int n_classes, const pf_transition *t, long nt,
+              double encoded_threshold, pf_loss loss, pf_phase **phases, pf_error *err);
+
+int pf_set_has(const uint64_t *set, int k);
+int pf_set_count(const uint64_t *set, int n_classes);
+/* "{0,1,7}" */
+void pf_set_str(const uint64_t *set, int n_classes, char *buf, size_t n);
+
+/* The hierarchy of nested accuracy basins: the distinct encoded sets seen
+ * in one or more sweeps, each linked to the smallest seen set that strictly
+ * contains it. */
+typedef struct {
+    uint64_t set[PF_MAX_CLASSES / 64];
+    int size;
+    int parent;          /* node index, -1 for a root */
+    int seen;            /* how many phases (across runs) had this set */
+    double beta_min, beta_max;   /* betas where it was seen */
+} pf_basin;
+
+typedef struct {
+    int n_classes;
+    int n;
+    pf_basin *nodes;     /* sorted by size, largest first */
+    int consistent;      /* 1 if every run's chain of sets is nested */
+} pf_hierarchy;
+
+/* Merge the phases of several runs (run r has counts[r] phases). */
+int pf_hierarchy_build(const pf_phase *const *runs, const long *counts, int n_runs, int n_classes,
+                       pf_hierarchy *h, pf_error *err);
+void pf_hierarchy_free(pf_hierarchy *h);
+
+/* ================================================================ paths */
+/* Pathfinder paths (path.c): a start model, an anchor, beta rising with warm
+ * starts; the converged points theta*(beta) form a path from the start
+ * toward the anchor. Certification measures the error on the straight
+ * segments between consecutive points, not only at the points. */
+
+/* out = (1 - t) a + t b */
+void pf_lerp(float *out, const float *a, const float *b, size_t n, double t);
+
+/* What certification records at one model. The error is the classification
+ * error in percent (100 - accuracy), or the mean loss for regression. */
+typedef struct {
+    double t;                        /* position on its segment: 0 start .. 1 end */
+    double train_error, test_error;
+    double train_loss, test_loss;
+} pf_path_sample;
+
+/* Measure one model (theta) into out->*_error and *_loss (not t). */
+typedef int (*pf_sample_fn)(void *ctx, const float *theta, pf_path_sample *out, pf_error *err);
+
+/* The standard measure: pf_evaluate over a training and a test set. */
+typedef struct {
+    pf_work *work;
+    const pf_dataset *train, *test;
+} pf_sample_data;
+
+int pf_sample_datasets(void *ctx, const float *theta, pf_path_sample *out, pf_error *err);
+void pf_path_sample_from_evals(const pf_eval *train, const pf_eval *test, pf_path_sample *out);
+
+typedef struct {
+    int interior;     /* evenly spaced interior samples per segment (default 5) */
+    double rise;      /* refine around a sample whose train or test error exceeds the higher
+                       * endpoint's by more than this, in error units (default 0.5 points) */
+    int levels;       /* rounds of bisection at most (default 3; 0: none) */
+} pf_certify_config;
+
+void pf_certify_config_default(pf_certify_config *c);
+
+/* The samples of one straight segment, ascending in t; samples[0] and
+ * samples[n-1] are its endpoints. */
+typedef struct {
+    long n;
+    pf_path_sample *samples;
+    long n_refined;                          /* samples added by bisection */
+    double max_train_error, max_test_error;  /* over all samples, endpoints included */
+} pf_segment;
+
+/* Certify the segment a -> b (whose endpoint samples the caller already
+ * has): measure `interior` evenly spaced points t = k/(interior+1); then,
+ * for up to `levels` rounds, every sample that is a local maximum of the
+ * train or test error and exceeds the higher endpoint by more than `rise`
+ * gets the midpoints of its two neighbouring sub-segments measured. So a
+ * bump is chased toward its peak at a cost of at most two samples per peak
+ * and round. With interior = m - 2 and levels = 0 this is the plain
+ * m-point profile of the straight line. */
+int pf_certify_segment(const float *a, const float *b, size_t n_params, const pf_path_sample *at_a,
+                       const pf_path_sample *at_b, const pf_certify_config *cfg,
+                       pf_sample_fn measure, void *ctx, pf_segment *out, pf_error *err);
+void pf_segment_free(pf_segment *s);
+
+/* An error profile along a whole path: s is the distance travelled from the
+ * start (along the polygon of path points), node marks the path points
+ * themselves (0 for certification samples between them). */
+typedef struct {
+    long n, cap;
+    double *s, *train_error, *test_error;
+    unsigned char *node;
+} pf_profile;
+
+/* Append a segment of the given length that starts at distance s0; the
+ * segment's first sample is skipped when skip_first (it repeats the last
+ * one already in the profile). */
+int pf_profile_add(pf_profile *p, const pf_segment *seg, double s0, double length, int skip_first,
+                   pf_error *err);
+void pf_profile_free(pf_profile *p);
+
+/* The barrier of a profile e[0..n): max_i e[i] - max(e[0], e[n-1]), the
+ * error climbed above the higher endpoint (0 if it never goes above). */
+double pf_error_barrier(const double *e, long n);
+
+/* The adaptive geometric schedule. Each candidate is the last accepted beta
+ * times `ratio` (the first is beta_start). A trained candidate is refused,
+ * and retried from the previous state with ratio - 1 halved, if it moved
+ * by more than step_cap or raised the test error by more than error_jump
+ * points; once ratio would fall below min_ratio the step is accepted anyway
+ * and counted as a jump (a first-order transition: no beta step is small
+ * enough to avoid it). After two easy steps in a row (moved at most
+ * step_cap/2 and raised the error by at most error_jump/2) ratio - 1
+ * doubles, up to max_ratio. The path ends when ||theta - anchor|| <= tol,
+ * the next beta would pass max_beta, or it has max_points points.
+ * The tracer measures a move as the change of r = ||theta - anchor||, not
+ * as ||theta - theta_prev||: minibatch training wanders in flat directions
+ * by an amount set by the learning rate, whatever beta is, and that wander
+ * hardly changes r (a first-order transition is a jump in r). */
+typedef struct {
+    double beta_start;   /* 1e-8 */
+    double ratio;        /* 1.5 */
+    double max_ratio;    /* 1.5 */
+    double min_ratio;    /* 1.01 */
+    double max_beta;     /* 1 */
+    double step_cap;     /* largest |change of r| per step (the CLI: 10% of ||A - B||) */
+    double error_jump;   /* test error percentage points (3) */
+    double tol;          /* absolute distance (the CLI: 1% of ||A - B||) */
+    long max_points;     /* 200, the start included */
+} pf_schedule_config;
+
+void pf_schedule_config_default(pf_schedule_config *c);
+
+typedef struct {
+    double beta;         /* last accepted beta (beta_start / ratio before the first) */
+    double ratio;        /* current ratio */
+    int easy;            /* easy steps in a row */
+    long accepted, rejected, forced;
+} pf_schedule;
+
+enum { PF_STEP_ACCEPT = 0, PF_STEP_RETRY = 1, PF_STEP_FORCED = 2 };
+
+void pf_schedule_init(pf_schedule *s, const pf_schedule_config *c);
+double pf_schedule_next(const pf_schedule *s);
+/* Judge a trained candidate beta: move = how far it went (the tracer:
+ * |r - r_prev|), rise = test error change (new - previous). PF_STEP_ACCEPT,
+ * PF_STEP_FORCED (accepted as a jump) or PF_STEP_RETRY (the ratio was
+ * reduced). */
+int pf_schedule_judge(pf_schedule *s, const pf_schedule_config *c, double beta, double move,
+                      double rise);
+
+/* One point of a path. Point 0 is the start itself (beta 0, not trained). */
+typedef struct {
+    pf_point_result res;   /* beta, metrics with r = ||theta - anchor||, epochs, seconds */
+    double dist_start;     /* ||theta - start|| */
+    double step;           /* ||theta - previous point|| */
+    double length;         /* cumulative path length up to this point */
+    int retries;           /* refused tries before this point was accepted */
+    int jump;              /* accepted at the smallest ratio although too far (adaptive) */
+    pf_segment segment;    /* certification of previous point -> this one (n = 1 at the start) */
+} pf_path_point;
+
+/* Called after every point with its model; a non-zero return stops the
+ * path with that code. The segment's samples belong to the tracer and are
+ * freed after the call. */
+typedef int (*pf_path_point_fn)(void *ctx, const pf_path_point *p, const float *theta,
+                                const pf_trainer *t, pf_error *err);
+
+typedef struct {
+    const double *grid;          /* fixed ascending betas, or NULL for the adaptive schedule */
+    long n_grid;
+    pf_schedule_config schedule; /* adaptive: all of it; grid: nothing */
+    pf_certify_config certify;
+} pf_path_config;
+
+typedef struct {
+    long n_points;       /* the start included */
+    long rejected;       /* adaptive tries that were undone */
+    long jumps;          /* adaptive steps accepted as jumps */
+    int converged;       /* the last point is within tol of the anchor */
+    double length;       /* sum of steps between points (the closing segment not included) */
+    double final_beta;
+    double seconds;
+} pf_path_result;
+
+/* Trace a path: theta holds the start on entry and the last point on
+ * return. Every beta is trained by base (with beta and anchor set),
+ * warm-started from the previous point, measured with the trainer's
+ * evaluation workspace, and its segment from the previous point certified. */
+int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dataset *train,
+                  const pf_dataset *test, const pf_train_config *base, const pf_path_config *pc,
+                  pf_path_point_fn on_point, void *ctx, pf_path_result *out, pf_error *err);
+/* ============================================================ end paths */
 
 #endif

@@ -43,7 +43,7 @@ static const char *const sweep_help =
 
 enum {
     OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_DIRECTION, OPT_OUT, OPT_SAVE_EVERY, OPT_KEEP_CKPT,
-    OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED
+    OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED, OPT_MINJUMP
 };
 
 static const struct option sweep_options[] = {
@@ -59,6 +59,7 @@ static const struct option sweep_options[] = {
     {"window", required_argument, 0, OPT_WINDOW},
     {"threshold", required_argument, 0, OPT_THRESHOLD},
     {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {"min-jump", required_argument, 0, OPT_MINJUMP},
     {0, 0, 0, 0},
 };
 
@@ -109,6 +110,10 @@ static int parse_args(int argc, char **argv, sweep_args *a)
         case OPT_THRESHOLD:
             if (cli_parse_double(optarg, &a->post.detect.threshold) || !(a->post.detect.threshold > 0))
                 return cli_usage_error(cmd, "--threshold needs a positive number, got '%s'", optarg);
+            break;
+        case OPT_MINJUMP:
+            if (cli_parse_double(optarg, &a->post.detect.min_rel_jump) || a->post.detect.min_rel_jump < 0)
+                return cli_usage_error(cmd, "--min-jump needs a number >= 0, got '%s'", optarg);
             break;
         case OPT_ENCODED:
             if (cli_parse_double(optarg, &a->post.encoded_threshold) ||

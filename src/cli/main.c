@@ -11,7 +11,9 @@ static const char *const usage =
     "Commands:\n"
     "  train      train a model at one L2 strength and write a checkpoint\n"
     "  eval       metrics of a checkpoint on train and test data\n"
-    "  sweep      quasi-static beta sweep: phase diagram, transitions, hierarchy\n\n"
+    "  sweep        quasi-static beta sweep: phase diagram, transitions, hierarchy\n"
+    "  transitions  detect transitions and phases in a sweep folder\n"
+    "  hierarchy    merge the phases of several sweeps into one hierarchy\n\n"
     "Run 'pathfinder COMMAND --help' for a command's options.\n"
     "  --version  print the version\n"
     "  --help     this text\n\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 1, argv + 1);
+    if (strcmp(cmd, "transitions") == 0) return cmd_transitions(argc - 1, argv + 1);
+    if (strcmp(cmd, "hierarchy") == 0) return cmd_hierarchy(argc - 1, argv + 1);
     fprintf(stderr, "pathfinder: unknown command '%s'\nTry 'pathfinder --help'.\n", cmd);
     return PF_EINPUT;
 }

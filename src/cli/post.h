@@ -32,6 +32,36 @@ typedef struct {
     uint64_t seed;
 } post_context;
 
+/* One direction of a sweep, in ascending beta, with its transitions,
+ * phases and refinements. */
+typedef struct {
+    int direction;
+    long n;
+    int n_classes;
+    const pf_point_result **rows;  /* (n) pointers into the sweep's rows */
+    pf_point_result *sorted;       /* (n) copies in ascending beta */
+    double *buf, *beta, *r, *loss, *reg, *acc, *class_acc;
+    pf_transition *t;
+    long nt;
+    pf_phase *ph;                  /* (nt + 1) */
+    pf_refined *refined;           /* (nt) */
+    int *has_refined;
+} post_leg;
+
+int post_leg_build(post_leg *g, const pf_point_result *rows, long n_rows, int direction,
+                   const pf_detect_config *dc, double encoded_threshold, pf_error *err);
+void post_leg_free(post_leg *g);
+void post_print_table(FILE *f, const post_leg *g);
+void post_print_tree(FILE *f, const pf_hierarchy *h);
+/* The leg's transitions as a JSON array (label, betas, r, losses, classes
+ * lost/gained, refinement). */
+cJSON *post_transitions_json(const post_leg *g);
+cJSON *post_phases_json(const post_leg *g);
+cJSON *post_hierarchy_json(const pf_hierarchy *h);
+int post_write_json(const char *path, cJSON *obj, pf_error *err);
+int post_figures(const char *dir, const post_leg *legs, int n_legs, const pf_hierarchy *h,
+                 FILE *report, pf_error *err);
+
 int post_make_dirs(const char *dir, pf_error *err);
 int post_write_point_checkpoint(const char *dir, const pf_point_result *res, const pf_arch *arch,
                                 const float *theta, const char *anchor, uint64_t seed,

@@ -23,8 +23,8 @@
 void pf_detect_config_default(pf_detect_config *c)
 {
     c->window = 5;
-    c->threshold = 8.0;
-    c->min_rel_jump = 0.01;
+    c->threshold = 6.0;
+    c->min_rel_jump = 0.02;
     c->major_accuracy_drop = 2.0;
 }
 
@@ -113,6 +113,7 @@ int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_tra
                 best = 0;
         if (!best) continue;
         double ne, je = gap_jump(x, ye, i, w, &ne);
+        const double *bx = x; /* the accuracy trend is also taken against log beta */
         if (!(je > 0)) continue; /* E must step up where r steps down */
         long lo = first + i, hi = lo + 1;
         pf_transition *t = &found[nf++];
@@ -135,7 +136,10 @@ int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_tra
         if (c->accuracy) {
             t->acc_below = c->accuracy[lo];
             t->acc_above = c->accuracy[hi];
-            t->major = c->accuracy[lo] - c->accuracy[hi] >= cfg->major_accuracy_drop;
+            /* single points are noisy: judge the drop from the two trends */
+            double na, ja = gap_jump(bx, c->accuracy + first, i, w, &na);
+            t->jump_accuracy = ja;
+            t->major = -ja >= cfg->major_accuracy_drop;
         }
         t->score = score[i];
     }
