@@ -21,7 +21,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS  := $(wildcard include/pathfinder/*.h src/*/*.h tests/*.h)
 
-.PHONY: all deps data fixtures check asan demo bench clean
+.PHONY: all deps data fixtures check asan demo bench paper-sweep clean
 all: $(BUILD)/pathfinder $(TEST_BIN)
 
 deps:
@@ -67,6 +67,11 @@ demo: data
 bench: data
 	@$(MAKE) --no-print-directory all
 	@bench/epoch.sh $(BUILD)
+
+# The full paper reproduction (about an hour on 2 cores; not part of check).
+paper-sweep: data
+	@$(MAKE) --no-print-directory all
+	@bench/paper-sweep.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan
