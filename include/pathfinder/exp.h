@@ -335,19 +335,28 @@ void pf_profile_free(pf_profile *p);
 double pf_error_barrier(const double *e, long n);
 
 /* The adaptive geometric schedule. Each candidate is the last accepted beta
- * times `ratio` (the first is beta_start). A trained candidate is refused,
- * and retried from the previous state with ratio - 1 halved, if it moved
- * by more than step_cap or raised the test error by more than error_jump
- * points; once ratio would fall below min_ratio the step is accepted anyway
- * and counted as a jump (a first-order transition: no beta step is small
- * enough to avoid it). After two easy steps in a row (moved at most
- * step_cap/2 and raised the error by at most error_jump/2) ratio - 1
- * doubles, up to max_ratio. The path ends when ||theta - anchor|| <= tol,
- * the next beta would pass max_beta, or it has max_points points.
- * The tracer measures a move as the change of r = ||theta - anchor||, not
- * as ||theta - theta_prev||: minibatch training wanders in flat directions
- * by an amount set by the learning rate, whatever beta is, and that wander
- * hardly changes r (a first-order transition is a jump in r). */
+ * times `ratio` (the first is beta_start). A trained candidate is too far
+ * if it moved by more than step_cap or raised the test error by more than
+ * error_jump points (its badness, the larger of move/step_cap and
+ * rise/error_jump, is above 1). A too-far candidate is undone and retried
+ * from the previous state with ratio - 1 halved, down to min_ratio; there a
+ * still-too-far step is accepted:
+ *  - as a jump if the badness shrank with the beta step (to at most 0.7 of
+ *    the first refused try's): a steep stretch or a first-order transition;
+ *    the ratio stays small;
+ *  - as drift if it did not: the move is not the beta step's doing (noise,
+ *    or a jump any step past it makes); the ratio goes back to its value
+ *    before the retries.
+ * After two easy steps in a row (moved at most step_cap/2 and raised the
+ * error by at most error_jump/2, without retries) ratio - 1 doubles, up to
+ * max_ratio. The path ends when ||theta - anchor|| <= tol, the next beta
+ * would pass max_beta, or it has max_points points.
+ * The tracer measures a move as the approach to the anchor, r_prev - r with
+ * r = ||theta - anchor|| (0 if r grew), not as ||theta - theta_prev||:
+ * minibatch training wanders in flat directions by an amount set by the
+ * learning rate, whatever beta is, and that wander hardly changes r; and
+ * along a branch of minimizers r never grows with beta, so a growing r is
+ * the training's own doing (a start still converging), not the step's. */
 typedef struct {
     double beta_start;   /* 1e-8 */
     double ratio;        /* 1.5 */
@@ -366,17 +375,20 @@ typedef struct {
     double beta;         /* last accepted beta (beta_start / ratio before the first) */
     double ratio;        /* current ratio */
     int easy;            /* easy steps in a row */
-    long accepted, rejected, forced;
+    double first_bad;    /* badness of the first refused try of this point, 0 if none */
+    double ratio_before; /* the ratio before the retries began */
+    long accepted, rejected, forced, drift;
 } pf_schedule;
 
-enum { PF_STEP_ACCEPT = 0, PF_STEP_RETRY = 1, PF_STEP_FORCED = 2 };
+enum { PF_STEP_ACCEPT = 0, PF_STEP_RETRY = 1, PF_STEP_FORCED = 2, PF_STEP_DRIFT = 3 };
 
 void pf_schedule_init(pf_schedule *s, const pf_schedule_config *c);
 double pf_schedule_next(const pf_schedule *s);
 /* Judge a trained candidate beta: move = how far it went (the tracer:
- * |r - r_prev|), rise = test error change (new - previous). PF_STEP_ACCEPT,
- * PF_STEP_FORCED (accepted as a jump) or PF_STEP_RETRY (the ratio was
- * reduced). */
+ * max(0, r_prev - r)), rise = test error change (new - previous).
+ * PF_STEP_ACCEPT, PF_STEP_RETRY (the ratio was reduced), PF_STEP_FORCED
+ * (accepted at the smallest ratio as a jump) or PF_STEP_DRIFT (accepted at
+ * the smallest ratio: the retries did not make it smaller). */
 int pf_schedule_judge(pf_schedule *s, const pf_schedule_config *c, double beta, double move,
                       double rise);
 
@@ -387,7 +399,8 @@ typedef struct {
     double step;           /* ||theta - previous point|| */
     double length;         /* cumulative path length up to this point */
     int retries;           /* refused tries before this point was accepted */
-    int jump;              /* accepted at the smallest ratio although too far (adaptive) */
+    int jump;              /* adaptive, accepted at the smallest ratio although too far:
+                            * 1 a jump (it shrank with the step), 2 drift (it did not) */
     pf_segment segment;    /* certification of previous point -> this one (n = 1 at the start) */
 } pf_path_point;
 
@@ -407,7 +420,8 @@ typedef struct {
 typedef struct {
     long n_points;       /* the start included */
     long rejected;       /* adaptive tries that were undone */
-    long jumps;          /* adaptive steps accepted as jumps */
+    long jumps;          /* adaptive steps accepted as jumps (at the smallest ratio) */
+    long drifts;         /* adaptive steps accepted as drift (at the smallest ratio) */
     int converged;       /* the last point is within tol of the anchor */
     double length;       /* sum of steps between points (the closing segment not included) */
     double final_beta;

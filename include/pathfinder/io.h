@@ -164,6 +164,12 @@ int pf_fig_path_beta(const char *base, const pf_path_point *pts, long n, const p
                      long nt, const char *start_name, const char *anchor_name, const char *title,
                      pf_error *err);
 
+/* Stacked panels of n_series curves ys[s][0..n) against x, one panel each,
+ * with a dashed zero line where a panel crosses zero. */
+int pf_fig_curves(const char *base, const double *x, long n, const double *const *ys,
+                  const char *const *labels, int n_series, const char *xlabel, const char *title,
+                  pf_error *err);
+
 /* ------------------------------------------------------------ utilities */
 
 /* Write a whole buffer to path via path.tmp + rename. */

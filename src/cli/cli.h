@@ -10,9 +10,13 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_hessian(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 int cmd_transitions(int argc, char **argv);
 int cmd_hierarchy(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Print "pathfinder CMD: message" to stderr and return code. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -1,9 +1,12 @@
 /* pathfinder train: train one model at one beta with the paper protocol (or
  * another optimizer), warm-started or freshly initialized; write it as
- * safetensors and print the final metrics as one JSON line. */
+ * safetensors and print the final metrics as one JSON line. With --seeds,
+ * one model per seed in turn (the minima that `connect` links); a seed
+ * whose file exists is skipped, so an interrupted run resumes. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -13,17 +16,23 @@ static const char *const train_help =
     "Prints one JSON line with the final train/test metrics.\n\n"
     "  --beta B             L2 strength: adds (B/2)||theta - anchor||^2 (default 0)\n"
     "  --out FILE           checkpoint to write (required)\n"
+    "  --seeds SPEC         train one model per seed: a range 0-4 or a list 0,1,2; --out must\n"
+    "                       contain {seed} (e.g. minima/seed{seed}.safetensors); a seed whose\n"
+    "                       file exists is skipped; one JSON line per seed\n"
     CLI_MODEL_HELP
     CLI_DATA_HELP
     "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
-enum { OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_OUT };
+enum { OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_OUT, OPT_SEEDS };
+
+enum { MAX_SEEDS = 100000 };
 
 static const struct option train_options[] = {
     CLI_DATA_LONGOPTS,
     CLI_MODEL_LONGOPTS,
     {"beta", required_argument, 0, OPT_BETA},
     {"out", required_argument, 0, OPT_OUT},
+    {"seeds", required_argument, 0, OPT_SEEDS},
     {0, 0, 0, 0},
 };
 
@@ -32,7 +41,70 @@ typedef struct {
     cli_model_opts model;
     const char *out;
     double beta;
+    int seed_set;        /* --seed given */
+    uint64_t *seeds;     /* --seeds, or NULL */
+    long n_seeds;
 } train_args;
+
+/* "0-4" (inclusive) or "0,1,2" (or one seed) into an allocated array. */
+static int parse_seeds(const char *spec, uint64_t **out, long *n)
+{
+    *out = NULL;
+    *n = 0;
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", spec) >= (int)sizeof buf) return -1;
+    char *dash = strchr(buf, '-');
+    if (dash && !strchr(buf, ',')) {
+        uint64_t lo, hi;
+        *dash = '\0';
+        if (cli_parse_u64(buf, &lo) || cli_parse_u64(dash + 1, &hi) || hi < lo || hi - lo >= MAX_SEEDS)
+            return -1;
+        *out = malloc((size_t)(hi - lo + 1) * sizeof **out);
+        if (!*out) return -1;
+        for (uint64_t s = lo; s <= hi; s++) (*out)[(*n)++] = s;
+        return 0;
+    }
+    long cap = 1;
+    for (const char *p = buf; *p; p++) cap += *p == ',';
+    if (cap > MAX_SEEDS) return -1;
+    *out = malloc((size_t)cap * sizeof **out);
+    if (!*out) return -1;
+    for (char *p = buf, *end;; p = end + 1) {
+        end = strchr(p, ',');
+        if (end) *end = '\0';
+        uint64_t s;
+        int dup = 0;
+        if (cli_parse_u64(p, &s)) {
+            free(*out);
+            *out = NULL;
+            *n = 0;
+            return -1;
+        }
+        for (long k = 0; k < *n; k++) dup |= (*out)[k] == s;
+        if (!dup) (*out)[(*n)++] = s;
+        if (!end) break;
+    }
+    return 0;
+}
+
+/* --out with every {seed} replaced by the seed. */
+static int seed_path(char *dst, size_t n, const char *pattern, uint64_t seed)
+{
+    size_t len = 0;
+    const char *p = pattern;
+    while (*p) {
+        const char *hit = strstr(p, "{seed}");
+        size_t chunk = hit ? (size_t)(hit - p) : strlen(p);
+        if (len + chunk + 24 >= n) return -1;
+        memcpy(dst + len, p, chunk);
+        len += chunk;
+        if (!hit) break;
+        len += (size_t)snprintf(dst + len, n - len, "%llu", (unsigned long long)seed);
+        p = hit + 6;
+    }
+    dst[len] = '\0';
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, train_args *a)
 {
@@ -45,10 +117,17 @@ static int parse_args(int argc, char **argv, train_args *a)
     while ((opt = getopt_long(argc, argv, "", train_options, NULL)) != -1) {
         int r = cli_common_option(cmd, &a->common, opt, optarg);
         if (!r) r = cli_model_option(cmd, &a->model, opt, optarg);
+        if (opt == OPT_SEED) a->seed_set = 1;
         if (r < 0) return PF_EINPUT;
         if (r > 0) continue;
         switch (opt) {
         case OPT_OUT: a->out = optarg; break;
+        case OPT_SEEDS:
+            free(a->seeds);
+            if (parse_seeds(optarg, &a->seeds, &a->n_seeds) || a->n_seeds == 0)
+                return cli_usage_error(cmd, "--seeds takes a range like 0-4 or a list like 0,1,2, "
+                                            "got '%s'", optarg);
+            break;
         case OPT_BETA:
             if (cli_parse_double(optarg, &a->beta) || a->beta < 0)
                 return cli_usage_error(cmd, "--beta needs a number >= 0, got '%s'", optarg);
@@ -60,67 +139,64 @@ static int parse_args(int argc, char **argv, train_args *a)
     if (a->common.help) return PF_OK;
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!a->out) return cli_usage_error(cmd, "--out FILE.safetensors is required");
+    if (a->seeds && a->seed_set) return cli_usage_error(cmd, "give either --seed or --seeds, not both");
+    if (a->seeds && !strstr(a->out, "{seed}"))
+        return cli_usage_error(cmd, "with --seeds, --out must contain {seed}, e.g. "
+                                    "minima/seed{seed}.safetensors");
+    if (!a->seeds && strstr(a->out, "{seed}"))
+        return cli_usage_error(cmd, "--out contains {seed}: give the seeds with --seeds");
     return PF_OK;
 }
 
-int cmd_train(int argc, char **argv)
+/* Train one model (model->seed) and write it to out; prints its JSON line. */
+static int train_one(const train_args *a, const cli_model_opts *model, const char *out,
+                     const pf_dataset *train, const pf_dataset *test, pf_error *err)
 {
-    train_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
-    if (a.common.help) {
-        fputs(train_help, stdout);
-        return PF_OK;
-    }
-    pf_set_threads(a.common.threads);
-    pf_error err;
-    pf_error_clear(&err);
-    pf_dataset train = {0}, test = {0};
     pf_arch arch;
     float *theta = NULL, *anchor = NULL;
     pf_trainer trainer = {0};
-    int trainer_ready = 0;
-    if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
-    if ((rc = cli_model_setup(&a.model, &train, &arch, &theta, &anchor, &err))) goto done;
+    int trainer_ready = 0, rc;
+    if ((rc = cli_model_setup(model, train, &arch, &theta, &anchor, err))) goto done;
 
     pf_train_config cfg;
-    cli_model_train_config(&a.model, &cfg);
-    cfg.beta = a.beta;
+    cli_model_train_config(model, &cfg);
+    cfg.beta = a->beta;
     cfg.anchor = anchor;
     cli_progress prog;
-    cli_progress_init(&prog, a.common.quiet);
-    prog.beta = a.beta;
+    cli_progress_init(&prog, a->common.quiet);
+    prog.beta = a->beta;
     cfg.progress = cli_progress_fn;
     cfg.progress_ctx = &prog;
 
-    if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train.n,
-                              cli_shuffle_seed(a.model.seed), &err)))
+    if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train->n,
+                              cli_shuffle_seed(model->seed), err)))
         goto done;
     trainer_ready = 1;
     pf_train_result res;
-    rc = pf_train_beta(&trainer, theta, &train, &cfg, &res, &err);
+    rc = pf_train_beta(&trainer, theta, train, &cfg, &res, err);
     cli_progress_done(&prog);
     if (rc) goto done;
 
     pf_metrics m;
-    if ((rc = pf_measure(&trainer.eval_work, theta, &train, &test, anchor, a.beta, &m, &err))) goto done;
+    if ((rc = pf_measure(&trainer.eval_work, theta, train, test, anchor, a->beta, &m, err))) goto done;
 
     pf_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
-    meta.beta = a.beta;
-    snprintf(meta.anchor, sizeof meta.anchor, "%s", a.model.anchor ? a.model.anchor : "origin");
-    meta.seed = a.model.seed;
-    snprintf(meta.dataset, sizeof meta.dataset, "%s", train.name);
+    meta.beta = a->beta;
+    snprintf(meta.anchor, sizeof meta.anchor, "%s", model->anchor ? model->anchor : "origin");
+    meta.seed = model->seed;
+    snprintf(meta.dataset, sizeof meta.dataset, "%s", train->name);
     snprintf(meta.extra, sizeof meta.extra,
              "{\"optimizer\":\"%s\",\"lr\":%.17g,\"batch\":%d,\"epochs\":%d,\"train_subset\":%ld,"
              "\"init\":\"%s\"}",
-             pf_opt_name(cfg.opt.kind), cfg.opt.lr, cfg.batch, res.epochs, a.common.data.train_subset,
-             a.model.init ? "checkpoint" : "nn.Linear default");
-    if ((rc = pf_ckpt_write(a.out, &arch, theta, &meta, &err))) goto done;
+             pf_opt_name(cfg.opt.kind), cfg.opt.lr, cfg.batch, res.epochs, a->common.data.train_subset,
+             model->init ? "checkpoint" : "nn.Linear default");
+    if ((rc = pf_ckpt_write(out, &arch, theta, &meta, err))) goto done;
 
     cJSON *o = cli_metrics_json(&m);
     cJSON_AddStringToObject(o, "command", "train");
-    cJSON_AddStringToObject(o, "out", a.out);
+    cJSON_AddStringToObject(o, "out", out);
+    cJSON_AddNumberToObject(o, "seed", (double)model->seed);
     cJSON_AddStringToObject(o, "optimizer", pf_opt_name(cfg.opt.kind));
     cJSON_AddNumberToObject(o, "epochs", res.epochs);
     cJSON_AddNumberToObject(o, "steps", (double)res.steps);
@@ -129,12 +205,59 @@ int cmd_train(int argc, char **argv)
     cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
     cJSON_AddNumberToObject(o, "seconds_per_epoch", res.epochs ? res.seconds / res.epochs : 0.0);
     cli_print_json(o);
-
 done:
-    if (rc) cli_error("train", rc, "%s", err.msg);
     if (trainer_ready) pf_trainer_free(&trainer);
     free(theta);
     free(anchor);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) {
+        free(a.seeds);
+        return rc;
+    }
+    if (a.common.help) {
+        fputs(train_help, stdout);
+        free(a.seeds);
+        return PF_OK;
+    }
+    pf_set_threads(a.common.threads);
+    pf_error err;
+    pf_error_clear(&err);
+    pf_dataset train = {0}, test = {0};
+    if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
+    if (!a.seeds) {
+        rc = train_one(&a, &a.model, a.out, &train, &test, &err);
+        goto done;
+    }
+    for (long k = 0; k < a.n_seeds && !rc; k++) {
+        char out[4096];
+        if (seed_path(out, sizeof out, a.out, a.seeds[k])) {
+            rc = pf_fail(&err, PF_EINPUT, "--out: path too long");
+            break;
+        }
+        if (access(out, F_OK) == 0) {
+            /* done in an earlier run: resume past it */
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "command", "train");
+            cJSON_AddStringToObject(o, "out", out);
+            cJSON_AddNumberToObject(o, "seed", (double)a.seeds[k]);
+            cJSON_AddBoolToObject(o, "skipped", 1);
+            cJSON_AddStringToObject(o, "reason", "exists");
+            cli_print_json(o);
+            continue;
+        }
+        cli_model_opts model = a.model;
+        model.seed = a.seeds[k];
+        rc = train_one(&a, &model, out, &train, &test, &err);
+    }
+done:
+    if (rc) cli_error("train", rc, "%s", err.msg);
+    free(a.seeds);
     pf_dataset_free(&train);
     pf_dataset_free(&test);
     return rc;

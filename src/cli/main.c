@@ -11,9 +11,13 @@ static const char *const usage =
     "Commands:\n"
     "  train      train a model at one L2 strength and write a checkpoint\n"
     "  eval       metrics of a checkpoint on train and test data\n"
+    "  hessian      extreme Hessian eigenvalues and saddle index of E and L_beta at a model\n"
     "  sweep        quasi-static beta sweep: phase diagram, transitions, hierarchy\n"
     "  transitions  detect transitions and phases in a sweep folder\n"
-    "  hierarchy    merge the phases of several sweeps into one hierarchy\n\n"
+    "  connect      Pathfinder paths between minima: certified barriers vs the straight line\n"
+    "  probe        Pathfinder path from a minimum toward a saddle: the transitions it crosses\n"
+    "  hierarchy    merge the phases of several sweeps into one hierarchy\n"
+    "  plot         draw columns of a CSV table (sweep.csv, path.csv, ...) against another\n\n"
     "Run 'pathfinder COMMAND --help' for a command's options.\n"
     "  --version  print the version\n"
     "  --help     this text\n\n"
@@ -36,9 +40,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "hessian") == 0) return cmd_hessian(argc - 1, argv + 1);
     if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 1, argv + 1);
+    if (strcmp(cmd, "connect") == 0) return cmd_connect(argc - 1, argv + 1);
+    if (strcmp(cmd, "probe") == 0) return cmd_probe(argc - 1, argv + 1);
     if (strcmp(cmd, "transitions") == 0) return cmd_transitions(argc - 1, argv + 1);
     if (strcmp(cmd, "hierarchy") == 0) return cmd_hierarchy(argc - 1, argv + 1);
+    if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
     fprintf(stderr, "pathfinder: unknown command '%s'\nTry 'pathfinder --help'.\n", cmd);
     return PF_EINPUT;
 }

@@ -20,7 +20,7 @@ void post_options_default(post_options *o)
     o->encoded_threshold = 50.0;
 }
 
-static int make_dir(const char *path, pf_error *err)
+int post_make_dir(const char *path, pf_error *err)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return pf_fail(err, PF_ERUNTIME, "%s: %s", path, strerror(errno));
@@ -33,11 +33,11 @@ static int make_dir(const char *path, pf_error *err)
 int post_make_dirs(const char *dir, pf_error *err)
 {
     char path[4096];
-    int rc = make_dir(dir, err);
+    int rc = post_make_dir(dir, err);
     const char *subs[] = {"checkpoints", "figures", "transitions"};
     for (int i = 0; !rc && i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, subs[i]);
-        rc = make_dir(path, err);
+        rc = post_make_dir(path, err);
     }
     return rc;
 }
@@ -63,6 +63,8 @@ int post_write_point_checkpoint(const char *dir, const pf_point_result *res, con
              res->index, res->point.direction > 0 ? "up" : "down", res->epochs);
     return pf_ckpt_write(path, arch, theta, &meta, err);
 }
+
+static void transition_sets(const post_leg *g, long k, uint64_t *lost, uint64_t *gained);
 
 /* ---- one leg (direction) of a sweep, in ascending beta ------------------- */
 
@@ -117,6 +119,13 @@ int post_leg_build(post_leg *g, const pf_point_result *rows, long n_rows, int di
     if (!rc && K > 0)
         rc = pf_phases(g->beta, g->acc, g->loss, g->r, g->class_acc, g->n, K, g->t, g->nt,
                        encoded_threshold, PF_LOSS_CE, &g->ph, err);
+    /* A transition that changes which classes are encoded is major too, even
+     * when the test accuracy moves by less than the detector's threshold. */
+    for (long k = 0; !rc && g->ph && k < g->nt; k++) {
+        uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];
+        transition_sets(g, k, lost, gained);
+        if (pf_set_count(lost, K) || pf_set_count(gained, K)) g->t[k].major = 1;
+    }
     if (rc) post_leg_free(g);
     return rc;
 }

@@ -62,6 +62,9 @@ int post_write_json(const char *path, cJSON *obj, pf_error *err);
 int post_figures(const char *dir, const post_leg *legs, int n_legs, const pf_hierarchy *h,
                  FILE *report, pf_error *err);
 
+/* mkdir that accepts an existing directory. */
+int post_make_dir(const char *path, pf_error *err);
+/* The run folder and its checkpoints/, figures/, transitions/. */
 int post_make_dirs(const char *dir, pf_error *err);
 int post_write_point_checkpoint(const char *dir, const pf_point_result *res, const pf_arch *arch,
                                 const float *theta, const char *anchor, uint64_t seed,

@@ -8,8 +8,8 @@
  * points on its left and the w points on its right, and take the jump as the
  * difference of the two lines at the middle of the gap. Its size is compared
  * with the local noise: the residual scatter of both fits, floored by the
- * median scatter along the whole curve so that a locally perfect fit does
- * not inflate the score. A gap is a transition when the score passes the
+ * median scatter over the neighbouring gaps so that a locally perfect fit
+ * does not inflate the score. A gap is a transition when the score passes the
  * threshold, r steps down by at least min_rel_jump, and E steps up. Among
  * neighbouring candidates (within w points) only the strongest survives.
  * Per-class accuracies are not used: they flicker from point to point.
@@ -95,14 +95,19 @@ int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_tra
         y[i] = log(c->r[first + i]);
         ye[i] = log(fmax(c->loss[first + i], 1e-300));
     }
-    long m = 0;
+    for (long i = w - 1; i + w < n; i++) jump[i] = gap_jump(x, y, i, w, &noise[i]);
+    /* The noise floor is the median scatter in a neighbourhood of 5 windows
+     * on each side: the relative noise of r grows as r shrinks, so one
+     * floor for the whole curve would be too strict early and too lax late. */
+    long reach = 5L * w;
     for (long i = w - 1; i + w < n; i++) {
-        jump[i] = gap_jump(x, y, i, w, &noise[i]);
-        sorted[m++] = noise[i];
+        long m = 0;
+        for (long j = i - reach; j <= i + reach; j++)
+            if (j >= w - 1 && j + w < n) sorted[m++] = noise[j];
+        qsort(sorted, (size_t)m, sizeof *sorted, cmp_double);
+        double floor_noise = fmax(sorted[m / 2], 1e-9);
+        score[i] = -jump[i] / fmax(noise[i], floor_noise);
     }
-    qsort(sorted, (size_t)m, sizeof *sorted, cmp_double);
-    double floor_noise = fmax(sorted[m / 2], 1e-9);
-    for (long i = w - 1; i + w < n; i++) score[i] = -jump[i] / fmax(noise[i], floor_noise);
     long nf = 0;
     for (long i = w - 1; i + w < n; i++) {
         if (score[i] < cfg->threshold || -jump[i] < log1p(cfg->min_rel_jump)) continue;

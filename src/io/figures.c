@@ -2,43 +2,24 @@
  * the basin hierarchy, drawn with PLplot's cairo drivers.
  *
  * Every figure is one static draw function that knows nothing about files;
- * render() runs it once per device (pngcairo, pdfcairo, svgcairo) on a fresh
- * PLplot stream, writing BASE.EXT.tmp and renaming it into place only when
- * the drawing finished and left a non-empty file.
- *
- * PLplot reports fatal errors through plexit(), which ends the process after
- * calling the handler installed with plsexit(); our handler longjmps back
- * into render() instead, so a PLplot error becomes PF_ERUNTIME. This is best
- * effort: PLplot's state after such an escape is not guaranteed, and PLplot
- * is not thread-safe, so neither are these functions.
+ * plot_render() (plot.c) writes it as BASE.png, BASE.pdf and BASE.svg, and
+ * turns a fatal PLplot error into PF_ERUNTIME. PLplot is not thread-safe,
+ * so neither are these functions.
  *
  * Empty input (no points, no classes, no nodes) still gives a figure: the
  * frame, the title and a line saying what is missing. Only bad arguments
  * (NULL base, NULL rows with n > 0, negative counts) return PF_EINPUT.
  */
-#include <errno.h>
 #include <math.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 
 #include <plplot.h>
 
 #include "pathfinder/io.h"
+#include "plot.h"
 
 /* ------------------------------------------------------------- colours */
-
-/* cmap0: a white page, black ink and the Okabe-Ito colour-blind-safe set. */
-enum {
-    C_PAGE, C_INK, C_BLUE, C_VERMILLION, C_GREEN, C_PURPLE, C_GREY, C_GRID, C_SKY,
-    C_ORANGE, C_BOXFILL, C_WHITE, C_ABSENT, N_COLORS
-};
-
-static const PLINT cmap0_r[N_COLORS] = {255, 0, 0, 213, 0, 204, 110, 228, 86, 230, 226, 255, 200};
-static const PLINT cmap0_g[N_COLORS] = {255, 0, 114, 94, 158, 121, 110, 228, 180, 159, 238, 255, 200};
-static const PLINT cmap0_b[N_COLORS] = {255, 0, 178, 0, 115, 167, 110, 228, 233, 0, 250, 255, 200};
 
 /* cmap1: viridis, sampled at nine points (perceptually uniform, prints in grey). */
 static void use_viridis(void)
@@ -57,43 +38,10 @@ static void use_viridis(void)
     plscmap1l(1, 9, pos, rr, gg, bb, NULL);
 }
 
-/* Character heights, relative to PLplot's default on a 1200 x 1500 page. */
-#define TEXT_SCALE 0.72
-#define TITLE_SCALE 0.92
-#define SMALL_SCALE 0.6
-
-/* PLplot's default character height grows with the mean of the page's
- * sides; this undoes that, so text has one size on every figure. */
-static double page_text_factor = 1.0;
-
-static void text_size(double scale)
-{
-    plschr(0, scale * page_text_factor);
-}
-
 /* ------------------------------------------------------------- text */
 
-/* '#' starts a PLplot escape sequence; double it in text we did not write. */
-static void plain_text(char *dst, size_t n, const char *src)
-{
-    size_t j = 0;
-    for (size_t i = 0; src[i] && j + 2 < n; i++) {
-        if (src[i] == '#') dst[j++] = '#';
-        dst[j++] = src[i];
-    }
-    dst[j] = '\0';
-}
-
-static void draw_title(const char *title, double disp)
-{
-    if (!title || !*title) return;
-    char buf[512];
-    plain_text(buf, sizeof buf, title);
-    text_size(TITLE_SCALE);
-    plcol0(C_INK);
-    plmtex("t", disp, 0.5, 0.5, buf);
-    text_size(TEXT_SCALE);
-}
+/* Small print, beside TEXT_SCALE and TITLE_SCALE (plot.h). */
+#define SMALL_SCALE 0.6
 
 /* Class k in a bit set (the layout of pf_basin.set and pf_phase.encoded). */
 static int class_in_set(const uint64_t *set, int k)
@@ -140,128 +88,6 @@ static void class_set_text(const uint64_t *set, int n_classes, char *buf, size_t
         snprintf(buf + len, n - len, "%s}", cut ? (first ? "…" : ",…") : "");
         if (!cut) return;
     }
-}
-
-/* --------------------------------------------------------- rendering */
-
-typedef struct {
-    int width, height;              /* pixels for PNG, points for PDF/SVG */
-    void (*draw)(const void *ctx);  /* draws one page on the current stream */
-    const void *ctx;
-} figure;
-
-static jmp_buf plot_escape;      /* where a fatal PLplot error lands */
-static char plot_message[256];   /* the last PLplot error or warning */
-
-static int on_plexit(const char *msg)
-{
-    snprintf(plot_message, sizeof plot_message, "%s", msg ? msg : "");
-    longjmp(plot_escape, 1);
-    return 1;   /* not reached: returning would let plexit() end the process */
-}
-
-static void on_plabort(const char *msg)
-{
-    /* Warnings do not stop the drawing; keep one in case the file ends up empty. */
-    snprintf(plot_message, sizeof plot_message, "%s", msg ? msg : "");
-}
-
-/* PLplot asks on stdin for another device when the one named is missing,
- * so look it up first. */
-static int have_device(const char *dev)
-{
-    enum { MAX_DEVICES = 256 };
-    const char *menu[MAX_DEVICES], *names[MAX_DEVICES];
-    const char **menu_p = menu, **names_p = names;
-    int n = MAX_DEVICES;
-    plgDevs(&menu_p, &names_p, &n);
-    for (int i = 0; i < n; i++)
-        if (names[i] && strcmp(names[i], dev) == 0) return 1;
-    return 0;
-}
-
-/* Draw fig with device dev into path, through path.tmp. */
-static int render_one(const figure *fig, const char *dev, const char *path, pf_error *err)
-{
-    if (!have_device(dev))
-        return pf_fail(err, PF_ERUNTIME, "%s: PLplot has no %s driver (plplot-driver-cairo)", path,
-                       dev);
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 5);
-    if (!tmp) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-
-    /* PLplot retries a failed fopen ten times, printing each, then exits: so
-     * make sure the file can be created before handing it the name. */
-    FILE *probe = fopen(tmp, "wb");
-    if (!probe) {
-        int rc = pf_fail(err, PF_ERUNTIME, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    fclose(probe);
-
-    PLINT previous = 0, stream = -1;
-    plgstrm(&previous);
-    plmkstrm(&stream);
-    if (stream < 0) {
-        remove(tmp);
-        free(tmp);
-        return pf_fail(err, PF_ERUNTIME, "%s: no free PLplot stream", path);
-    }
-    plot_message[0] = '\0';
-    plsexit(on_plexit);
-    plsabort(on_plabort);
-    volatile int crashed = 0;
-    if (setjmp(plot_escape) == 0) {
-        plsdev(dev);
-        plsfnam(tmp);
-        plspage(0, 0, fig->width, fig->height, 0, 0);
-        plscmap0(cmap0_r, cmap0_g, cmap0_b, N_COLORS);
-        page_text_factor = 2700.0 / (fig->width + fig->height);
-        plinit();
-        fig->draw(fig->ctx);
-        plend1();
-    } else {
-        crashed = 1;
-        if (setjmp(plot_escape) == 0) plend1();   /* release the stream if PLplot still can */
-    }
-    plsexit(NULL);
-    plsabort(NULL);
-    plsstrm(previous);
-
-    struct stat st;
-    int rc = PF_OK;
-    if (crashed)
-        rc = pf_fail(err, PF_ERUNTIME, "%s: PLplot error: %s", path,
-                     plot_message[0] ? plot_message : "unknown");
-    else if (stat(tmp, &st) != 0 || st.st_size == 0)
-        rc = pf_fail(err, PF_ERUNTIME, "%s: the %s driver wrote nothing%s%s", path, dev,
-                     plot_message[0] ? ": " : "", plot_message);
-    else if (rename(tmp, path) != 0)
-        rc = pf_fail(err, PF_ERUNTIME, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-    if (rc) remove(tmp);
-    free(tmp);
-    return rc;
-}
-
-/* BASE.png, BASE.pdf and BASE.svg. */
-static int render(const char *base, const figure *fig, pf_error *err)
-{
-    static const char *const ext[3] = {".png", ".pdf", ".svg"};
-    static const char *const dev[3] = {"pngcairo", "pdfcairo", "svgcairo"};
-    size_t len = strlen(base);
-    char *path = malloc(len + 8);
-    if (!path) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
-    int rc = PF_OK;
-    for (int i = 0; i < 3 && rc == PF_OK; i++) {
-        memcpy(path, base, len);
-        strcpy(path + len, ext[i]);
-        rc = render_one(fig, dev[i], path, err);
-    }
-    free(path);
-    return rc;
 }
 
 /* ------------------------------------------------------- plot helpers */
@@ -317,63 +143,6 @@ static double log10_or_nan(double v)
     return v > 0 && isfinite(v) ? log10(v) : NAN;
 }
 
-/* A line through consecutive finite points (a NaN breaks it) and a marker
- * at each finite point. */
-static void draw_series(const double *x, const double *y, long n, int color, const char *marker,
-                        double marker_scale)
-{
-    PLFLT *px = malloc((size_t)(n > 0 ? n : 1) * sizeof *px);
-    PLFLT *py = malloc((size_t)(n > 0 ? n : 1) * sizeof *py);
-    if (!px || !py) {
-        free(px);
-        free(py);
-        return;
-    }
-    plcol0(color);
-    pllsty(1);
-    plwidth(2.0);
-    long run = 0, m = 0;
-    for (long i = 0; i <= n; i++) {
-        int ok = i < n && isfinite(x[i]) && isfinite(y[i]);
-        if (ok) {
-            px[run] = x[i];
-            py[run] = y[i];
-            run++;
-        }
-        if (!ok || i == n) {
-            if (run >= 2) plline((PLINT)run, px, py);
-            run = 0;
-        }
-    }
-    if (marker) {
-        for (long i = 0; i < n; i++)
-            if (isfinite(x[i]) && isfinite(y[i])) {
-                px[m] = x[i];
-                py[m] = y[i];
-                m++;
-            }
-        text_size(marker_scale);
-        if (m > 0) plstring((PLINT)m, px, py, marker);
-        text_size(TEXT_SCALE);
-    }
-    plwidth(1.0);
-    free(px);
-    free(py);
-}
-
-/* Light grid, then the black frame, ticks and numbers. */
-static void draw_axes(const char *xopt, const char *yopt, int ylog)
-{
-    plcol0(C_GRID);
-    plwidth(1.0);
-    pllsty(1);
-    plbox("g", 0, 0, ylog ? "gl" : "g", 0, 0);
-    plcol0(C_INK);
-    plwidth(1.5);
-    plbox(xopt, 0, 0, yopt, 0, 0);
-    plwidth(1.0);
-}
-
 /* Transition midpoints, NaN for a transition without finite betas. */
 static double *transition_betas(const pf_transition *t, long nt)
 {
@@ -424,13 +193,13 @@ static int label_transitions(const double *mid, long nt, double xlo, double xhi)
 /* The whole page as one frame with the title and a line of explanation. */
 static void draw_no_data(const char *title, const char *what)
 {
-    text_size(TEXT_SCALE);
+    plot_text_size(TEXT_SCALE);
     plvpor(0.1, 0.9, 0.1, 0.85);
     plwind(0, 1, 0, 1);
     plcol0(C_INK);
     plbox("bc", 0, 0, "bc", 0, 0);
     plptex(0.5, 0.5, 1, 0, 0.5, what);
-    draw_title(title, 1.5);
+    plot_title(title, 1.5);
 }
 
 static int check_rows(const char *base, const pf_point_result *rows, long n, const char *what,
@@ -512,7 +281,7 @@ static void draw_phase_diagram(const void *p)
 {
     const sweep_ctx *c = p;
     pladv(0);
-    text_size(TEXT_SCALE);
+    plot_text_size(TEXT_SCALE);
     if (c->n == 0) {
         draw_no_data(c->title, "no data: the sweep has no points");
         return;
@@ -536,14 +305,16 @@ static void draw_phase_diagram(const void *p)
         plvpor(left, right, y0, y1);
         plwind(xs.lo, xs.hi, ys.lo, ys.hi);
         int last = q == N_QUANTITIES - 1;
-        draw_axes(last ? "bcnst" : "bcst", q == Q_R ? "bcflnstv" : "bcnstv", q == Q_R);
+        plot_axes(last ? "bcnst" : "bcst", q == Q_R ? "bcflnstv" : "bcnstv", q == Q_R);
         draw_transition_lines(c->mid, c->nt, xs.lo, xs.hi, ys.lo, ys.hi, C_GREY, 1.5);
-        draw_series(x, y, c->n, quantity_color[q], "•", 0.55);
+        plot_style style = {.color = quantity_color[q], .line_style = 1, .line_width = 2.0,
+                            .marker = "•", .marker_scale = 0.55};
+        plot_series(x, y, NULL, c->n, &style);
         plcol0(C_INK);
         plmtex("l", 4.2, 0.5, 0.5, quantity_label[q]);
         if (q == 0) {
             int rows = label_transitions(c->mid, c->nt, xs.lo, xs.hi);
-            draw_title(c->title, (1.1 + 1.3 * rows) * TEXT_SCALE / TITLE_SCALE + 0.6);
+            plot_title(c->title, (1.1 + 1.3 * rows) * TEXT_SCALE / TITLE_SCALE + 0.6);
         }
         if (last) plmtex("b", 3.0, 0.5, 0.5, "β (L2 strength)");
     }
@@ -560,8 +331,8 @@ int pf_fig_phase_diagram(const char *base, const pf_point_result *rows, long n,
     double *mid = transition_betas(t, nt);
     if (!mid) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
     sweep_ctx c = {rows, n, mid, nt, title};
-    figure fig = {1200, 1500, draw_phase_diagram, &c};
-    rc = render(base, &fig, err);
+    plot_figure fig = {1200, 1500, draw_phase_diagram, &c};
+    rc = plot_render(base, &fig, err);
     free(mid);
     return rc;
 }
@@ -600,7 +371,7 @@ static void draw_class_heatmap(const void *p)
 {
     const heatmap_ctx *c = p;
     pladv(0);
-    text_size(TEXT_SCALE);
+    plot_text_size(TEXT_SCALE);
     if (c->n_order == 0 || c->n_classes <= 0) {
         draw_no_data(c->title, c->n_order == 0 ? "no data: the sweep has no points"
                                                : "no data: no per-class accuracies");
@@ -666,13 +437,13 @@ static void draw_class_heatmap(const void *p)
     plmtex("b", 3.4, 0.5, 0.5, "β (L2 strength)");
     plmtex("l", 3.2, 0.5, 0.5, "class");
     if (any_absent) {
-        text_size(SMALL_SCALE);
+        plot_text_size(SMALL_SCALE);
         /* On the line of the axis label, flush right, clear of it. */
         plmtex("b", 3.4 * TEXT_SCALE / SMALL_SCALE, 1.0, 1.0, "grey: not in the test set");
-        text_size(TEXT_SCALE);
+        plot_text_size(TEXT_SCALE);
     }
     int rows = label_transitions(c->mid, c->nt, xlo, xhi);
-    draw_title(c->title, (1.1 + 1.3 * rows) * TEXT_SCALE / TITLE_SCALE + 0.6);
+    plot_title(c->title, (1.1 + 1.3 * rows) * TEXT_SCALE / TITLE_SCALE + 0.6);
 
     /* The colour bar, beside the map and as tall as it. */
     PLFLT bar_w, bar_h;
@@ -711,8 +482,8 @@ int pf_fig_class_heatmap(const char *base, const pf_point_result *rows, long n,
         if (isfinite(rows[i].point.beta)) order[m++] = (beta_row){rows[i].point.beta, i};
     qsort(order, (size_t)m, sizeof *order, beta_row_cmp);
     heatmap_ctx c = {rows, n, K, mid, nt, title, order, m};
-    figure fig = {1200, heatmap_height(K), draw_class_heatmap, &c};
-    rc = render(base, &fig, err);
+    plot_figure fig = {1200, heatmap_height(K), draw_class_heatmap, &c};
+    rc = plot_render(base, &fig, err);
     free(mid);
     free(order);
     return rc;
@@ -729,13 +500,12 @@ typedef struct {
 static const char *const leg_name[2] = {"up (β increasing)", "down (β decreasing)"};
 static const char *const leg_marker[2] = {"▲", "▼"};
 static const int leg_color[2] = {C_BLUE, C_VERMILLION};
-#define MARKER_SCALE 0.42
 
 static void draw_hysteresis(const void *p)
 {
     const hysteresis_ctx *c = p;
     pladv(0);
-    text_size(TEXT_SCALE);
+    plot_text_size(TEXT_SCALE);
     if (c->n[0] + c->n[1] == 0) {
         draw_no_data(c->title, "no data: both legs are empty");
         return;
@@ -757,25 +527,27 @@ static void draw_hysteresis(const void *p)
         span ys = quantity_span(c->leg[0], c->n[0], c->leg[1], c->n[1], q);
         plvpor(left, right, y0, y1);
         plwind(xs.lo, xs.hi, ys.lo, ys.hi);
-        draw_axes(panel ? "bcnst" : "bcst", q == Q_R ? "bcflnstv" : "bcnstv", q == Q_R);
+        plot_axes(panel ? "bcnst" : "bcst", q == Q_R ? "bcflnstv" : "bcnstv", q == Q_R);
         for (int leg = 0; leg < 2; leg++) {
             for (long i = 0; i < c->n[leg]; i++) {
                 x[i] = c->leg[leg][i].point.beta;
                 y[i] = quantity(&c->leg[leg][i], q);
             }
-            draw_series(x, y, c->n[leg], leg_color[leg], leg_marker[leg], MARKER_SCALE);
+            plot_style style = {.color = leg_color[leg], .line_style = 1, .line_width = 2.0,
+                                .marker = leg_marker[leg], .marker_scale = MARKER_SCALE};
+            plot_series(x, y, NULL, c->n[leg], &style);
         }
         plcol0(C_INK);
         plmtex("l", 4.2, 0.5, 0.5, quantity_label[q]);
         if (panel == 0) {
-            draw_title(c->title, 1.2);
+            plot_title(c->title, 1.2);
             /* Both curves fall with beta, so the upper right corner is free. */
             PLINT opt[2] = {PL_LEGEND_LINE | PL_LEGEND_SYMBOL, PL_LEGEND_LINE | PL_LEGEND_SYMBOL};
             PLINT text_colors[2] = {C_INK, C_INK}, line_colors[2], line_styles[2] = {1, 1};
             PLINT symbol_colors[2], symbol_numbers[2] = {1, 1};
             PLFLT line_widths[2] = {2, 2};
-            PLFLT symbol_scales[2] = {MARKER_SCALE * page_text_factor,
-                                      MARKER_SCALE * page_text_factor};
+            PLFLT symbol_scales[2] = {plot_char_scale(MARKER_SCALE),
+                                      plot_char_scale(MARKER_SCALE)};
             const char *text[2], *symbols[2];
             int nl = 0;
             for (int leg = 0; leg < 2; leg++) {
@@ -788,7 +560,7 @@ static void draw_hysteresis(const void *p)
             PLFLT lw, lh;
             pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
                      PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.03, 0.08,
-                     C_PAGE, C_INK, 1, 0, 0, nl, opt, 1.0, TEXT_SCALE * page_text_factor, 2.0,
+                     C_PAGE, C_INK, 1, 0, 0, nl, opt, 1.0, plot_char_scale(TEXT_SCALE), 2.0,
                      0.0, text_colors, text, NULL,
                      NULL, NULL, NULL, line_colors, line_styles, line_widths, symbol_colors,
                      symbol_scales, symbol_numbers, symbols);
@@ -808,8 +580,8 @@ int pf_fig_hysteresis(const char *base, const pf_point_result *up, long n_up,
     if (!rc) rc = check_rows(base, down, n_down, "down leg", err);
     if (rc) return rc;
     hysteresis_ctx c = {{up, down}, {n_up, n_down}, title};
-    figure fig = {1200, 1100, draw_hysteresis, &c};
-    return render(base, &fig, err);
+    plot_figure fig = {1200, 1100, draw_hysteresis, &c};
+    return plot_render(base, &fig, err);
 }
 
 /* ----------------------------------------------------------- hierarchy */
@@ -916,7 +688,7 @@ static void draw_hierarchy(const void *p)
     const hierarchy_ctx *c = p;
     const pf_hierarchy *h = c->h;
     pladv(0);
-    text_size(TEXT_SCALE);
+    plot_text_size(TEXT_SCALE);
     if (h->n == 0) {
         draw_no_data(c->title, "no data: the hierarchy has no basins");
         return;
@@ -962,21 +734,21 @@ static void draw_hierarchy(const void *p)
         plwidth(1.5);
         plline(5, bx, by);
         plptex(x, y + 0.35 * half_h, 1, 0, 0.5, c->line1[i]);
-        text_size(SMALL_SCALE);
+        plot_text_size(SMALL_SCALE);
         plcol0(C_GREY);
         plptex(x, y - 0.55 * half_h, 1, 0, 0.5, c->line2[i]);
-        text_size(TEXT_SCALE);
+        plot_text_size(TEXT_SCALE);
     }
     plwidth(1.0);
     plcol0(C_INK);
-    draw_title(c->title, 1.2);
-    text_size(SMALL_SCALE);
+    plot_title(c->title, 1.2);
+    plot_text_size(SMALL_SCALE);
     plcol0(C_GREY);
     plmtex("b", 1.8, 0.5, 0.5,
            h->consistent ? "each set is linked to the smallest seen set that contains it"
                          : "each set is linked to the smallest seen set that contains it "
                            "(not every run's chain of sets is nested)");
-    text_size(TEXT_SCALE);
+    plot_text_size(TEXT_SCALE);
 }
 
 int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title, pf_error *err)
@@ -1004,9 +776,9 @@ int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title,
         }
         int width = 120 + c.slots * (int)(13 * longest + 60);
         int height = 240 + 125 * c.levels;
-        figure fig = {width < 1200 ? 1200 : width > 16000 ? 16000 : width,
+        plot_figure fig = {width < 1200 ? 1200 : width > 16000 ? 16000 : width,
                       height < 700 ? 700 : height > 4000 ? 4000 : height, draw_hierarchy, &c};
-        rc = render(base, &fig, err);
+        rc = plot_render(base, &fig, err);
     }
     free(c.parent);
     free(c.depth);

@@ -1,0 +1,970 @@
+/* pathfinder connect / probe: Pathfinder paths between models.
+ *
+ * connect A B: start at A, anchor the L2 term at B, raise beta with warm
+ * starts; the converged models form a path from A toward B, closed onto B
+ * by a last straight segment. Every segment between consecutive points is
+ * certified (error measured between the points, not only at them), and the
+ * path's error barrier is set beside the straight line A -> B's, measured at
+ * the same number of evenly spaced points. With more than two models it
+ * connects every pair (or a star), one folder per pair, resumable.
+ *
+ * probe --anchor S --from M: the same path, anchored at a model saved at a
+ * transition (a saddle); the transitions it crosses on the way are detected
+ * and explained as in a sweep.
+ *
+ * A pair's folder holds path.csv (rewritten atomically after every point),
+ * transitions.json, summary.json (written last: its presence marks the
+ * pair done) and the figures path_profile.* and path_beta.*. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "post.h"
+
+#define SCHEDULE_HELP                                                                            \
+    "Schedule (default: adaptive geometric):\n"                                                  \
+    "  --beta-start X       first beta (default 1e-8)\n"                                         \
+    "  --ratio X            grow beta by this factor per point (default 1.5)\n"                   \
+    "  --max-ratio X        the ratio may grow back up to X after easy steps (default: --ratio)\n" \
+    "  --min-ratio X        smallest ratio before a step is accepted anyway (default 1.01)\n"     \
+    "  --step-cap F         a step may bring theta closer to B by at most F x ||A - B||\n"      \
+    "                       (default 0.1)\n"                                                   \
+    "  --error-jump P       a step may raise the test error by at most P points (default 3)\n"    \
+    "  --tol F              stop once ||theta - B|| <= F x ||A - B|| (default 0.01)\n"            \
+    "  --max-beta X         or once beta would pass X (default 1)\n"                             \
+    "  --max-points N       or after N points, the start included (default 200)\n"               \
+    "  --beta GRID          a fixed grid instead: list, START:STOP:STEP or geom:START:STOP:N;\n"   \
+    "                       the paper's connectivity grid is 0:1e-5:2e-8 in this convention\n"  \
+    "  The rule: the next beta is the last one times the ratio. A step that brought theta\n"   \
+    "  closer to B by more than the cap (the drop of r = ||theta - B||; a growing r is the\n"   \
+    "  training's own drift, and ||theta - theta_prev|| is inflated by minibatch noise) or\n"  \
+    "  raised the test error by more than the jump is undone and retried from the previous\n" \
+    "  point with (ratio - 1) halved, down to --min-ratio. There a still-too-far step is\n"    \
+    "  accepted: as a jump (jump column 1: a first-order transition or a steep stretch; the\n" \
+    "  ratio stays small) if it shrank with the smaller steps, else as drift (jump column\n"   \
+    "  2; the ratio is restored). After two easy steps in a row (at most half the cap and\n"   \
+    "  half the jump) (ratio - 1) doubles, up to --max-ratio. A refused first step retries\n" \
+    "  below --beta-start.\n"                                                                  \
+    "Certification:\n"                                                                           \
+    "  --certify N          evenly spaced interior points per segment (default 5)\n"             \
+    "  --rise P             refine around a point whose error exceeds the segment's higher\n"    \
+    "                       end by more than P points (default 0.5)\n"                           \
+    "  --refine-levels L    rounds of bisection there (default 3)\n"                             \
+    "  The closing segment from the last point onto B is certified too. Barrier = highest\n"     \
+    "  error along the path minus the higher of the two ends' errors; the straight line\n"       \
+    "  A -> B is measured at the same number of evenly spaced points.\n"                         \
+    "Hessian and transitions:\n"                                                                 \
+    "  --hessian N          record lambda_min and lambda_max of the Hessian of E (and of\n"       \
+    "                       L_beta = E + beta I) at every point, by Lanczos on the first N\n"   \
+    "                       training samples (0: all); slow on large models\n"                  \
+    "  --window N           transition detection: points on each side (default 5)\n"            \
+    "  --threshold X        transition detection: jump / local noise (default 6)\n"             \
+    "  --encoded-threshold P  a class counts as encoded above P percent (default 50)\n"
+
+#define PROTOCOL_HELP                                                                          \
+    "Protocol (every beta is trained this way, warm-started; defaults are the paper's):\n"     \
+    "  --optimizer NAME     adam (default), sgd or lbfgs\n"                                    \
+    "  --lr X --momentum X --batch N --max-epochs N --patience N --min-delta X\n"              \
+    "  --keep-optimizer --grad-tol X   as in 'pathfinder train --help'\n"                        \
+    "  --seed S             seed of the minibatch shuffling (default 0)\n"                      \
+    "  --act NAMES          activations for checkpoints without pathfinder metadata\n"
+
+/* Help texts in parts: ISO C only promises string literals of 4095 bytes. */
+static const char *const connect_help[] = {
+    "Usage: pathfinder connect [OPTIONS] A.safetensors B.safetensors [C.safetensors ...] --out DIR\n"
+    "Pathfinder path from A to B: anchor the L2 term at B, start at A and raise beta, training\n"
+    "to convergence at each beta warm-started from the previous one. Certifies the path and\n"
+    "compares its error barrier with the straight line A -> B's.\n"
+    "With more than two models: every pair i < j (or a star with --star), each in DIR/pair_I_J/;\n"
+    "pairs whose summary.json exists are skipped, so a rerun resumes.\n\n"
+    "  --out DIR            output folder (required)\n"
+    "  --star I             paths from model I (0-based) to every other model\n",
+    SCHEDULE_HELP, PROTOCOL_HELP CLI_DATA_HELP,
+    "\nOutputs per pair: path.csv (one row per point: beta, losses, accuracies and errors,\n"
+    "per-class test accuracy, dist_A, dist_B, path_length, segment certification), summary.json,\n"
+    "transitions.json, path_profile.png/.pdf/.svg (error vs normalized distance, path and line),\n"
+    "path_beta.png/.pdf/.svg. Several pairs: also DIR/summary.csv and DIR/summary.json.\n"
+    "Prints a table of the pairs.\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
+    NULL,
+};
+
+static const char *const probe_help[] = {
+    "Usage: pathfinder probe [OPTIONS] --anchor SADDLE.safetensors --from MIN.safetensors --out DIR\n"
+    "Probe the hierarchy from a saddle: anchor the L2 term at a model saved at a transition\n"
+    "(a sweep's DIR/transitions/T<k>_below|above.safetensors), start at a minimum and raise\n"
+    "beta with warm starts. Reports, in order, the transitions the path crosses and the\n"
+    "classes each one loses or gains. Same machinery and outputs as 'pathfinder connect'\n"
+    "with A = --from and B = --anchor.\n\n"
+    "  --anchor FILE        the saddle model (required)\n"
+    "  --from FILE          the start model (required)\n"
+    "  --out DIR            output folder (required); done when DIR/summary.json exists\n",
+    SCHEDULE_HELP, PROTOCOL_HELP CLI_DATA_HELP,
+    "\nOutputs in DIR: path.csv, transitions.json (transitions crossed and phases), summary.json,\n"
+    "path_profile.png/.pdf/.svg, path_beta.png/.pdf/.svg.\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
+    NULL,
+};
+
+enum {
+    OPT_OUT = OPT_FIRST_OWN_OPTION, OPT_BETA, OPT_BETA_START, OPT_RATIO, OPT_MAX_RATIO,
+    OPT_MIN_RATIO, OPT_STEP_CAP, OPT_ERROR_JUMP, OPT_TOL, OPT_MAX_BETA, OPT_MAX_POINTS,
+    OPT_CERTIFY, OPT_RISE, OPT_LEVELS, OPT_STAR, OPT_FROM, OPT_HESSIAN, OPT_WINDOW,
+    OPT_THRESHOLD, OPT_ENCODED
+};
+
+static const struct option connect_options[] = {
+    CLI_DATA_LONGOPTS,
+    CLI_MODEL_LONGOPTS,
+    {"out", required_argument, 0, OPT_OUT},
+    {"beta", required_argument, 0, OPT_BETA},
+    {"beta-start", required_argument, 0, OPT_BETA_START},
+    {"ratio", required_argument, 0, OPT_RATIO},
+    {"max-ratio", required_argument, 0, OPT_MAX_RATIO},
+    {"min-ratio", required_argument, 0, OPT_MIN_RATIO},
+    {"step-cap", required_argument, 0, OPT_STEP_CAP},
+    {"error-jump", required_argument, 0, OPT_ERROR_JUMP},
+    {"tol", required_argument, 0, OPT_TOL},
+    {"max-beta", required_argument, 0, OPT_MAX_BETA},
+    {"max-points", required_argument, 0, OPT_MAX_POINTS},
+    {"certify", required_argument, 0, OPT_CERTIFY},
+    {"rise", required_argument, 0, OPT_RISE},
+    {"refine-levels", required_argument, 0, OPT_LEVELS},
+    {"star", required_argument, 0, OPT_STAR},
+    {"from", required_argument, 0, OPT_FROM},
+    {"hessian", required_argument, 0, OPT_HESSIAN},
+    {"window", required_argument, 0, OPT_WINDOW},
+    {"threshold", required_argument, 0, OPT_THRESHOLD},
+    {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {0, 0, 0, 0},
+};
+
+typedef struct {
+    const char *cmd;
+    int probe;
+    cli_common common;
+    cli_model_opts model;
+    const char *out, *grid, *from;
+    pf_schedule_config sched;   /* tol and step_cap as fractions of ||A - B|| here */
+    int max_ratio_set;
+    pf_certify_config certify;
+    long star;                  /* -1: all pairs */
+    long hessian;               /* -1: off; else samples (0: all) */
+    post_options post;
+    char **files;
+    int n_files;
+} connect_args;
+
+static int positive(const char *cmd, const char *name, const char *arg, double *out)
+{
+    if (cli_parse_double(arg, out) || !(*out > 0))
+        return cli_usage_error(cmd, "--%s needs a positive number, got '%s'", name, arg);
+    return PF_OK;
+}
+
+static int count(const char *cmd, const char *name, const char *arg, long lo, long hi, long *out)
+{
+    if (cli_parse_long(arg, out) || *out < lo || *out > hi)
+        return cli_usage_error(cmd, "--%s needs a whole number from %ld to %ld, got '%s'", name, lo,
+                               hi, arg);
+    return PF_OK;
+}
+
+static int parse_args(int argc, char **argv, connect_args *a)
+{
+    const char *cmd = a->cmd;
+    cli_common_default(&a->common);
+    cli_model_default(&a->model);
+    post_options_default(&a->post);
+    pf_schedule_config_default(&a->sched);
+    a->sched.tol = 0.01;
+    a->sched.step_cap = 0.1;
+    pf_certify_config_default(&a->certify);
+    a->star = -1;
+    a->hessian = -1;
+    optind = 1;
+    int opt, rc = PF_OK;
+    long v;
+    while ((opt = getopt_long(argc, argv, "", connect_options, NULL)) != -1) {
+        int r = cli_common_option(cmd, &a->common, opt, optarg);
+        if (!r) r = cli_model_option(cmd, &a->model, opt, optarg);
+        if (r < 0) return PF_EINPUT;
+        if (r > 0) continue;
+        switch (opt) {
+        case OPT_OUT: a->out = optarg; break;
+        case OPT_BETA: a->grid = optarg; break;
+        case OPT_FROM: a->from = optarg; break;
+        case OPT_BETA_START: rc = positive(cmd, "beta-start", optarg, &a->sched.beta_start); break;
+        case OPT_MAX_BETA: rc = positive(cmd, "max-beta", optarg, &a->sched.max_beta); break;
+        case OPT_STEP_CAP: rc = positive(cmd, "step-cap", optarg, &a->sched.step_cap); break;
+        case OPT_ERROR_JUMP: rc = positive(cmd, "error-jump", optarg, &a->sched.error_jump); break;
+        case OPT_TOL: rc = positive(cmd, "tol", optarg, &a->sched.tol); break;
+        case OPT_RATIO:
+        case OPT_MAX_RATIO:
+        case OPT_MIN_RATIO: {
+            const char *name = opt == OPT_RATIO ? "ratio" : opt == OPT_MAX_RATIO ? "max-ratio" : "min-ratio";
+            double x;
+            if (cli_parse_double(optarg, &x) || !(x > 1) || x > 1000)
+                return cli_usage_error(cmd, "--%s needs a number above 1, got '%s'", name, optarg);
+            if (opt == OPT_RATIO) a->sched.ratio = x;
+            else if (opt == OPT_MIN_RATIO) a->sched.min_ratio = x;
+            else a->sched.max_ratio = x, a->max_ratio_set = 1;
+            break;
+        }
+        case OPT_MAX_POINTS:
+            rc = count(cmd, "max-points", optarg, 2, 1000000, &a->sched.max_points);
+            break;
+        case OPT_CERTIFY:
+            if (!(rc = count(cmd, "certify", optarg, 0, 1000, &v))) a->certify.interior = (int)v;
+            break;
+        case OPT_LEVELS:
+            if (!(rc = count(cmd, "refine-levels", optarg, 0, 10, &v))) a->certify.levels = (int)v;
+            break;
+        case OPT_RISE:
+            if (cli_parse_double(optarg, &a->certify.rise) || a->certify.rise < 0)
+                return cli_usage_error(cmd, "--rise needs a number >= 0, got '%s'", optarg);
+            break;
+        case OPT_STAR: rc = count(cmd, "star", optarg, 0, 1000000, &a->star); break;
+        case OPT_HESSIAN: rc = count(cmd, "hessian", optarg, 0, 1L << 40, &a->hessian); break;
+        case OPT_WINDOW:
+            if (!(rc = count(cmd, "window", optarg, 2, 1000, &v))) a->post.detect.window = (int)v;
+            break;
+        case OPT_THRESHOLD: rc = positive(cmd, "threshold", optarg, &a->post.detect.threshold); break;
+        case OPT_ENCODED:
+            if (cli_parse_double(optarg, &a->post.encoded_threshold) ||
+                a->post.encoded_threshold < 0 || a->post.encoded_threshold > 100)
+                return cli_usage_error(cmd, "--encoded-threshold needs a percentage, got '%s'", optarg);
+            break;
+        default: return cli_usage_error(cmd, "unknown option");
+        }
+        if (rc) return rc;
+    }
+    if (a->common.help) return PF_OK;
+    if (a->model.arch || a->model.init || a->model.no_bias)
+        return cli_usage_error(cmd, "the checkpoints define the model: --arch, --init and --no-bias "
+                                    "do not apply");
+    if (!a->max_ratio_set) a->sched.max_ratio = a->sched.ratio;
+    if (a->sched.min_ratio > a->sched.ratio)
+        return cli_usage_error(cmd, "--min-ratio %g is above --ratio %g", a->sched.min_ratio,
+                               a->sched.ratio);
+    if (a->sched.max_ratio < a->sched.ratio)
+        return cli_usage_error(cmd, "--max-ratio %g is below --ratio %g", a->sched.max_ratio,
+                               a->sched.ratio);
+    if (a->sched.max_beta < a->sched.beta_start)
+        return cli_usage_error(cmd, "--max-beta is below --beta-start");
+    if (!a->out) return cli_usage_error(cmd, "--out DIR is required");
+    a->files = argv + optind;
+    a->n_files = argc - optind;
+    if (a->probe) {
+        if (a->n_files > 0) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        if (!a->model.anchor || !a->from)
+            return cli_usage_error(cmd, "--anchor SADDLE.safetensors and --from MIN.safetensors are required");
+        if (a->star >= 0) return cli_usage_error(cmd, "--star applies to connect only");
+    } else {
+        if (a->model.anchor)
+            return cli_usage_error(cmd, "the anchor is the second model; for a saddle anchor use "
+                                        "'pathfinder probe'");
+        if (a->from) return cli_usage_error(cmd, "--from applies to probe; give the models as arguments");
+        if (a->n_files < 2) return cli_usage_error(cmd, "needs at least two checkpoints, got %d", a->n_files);
+        if (a->star >= a->n_files)
+            return cli_usage_error(cmd, "--star %ld: there are only %d models (0-based)", a->star,
+                                   a->n_files);
+    }
+    return PF_OK;
+}
+
+/* ---- models ---------------------------------------------------------------------- */
+
+/* Read every model; the first defines the architecture, the others must
+ * match it. Errors name the file. */
+static int read_models(const connect_args *a, const char *const *paths, int n, pf_arch *arch,
+                       float **thetas, pf_error *err)
+{
+    pf_arch fallback, got;
+    const pf_arch *fb = NULL;
+    int rc = pf_ckpt_read(paths[0], NULL, NULL, arch, &thetas[0], NULL, err);
+    if (rc) return rc;
+    if (a->model.act || a->model.loss) {
+        fallback = *arch;
+        if (a->model.act && (rc = pf_arch_parse_acts(a->model.act, arch->n_layers, fallback.act, err)))
+            return rc;
+        if (a->model.loss && pf_loss_from_name(a->model.loss, &fallback.loss))
+            return pf_fail(err, PF_EINPUT, "--loss takes ce or mse, got '%s'", a->model.loss);
+        fb = &fallback;
+        free(thetas[0]);
+        thetas[0] = NULL;
+        if ((rc = pf_ckpt_read(paths[0], fb, NULL, arch, &thetas[0], NULL, err))) return rc;
+    }
+    for (int i = 1; i < n; i++)
+        if ((rc = pf_ckpt_read(paths[i], arch, arch, &got, &thetas[i], NULL, err))) return rc;
+    return PF_OK;
+}
+
+/* ---- one path ---------------------------------------------------------------------- */
+
+/* What a pair's run leaves for the summary table. */
+typedef struct {
+    int i, j;
+    const char *a, *b;
+    char dir[4096];
+    int skipped;
+    double distance, line_test, line_train, path_test, path_train, length, total_length;
+    double final_distance, seconds;
+    long points, n_transitions;
+    int converged;
+} pair_summary;
+
+typedef struct {
+    double min_E, max_E, min_L, max_L;
+    int converged;
+} hessian_row;
+
+typedef struct {
+    const connect_args *a;
+    const pf_arch *arch;
+    const pf_dataset *train, *test;
+    const char *dir;
+    const char *label;          /* "0-1" or "probe" */
+    /* the rows so far */
+    pf_path_point *rows;
+    hessian_row *hess;
+    long n, cap;
+    pf_profile profile;
+    pf_work hwork;              /* Hessian workspace (with --hessian) */
+    double t0;
+    int show;                   /* progress on stderr */
+} path_ctx;
+
+/* A growing text buffer for the CSV tables. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} text_buf;
+
+static void tb_printf(text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void tb_printf(text_buf *t, const char *fmt, ...)
+{
+    if (t->oom) return;
+    while (1) {
+        size_t room = t->cap - t->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int w = t->buf ? vsnprintf(t->buf + t->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (t->buf && w >= 0 && (size_t)w < room) {
+            t->len += (size_t)w;
+            return;
+        }
+        size_t cap = t->cap ? 2 * t->cap : 4096;
+        while (w >= 0 && cap - t->len <= (size_t)w) cap *= 2;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+            t->oom = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+}
+
+/* ",value" with 17 significant digits (a table read back is the same);
+ * infinities as inf, like numpy and pandas read them. */
+static void tb_num(text_buf *t, double v)
+{
+    if (isinf(v)) tb_printf(t, ",%sinf", v < 0 ? "-" : "");
+    else tb_printf(t, ",%.17g", v);
+}
+
+/* path.csv: the whole table, rewritten atomically. */
+static int write_path_csv(const path_ctx *c, pf_error *err)
+{
+    int K = c->n > 0 ? c->rows[0].res.m.test.n_classes : 0;
+    text_buf t = {0};
+    tb_printf(&t, "index,kind,L2_strength,Train_Loss,Train_Reg_Loss,Test_Loss,Train_Accuracy,"
+                  "Test_Accuracy,Train_Error,Test_Error");
+    for (int k = 0; k < K; k++) tb_printf(&t, ",Class_%d_Accuracy", k);
+    tb_printf(&t, ",dist_A,dist_B,step,path_length,segment_samples,segment_refined,"
+                  "segment_max_train_error,segment_max_test_error,epochs,retries,jump,seconds");
+    if (c->a->hessian >= 0)
+        tb_printf(&t, ",lambda_min_E,lambda_max_E,lambda_min_L,lambda_max_L,hessian_converged");
+    tb_printf(&t, "\n");
+    for (long i = 0; i < c->n; i++) {
+        const pf_path_point *p = &c->rows[i];
+        const pf_metrics *m = &p->res.m;
+        pf_path_sample s;
+        pf_path_sample_from_evals(&m->train, &m->test, &s);
+        const char *kind = i == 0 ? "start" : isinf(p->res.point.beta) ? "end" : "point";
+        tb_printf(&t, "%ld,%s", i, kind);
+        const double v1[] = {p->res.point.beta, m->train.loss, m->reg_loss, m->test.loss,
+                             m->train.accuracy, m->test.accuracy, s.train_error, s.test_error};
+        for (size_t k = 0; k < sizeof v1 / sizeof *v1; k++) tb_num(&t, v1[k]);
+        for (int k = 0; k < K; k++) tb_num(&t, m->test.class_accuracy[k]);
+        const double v2[] = {p->dist_start, m->r, p->step, p->length, (double)p->segment.n,
+                             (double)p->segment.n_refined, p->segment.max_train_error,
+                             p->segment.max_test_error, (double)p->res.epochs, (double)p->retries,
+                             (double)p->jump, p->res.seconds};
+        for (size_t k = 0; k < sizeof v2 / sizeof *v2; k++) tb_num(&t, v2[k]);
+        if (c->a->hessian >= 0) {
+            const hessian_row *h = &c->hess[i];
+            const double v3[] = {h->min_E, h->max_E, h->min_L, h->max_L, (double)h->converged};
+            for (size_t k = 0; k < 5; k++) tb_num(&t, v3[k]);
+        }
+        tb_printf(&t, "\n");
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/path.csv", c->dir);
+    int rc = t.oom ? pf_fail(err, PF_ERUNTIME, "%s: out of memory", path)
+                   : pf_write_file_atomic(path, t.buf, t.len, err);
+    free(t.buf);
+    return rc;
+}
+
+/* Keep a point (its segment statistics, not its samples) and its profile. */
+static int keep_point(path_ctx *c, const pf_path_point *p, pf_error *err)
+{
+    if (c->n == c->cap) {
+        long cap = c->cap ? 2 * c->cap : 64;
+        pf_path_point *r = realloc(c->rows, (size_t)cap * sizeof *r);
+        if (r) c->rows = r;
+        hessian_row *h = r ? realloc(c->hess, (size_t)cap * sizeof *h) : NULL;
+        if (!h) return pf_fail(err, PF_ERUNTIME, "out of memory");
+        c->hess = h;
+        c->cap = cap;
+    }
+    double s0 = c->n > 0 ? c->rows[c->n - 1].length : 0.0;
+    int rc = pf_profile_add(&c->profile, &p->segment, s0, p->step, c->n > 0, err);
+    if (rc) return rc;
+    c->rows[c->n] = *p;
+    c->rows[c->n].segment.samples = NULL;
+    memset(&c->hess[c->n], 0, sizeof *c->hess);
+    for (int k = 0; k < 4; k++) (&c->hess[c->n].min_E)[k] = NAN;
+    c->n++;
+    return PF_OK;
+}
+
+static int on_point(void *vctx, const pf_path_point *p, const float *theta, const pf_trainer *t,
+                    pf_error *err)
+{
+    (void)t;
+    path_ctx *c = vctx;
+    int rc = keep_point(c, p, err);
+    if (rc) return rc;
+    if (c->a->hessian >= 0) {
+        size_t ns = (size_t)c->a->hessian;
+        if (ns > c->train->n) ns = c->train->n;
+        pf_hessian_extremes_result hx;
+        if ((rc = pf_hessian_extremes(&c->hwork, theta, c->train, ns, p->res.point.beta, NULL, &hx, err)))
+            return rc;
+        hessian_row *h = &c->hess[c->n - 1];
+        h->min_E = hx.min_E, h->max_E = hx.max_E, h->min_L = hx.min_L, h->max_L = hx.max_L;
+        h->converged = hx.converged;
+    }
+    if ((rc = write_path_csv(c, err))) return rc;
+    if (c->show) {
+        pf_path_sample s;
+        pf_path_sample_from_evals(&p->res.m.train, &p->res.m.test, &s);
+        fprintf(stderr, "\r\033[K[%s] point %ld beta %-10.4g test err %6.2f%% (segment max %6.2f%%)  "
+                        "|theta-B| %9.4f  step %8.4f%s%s  %.1fs\n",
+                c->label, p->res.index, p->res.point.beta, s.test_error, p->segment.max_test_error,
+                p->res.m.r, p->step, p->retries ? "  retried" : "",
+                p->jump == 1 ? "  JUMP" : p->jump == 2 ? "  drift" : "",
+                pf_now() - c->t0);
+    }
+    return PF_OK;
+}
+
+static void train_progress(void *ctx, const pf_progress *p)
+{
+    (void)ctx;
+    fprintf(stderr, "\r\033[K  epoch %d/%d  step %ld/%ld  loss %.5f", p->epoch, p->max_epochs, p->step,
+            p->steps_per_epoch, p->loss);
+    fflush(stderr);
+}
+
+static cJSON *sample_json(const pf_path_sample *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "train_error", s->train_error);
+    cJSON_AddNumberToObject(o, "test_error", s->test_error);
+    cJSON_AddNumberToObject(o, "train_loss", s->train_loss);
+    cJSON_AddNumberToObject(o, "test_loss", s->test_loss);
+    return o;
+}
+
+static double profile_max(const double *e, long n)
+{
+    double m = -INFINITY;
+    for (long i = 0; i < n; i++) m = fmax(m, e[i]);
+    return m;
+}
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+static double json_num(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* A finished pair: read its summary back for the table. */
+static int load_summary(const char *path, pair_summary *s, pf_error *err)
+{
+    char *text;
+    int rc = pf_read_file(path, &text, NULL, 1 << 24, err);
+    if (rc) return rc;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    const cJSON *a = o ? cJSON_GetObjectItemCaseSensitive(o, "a") : NULL;
+    const cJSON *b = o ? cJSON_GetObjectItemCaseSensitive(o, "b") : NULL;
+    if (!cJSON_IsString(a) || !cJSON_IsString(b)) {
+        cJSON_Delete(o);
+        return pf_fail(err, PF_EINPUT, "%s: not a pathfinder path summary", path);
+    }
+    if (strcmp(a->valuestring, s->a) || strcmp(b->valuestring, s->b)) {
+        rc = pf_fail(err, PF_EINPUT, "%s: holds the path %s -> %s, not %s -> %s; use another --out",
+                     path, a->valuestring, b->valuestring, s->a, s->b);
+        cJSON_Delete(o);
+        return rc;
+    }
+    s->skipped = 1;
+    s->distance = json_num(o, "distance", NULL);
+    s->line_test = json_num(o, "line", "barrier_test");
+    s->line_train = json_num(o, "line", "barrier_train");
+    s->path_test = json_num(o, "path", "barrier_test");
+    s->path_train = json_num(o, "path", "barrier_train");
+    s->length = json_num(o, "path", "length");
+    s->total_length = json_num(o, "path", "total_length");
+    s->final_distance = json_num(o, "path", "final_distance");
+    s->points = (long)json_num(o, "path", "points");
+    s->n_transitions = (long)json_num(o, "path", "transitions");
+    s->converged = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "path"),
+                                                                 "converged"));
+    s->seconds = json_num(o, "wall_seconds", NULL);
+    cJSON_Delete(o);
+    return PF_OK;
+}
+
+typedef struct {
+    const connect_args *a;
+    const pf_arch *arch;
+    const pf_dataset *train, *test;
+    const double *grid;
+    long n_grid;
+    pf_train_config cfg;
+} run_env;
+
+static cJSON *settings_json(const run_env *e)
+{
+    const connect_args *a = e->a;
+    cJSON *s = cJSON_CreateObject();
+    if (e->grid) {
+        cJSON_AddStringToObject(s, "beta_grid", a->grid);
+    } else {
+        cJSON *q = cJSON_AddObjectToObject(s, "schedule");
+        cJSON_AddNumberToObject(q, "beta_start", a->sched.beta_start);
+        cJSON_AddNumberToObject(q, "ratio", a->sched.ratio);
+        cJSON_AddNumberToObject(q, "max_ratio", a->sched.max_ratio);
+        cJSON_AddNumberToObject(q, "min_ratio", a->sched.min_ratio);
+        cJSON_AddNumberToObject(q, "step_cap_fraction", a->sched.step_cap);
+        cJSON_AddNumberToObject(q, "error_jump", a->sched.error_jump);
+        cJSON_AddNumberToObject(q, "max_beta", a->sched.max_beta);
+        cJSON_AddNumberToObject(q, "max_points", (double)a->sched.max_points);
+    }
+    cJSON_AddNumberToObject(s, "tol_fraction", a->sched.tol);
+    cJSON *c = cJSON_AddObjectToObject(s, "certify");
+    cJSON_AddNumberToObject(c, "interior", a->certify.interior);
+    cJSON_AddNumberToObject(c, "rise", a->certify.rise);
+    cJSON_AddNumberToObject(c, "levels", a->certify.levels);
+    cJSON *p = cJSON_AddObjectToObject(s, "protocol");
+    cJSON_AddStringToObject(p, "optimizer", pf_opt_name(e->cfg.opt.kind));
+    cJSON_AddNumberToObject(p, "lr", e->cfg.opt.lr);
+    cJSON_AddNumberToObject(p, "batch", e->cfg.batch);
+    cJSON_AddNumberToObject(p, "max_epochs", e->cfg.max_epochs);
+    cJSON_AddNumberToObject(p, "patience", e->cfg.patience);
+    cJSON_AddBoolToObject(p, "reset_optimizer", e->cfg.reset_optimizer);
+    cJSON_AddNumberToObject(p, "seed", (double)a->model.seed);
+    cJSON_AddNumberToObject(p, "threads", a->common.threads);
+    cJSON *d = cJSON_AddObjectToObject(s, "data");
+    cJSON_AddStringToObject(d, "name", e->train->name);
+    cJSON_AddNumberToObject(d, "n_train", (double)e->train->n);
+    cJSON_AddNumberToObject(d, "n_test", (double)e->test->n);
+    cJSON_AddNumberToObject(d, "train_subset", (double)a->common.data.train_subset);
+    char buf[512];
+    pf_arch_sizes_str(e->arch, buf, sizeof buf);
+    cJSON_AddStringToObject(s, "architecture", buf);
+    if (a->hessian >= 0) cJSON_AddNumberToObject(s, "hessian_samples", (double)a->hessian);
+    return s;
+}
+
+/* Trace, close, certify and report one path from theta_a to theta_b in dir. */
+static int run_pair(const run_env *e, const float *theta_a, const float *theta_b, pair_summary *sum,
+                    post_leg *leg, pf_error *err)
+{
+    const connect_args *a = e->a;
+    const pf_arch *arch = e->arch;
+    size_t np = arch->n_params;
+    char path[4200];
+    memset(leg, 0, sizeof *leg);
+    int rc = post_make_dir(sum->dir, err);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/summary.json", sum->dir);
+    if (file_exists(path)) return load_summary(path, sum, err);
+
+    double t0 = pf_now();
+    double D = pf_distance(theta_a, theta_b, np);
+    if (!(D > 0))
+        return pf_fail(err, PF_EINPUT, "%s and %s hold the same parameters: nothing to connect",
+                       sum->a, sum->b);
+    char label[64];
+    if (a->probe) snprintf(label, sizeof label, "probe");
+    else snprintf(label, sizeof label, "%d-%d", sum->i, sum->j);
+    path_ctx c;
+    memset(&c, 0, sizeof c);
+    c.a = a, c.arch = arch, c.train = e->train, c.test = e->test, c.dir = sum->dir, c.label = label;
+    c.t0 = t0;
+    c.show = !a->common.quiet && isatty(STDERR_FILENO);
+    pf_trainer trainer;
+    float *theta = malloc(np * sizeof *theta);
+    pf_segment close = {0}, line = {0};
+    pf_profile line_prof = {0};
+    cJSON *summary = NULL, *tj = NULL;
+    int trainer_ready = 0;
+    if (!theta) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    memcpy(theta, theta_a, np * sizeof *theta);
+    if (a->hessian >= 0 && (rc = pf_work_init(&c.hwork, arch, 1000, err))) goto done;
+    pf_train_config cfg = e->cfg;
+    if (c.show) cfg.progress = train_progress;
+    if ((rc = pf_trainer_init(&trainer, arch, &cfg.opt, cfg.batch, e->train->n,
+                              cli_shuffle_seed(a->model.seed), err)))
+        goto done;
+    trainer_ready = 1;
+
+    pf_path_config pc;
+    memset(&pc, 0, sizeof pc);
+    pc.grid = e->grid;
+    pc.n_grid = e->n_grid;
+    pc.schedule = a->sched;
+    pc.schedule.tol = a->sched.tol * D;
+    pc.schedule.step_cap = a->sched.step_cap * D;
+    pc.certify = a->certify;
+    pf_path_result pr;
+    if ((rc = pf_path_trace(&trainer, theta, theta_b, e->train, e->test, &cfg, &pc, on_point, &c,
+                            &pr, err)))
+        goto done;
+
+    /* close the path onto B with a certified straight segment */
+    pf_sample_data sd = {&trainer.eval_work, e->train, e->test};
+    pf_path_sample at_a, at_b, at_last;
+    const pf_path_point *last = &c.rows[c.n - 1];
+    pf_path_sample_from_evals(&c.rows[0].res.m.train, &c.rows[0].res.m.test, &at_a);
+    pf_path_sample_from_evals(&last->res.m.train, &last->res.m.test, &at_last);
+    pf_path_point end;
+    memset(&end, 0, sizeof end);
+    if ((rc = pf_measure(&trainer.eval_work, theta_b, e->train, e->test, theta_b, 0.0, &end.res.m, err)))
+        goto done;
+    pf_path_sample_from_evals(&end.res.m.train, &end.res.m.test, &at_b);
+    double closing = pf_distance(theta, theta_b, np);
+    if ((rc = pf_certify_segment(theta, theta_b, np, &at_last, &at_b, &a->certify, pf_sample_datasets,
+                                 &sd, &close, err)))
+        goto done;
+    end.res.index = c.n;
+    end.res.point.beta = INFINITY;
+    end.res.point.direction = 1;
+    end.dist_start = D;
+    end.step = closing;
+    end.length = pr.length + closing;
+    end.segment = close;
+    if ((rc = keep_point(&c, &end, err))) goto done;
+    if (a->hessian >= 0) {
+        /* at B itself; beta is infinite there, so L_beta's are too */
+        size_t ns = (size_t)a->hessian < e->train->n ? (size_t)a->hessian : e->train->n;
+        pf_hessian_extremes_result hx;
+        if ((rc = pf_hessian_extremes(&c.hwork, theta_b, e->train, ns, 0.0, NULL, &hx, err))) goto done;
+        hessian_row *h = &c.hess[c.n - 1];
+        h->min_E = hx.min_E, h->max_E = hx.max_E, h->min_L = h->max_L = INFINITY;
+        h->converged = hx.converged;
+    }
+    if ((rc = write_path_csv(&c, err))) goto done;
+
+    /* the straight line at the same density */
+    long n_line = c.profile.n < 2 ? 2 : c.profile.n;
+    pf_certify_config lc = {(int)(n_line - 2), 0.0, 0};
+    if ((rc = pf_certify_segment(theta_a, theta_b, np, &at_a, &at_b, &lc, pf_sample_datasets, &sd,
+                                 &line, err)) ||
+        (rc = pf_profile_add(&line_prof, &line, 0.0, D, 0, err)))
+        goto done;
+
+    /* transitions crossed (points between the start and the end) */
+    long nt_rows = c.n - 2;
+    pf_point_result *rows = malloc((size_t)(nt_rows > 0 ? nt_rows : 1) * sizeof *rows);
+    if (!rows) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    for (long i = 0; i < nt_rows; i++) rows[i] = c.rows[i + 1].res;
+    rc = post_leg_build(leg, rows, nt_rows, 1, &a->post.detect, a->post.encoded_threshold, err);
+    free(rows);
+    if (rc) goto done;
+
+    const pf_profile *P = &c.profile;
+    sum->distance = D;
+    sum->path_test = pf_error_barrier(P->test_error, P->n);
+    sum->path_train = pf_error_barrier(P->train_error, P->n);
+    sum->line_test = pf_error_barrier(line_prof.test_error, line_prof.n);
+    sum->line_train = pf_error_barrier(line_prof.train_error, line_prof.n);
+    sum->length = pr.length;
+    sum->total_length = pr.length + closing;
+    sum->final_distance = closing;
+    sum->points = pr.n_points;
+    sum->converged = pr.converged;
+    sum->n_transitions = leg->nt;
+
+    tj = cJSON_CreateObject();
+    cJSON_AddStringToObject(tj, "pathfinder_version", PF_VERSION);
+    cJSON_AddItemToObject(tj, "transitions", post_transitions_json(leg));
+    cJSON_AddItemToObject(tj, "phases", post_phases_json(leg));
+    snprintf(path, sizeof path, "%s/transitions.json", sum->dir);
+    if ((rc = post_write_json(path, tj, err))) goto done;
+
+    char title[512];
+    const char *na = strrchr(sum->a, '/') ? strrchr(sum->a, '/') + 1 : sum->a;
+    const char *nb = strrchr(sum->b, '/') ? strrchr(sum->b, '/') + 1 : sum->b;
+    snprintf(title, sizeof title, "%s: %s → %s", a->probe ? "Probe" : "Pathfinder path", na, nb);
+    const char *ylabel = e->train->labels ? "error (%)" : "loss";
+    snprintf(path, sizeof path, "%s/path_profile", sum->dir);
+    if ((rc = pf_fig_path_profile(path, P, &line_prof, title, ylabel, err))) goto done;
+    snprintf(path, sizeof path, "%s/path_beta", sum->dir);
+    if ((rc = pf_fig_path_beta(path, c.rows + 1, c.n - 2, leg->t, leg->nt, a->probe ? "from" : "A",
+                               a->probe ? "anchor" : "B", title, err)))
+        goto done;
+
+    sum->seconds = pf_now() - t0;
+    summary = cJSON_CreateObject();
+    cJSON_AddStringToObject(summary, "pathfinder_version", PF_VERSION);
+    cJSON_AddStringToObject(summary, "command", a->probe ? "probe" : "connect");
+    cJSON_AddStringToObject(summary, "a", sum->a);
+    cJSON_AddStringToObject(summary, "b", sum->b);
+    cJSON_AddStringToObject(summary, "a_role", a->probe ? "start (--from)" : "start");
+    cJSON_AddStringToObject(summary, "b_role", a->probe ? "anchor (--anchor, the saddle)" : "anchor");
+    cJSON_AddNumberToObject(summary, "distance", D);
+    cJSON_AddItemToObject(summary, "a_metrics", sample_json(&at_a));
+    cJSON_AddItemToObject(summary, "b_metrics", sample_json(&at_b));
+    cJSON *pj = cJSON_AddObjectToObject(summary, "path");
+    cJSON_AddNumberToObject(pj, "barrier_test", sum->path_test);
+    cJSON_AddNumberToObject(pj, "barrier_train", sum->path_train);
+    cJSON_AddNumberToObject(pj, "max_test_error", profile_max(P->test_error, P->n));
+    cJSON_AddNumberToObject(pj, "max_train_error", profile_max(P->train_error, P->n));
+    cJSON_AddNumberToObject(pj, "points", (double)pr.n_points);
+    cJSON_AddNumberToObject(pj, "samples", (double)P->n);
+    cJSON_AddNumberToObject(pj, "length", pr.length);
+    cJSON_AddNumberToObject(pj, "closing_length", closing);
+    cJSON_AddNumberToObject(pj, "total_length", pr.length + closing);
+    cJSON_AddNumberToObject(pj, "final_distance", closing);
+    cJSON_AddBoolToObject(pj, "converged", pr.converged);
+    cJSON_AddNumberToObject(pj, "final_beta", pr.final_beta);
+    cJSON_AddNumberToObject(pj, "rejected_steps", (double)pr.rejected);
+    cJSON_AddNumberToObject(pj, "jumps", (double)pr.jumps);
+    cJSON_AddNumberToObject(pj, "drift_steps", (double)pr.drifts);
+    cJSON_AddNumberToObject(pj, "transitions", (double)leg->nt);
+    cJSON_AddNumberToObject(pj, "closing_max_test_error", close.max_test_error);
+    cJSON_AddNumberToObject(pj, "closing_max_train_error", close.max_train_error);
+    cJSON *lj = cJSON_AddObjectToObject(summary, "line");
+    cJSON_AddNumberToObject(lj, "barrier_test", sum->line_test);
+    cJSON_AddNumberToObject(lj, "barrier_train", sum->line_train);
+    cJSON_AddNumberToObject(lj, "max_test_error", profile_max(line_prof.test_error, line_prof.n));
+    cJSON_AddNumberToObject(lj, "max_train_error", profile_max(line_prof.train_error, line_prof.n));
+    cJSON_AddNumberToObject(lj, "samples", (double)line_prof.n);
+    cJSON_AddItemToObject(summary, "settings", settings_json(e));
+    cJSON_AddNumberToObject(summary, "wall_seconds", sum->seconds);
+    snprintf(path, sizeof path, "%s/summary.json", sum->dir);
+    rc = post_write_json(path, summary, err);
+done:
+    if (c.show) fprintf(stderr, "\r\033[K");
+    if (rc) post_leg_free(leg);
+    cJSON_Delete(summary);
+    cJSON_Delete(tj);
+    if (trainer_ready) pf_trainer_free(&trainer);
+    pf_work_free(&c.hwork);
+    pf_segment_free(&close);
+    pf_segment_free(&line);
+    pf_profile_free(&line_prof);
+    pf_profile_free(&c.profile);
+    free(c.rows);
+    free(c.hess);
+    free(theta);
+    return rc;
+}
+
+/* ---- the table of pairs ----------------------------------------------------------- */
+
+static void print_table(FILE *f, const pair_summary *s, int n)
+{
+    fprintf(f, "%-7s %10s %21s %21s %10s %7s %5s %9s\n", "pair", "||A-B||", "line barrier test/tr",
+            "path barrier test/tr", "length", "points", "conv", "seconds");
+    for (int k = 0; k < n; k++) {
+        char pair[32], lb[48], pb[48];
+        snprintf(pair, sizeof pair, "%d-%d", s[k].i, s[k].j);
+        snprintf(lb, sizeof lb, "%.2f / %.2f", s[k].line_test, s[k].line_train);
+        snprintf(pb, sizeof pb, "%.2f / %.2f", s[k].path_test, s[k].path_train);
+        fprintf(f, "%-7s %10.4f %21s %21s %10.4f %7ld %5s %9.1f%s\n", pair, s[k].distance, lb, pb,
+                s[k].total_length, s[k].points, s[k].converged ? "yes" : "no", s[k].seconds,
+                s[k].skipped ? "  (done before)" : "");
+    }
+}
+
+static int write_pairs(const char *dir, const pair_summary *s, int n, pf_error *err)
+{
+    text_buf t = {0};
+    tb_printf(&t, "i,j,a,b,distance,line_barrier_test,line_barrier_train,path_barrier_test,"
+                  "path_barrier_train,path_length,total_length,points,converged,transitions,"
+                  "wall_seconds\n");
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "pathfinder_version", PF_VERSION);
+    cJSON *arr = cJSON_AddArrayToObject(root, "pairs");
+    for (int k = 0; k < n; k++) {
+        tb_printf(&t, "%d,%d,%s,%s", s[k].i, s[k].j, s[k].a, s[k].b);
+        const double v[] = {s[k].distance, s[k].line_test, s[k].line_train, s[k].path_test,
+                            s[k].path_train, s[k].length, s[k].total_length};
+        for (size_t q = 0; q < sizeof v / sizeof *v; q++) tb_num(&t, v[q]);
+        tb_printf(&t, ",%ld,%d,%ld", s[k].points, s[k].converged, s[k].n_transitions);
+        tb_num(&t, s[k].seconds);
+        tb_printf(&t, "\n");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "i", s[k].i);
+        cJSON_AddNumberToObject(o, "j", s[k].j);
+        cJSON_AddStringToObject(o, "a", s[k].a);
+        cJSON_AddStringToObject(o, "b", s[k].b);
+        cJSON_AddStringToObject(o, "folder", s[k].dir);
+        cJSON_AddNumberToObject(o, "distance", s[k].distance);
+        cJSON_AddNumberToObject(o, "line_barrier_test", s[k].line_test);
+        cJSON_AddNumberToObject(o, "line_barrier_train", s[k].line_train);
+        cJSON_AddNumberToObject(o, "path_barrier_test", s[k].path_test);
+        cJSON_AddNumberToObject(o, "path_barrier_train", s[k].path_train);
+        cJSON_AddNumberToObject(o, "path_length", s[k].length);
+        cJSON_AddNumberToObject(o, "total_length", s[k].total_length);
+        cJSON_AddNumberToObject(o, "points", (double)s[k].points);
+        cJSON_AddBoolToObject(o, "converged", s[k].converged);
+        cJSON_AddNumberToObject(o, "transitions", (double)s[k].n_transitions);
+        cJSON_AddNumberToObject(o, "wall_seconds", s[k].seconds);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    int rc = t.oom ? pf_fail(err, PF_ERUNTIME, "%s: out of memory", path)
+                   : pf_write_file_atomic(path, t.buf, t.len, err);
+    free(t.buf);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    if (!rc) rc = post_write_json(path, root, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- the commands --------------------------------------------------------------------- */
+
+static int run(int argc, char **argv, int probe)
+{
+    connect_args a;
+    memset(&a, 0, sizeof a);
+    a.cmd = probe ? "probe" : "connect";
+    a.probe = probe;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (a.common.help) {
+        for (const char *const *part = probe ? probe_help : connect_help; *part; part++)
+            fputs(*part, stdout);
+        return PF_OK;
+    }
+    pf_error err;
+    pf_error_clear(&err);
+    const char *probe_files[2] = {a.from, a.model.anchor};
+    const char *const *files = probe ? probe_files : (const char *const *)a.files;
+    int n_files = probe ? 2 : a.n_files;
+    float **thetas = calloc((size_t)n_files, sizeof *thetas);
+    double *grid = NULL;
+    long n_grid = 0;
+    pf_dataset train = {0}, test = {0};
+    pf_arch arch;
+    pair_summary *sums = NULL;
+    int n_pairs = 0;
+    if (!thetas) return cli_error(a.cmd, PF_ERUNTIME, "out of memory");
+    if (a.grid && (rc = pf_grid_parse(a.grid, &grid, &n_grid, &err))) goto done;
+    /* the models before the data, so a bad file fails fast */
+    if ((rc = read_models(&a, files, n_files, &arch, thetas, &err))) goto done;
+    pf_set_threads(a.common.threads);
+    if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
+    if (arch.sizes[0] != train.dim || arch.sizes[arch.n_layers] != pf_dataset_out_dim(&train) ||
+        (arch.loss == PF_LOSS_CE) != (train.labels != NULL)) {
+        rc = pf_fail(&err, PF_EINPUT, "%s: model %d->%d (%s) does not fit %s (%d features, %d outputs)",
+                     files[0], arch.sizes[0], arch.sizes[arch.n_layers], pf_loss_name(arch.loss),
+                     train.name, train.dim, pf_dataset_out_dim(&train));
+        goto done;
+    }
+    run_env env;
+    memset(&env, 0, sizeof env);
+    env.a = &a, env.arch = &arch, env.train = &train, env.test = &test;
+    env.grid = grid, env.n_grid = n_grid;
+    cli_model_train_config(&a.model, &env.cfg);
+
+    int many = n_files > 2;
+    sums = calloc((size_t)n_files * (size_t)n_files, sizeof *sums);
+    if (!sums) {
+        rc = pf_fail(&err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n_files; i++)
+        for (int j = 0; j < n_files; j++) {
+            int want = a.star >= 0 ? (i == a.star && j != i) : i < j;
+            if (!want) continue;
+            pair_summary *s = &sums[n_pairs++];
+            s->i = i, s->j = j, s->a = files[i], s->b = files[j];
+            if (many) snprintf(s->dir, sizeof s->dir, "%s/pair_%d_%d", a.out, i, j);
+            else snprintf(s->dir, sizeof s->dir, "%s", a.out);
+        }
+    if (many && (rc = post_make_dir(a.out, &err))) goto done;
+    for (int k = 0; k < n_pairs; k++) {
+        pair_summary *s = &sums[k];
+        post_leg leg;
+        if (!a.common.quiet && n_pairs > 1)
+            fprintf(stderr, "pathfinder %s: pair %d of %d: %s -> %s\n", a.cmd, k + 1, n_pairs, s->a, s->b);
+        if ((rc = run_pair(&env, thetas[s->i], thetas[s->j], s, &leg, &err))) goto done;
+        if (probe && !s->skipped) {
+            printf("Transitions crossed from %s toward %s (in order of rising beta):\n", s->a, s->b);
+            if (leg.nt == 0) printf("  none detected along %ld points\n", leg.n);
+            else post_print_table(stdout, &leg);
+        } else if (probe) {
+            printf("Done before: see %s/transitions.json\n", s->dir);
+        }
+        post_leg_free(&leg);
+        if (many && (rc = write_pairs(a.out, sums, k + 1, &err))) goto done;
+    }
+    print_table(stdout, sums, n_pairs);
+    if (many) printf("Tables: %s/summary.csv, %s/summary.json\n", a.out, a.out);
+    else printf("Outputs: %s/path.csv, summary.json, transitions.json, path_profile.png, path_beta.png\n",
+                a.out);
+    fflush(stdout);
+done:
+    if (rc) cli_error(a.cmd, rc, "%s", err.msg);
+    for (int i = 0; i < n_files; i++) free(thetas[i]);
+    free(thetas);
+    free(grid);
+    free(sums);
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
+    return rc;
+}
+
+int cmd_connect(int argc, char **argv) { return run(argc, argv, 0); }
+
+int cmd_probe(int argc, char **argv) { return run(argc, argv, 1); }

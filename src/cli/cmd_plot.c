@@ -1,0 +1,136 @@
+/* pathfinder plot: draw columns of any table the tool writes (sweep.csv,
+ * path.csv, a hessian CSV) against another column. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const plot_help =
+    "Usage: pathfinder plot FILE.csv --x COLUMN --y COLUMN[,COLUMN...] --out BASE\n"
+    "Draw one or more columns of a CSV table (one panel each) against another, as\n"
+    "BASE.png, BASE.pdf and BASE.svg. Cells that are not numbers are left out.\n\n"
+    "  --x COLUMN           the x axis (e.g. L2_strength)\n"
+    "  --y COLUMNS          up to 8 columns, comma-separated\n"
+    "  --out BASE           output path without extension (required)\n"
+    "  --title TEXT         a title\n"
+    "  --help               this text\n"
+    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+
+enum { OPT_X = 4000, OPT_Y, OPT_OUT, OPT_TITLE, OPT_HELP_P };
+
+static const struct option plot_options[] = {
+    {"x", required_argument, 0, OPT_X},       {"y", required_argument, 0, OPT_Y},
+    {"out", required_argument, 0, OPT_OUT},   {"title", required_argument, 0, OPT_TITLE},
+    {"help", no_argument, 0, OPT_HELP_P},     {0, 0, 0, 0},
+};
+
+enum { MAX_COLS = 4096, MAX_Y = 8 };
+
+/* Split a line on commas in place; returns the field count. */
+static int split(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *p = line; n < max;) {
+        f[n++] = p;
+        char *c = strchr(p, ',');
+        if (!c) break;
+        *c = '\0';
+        p = c + 1;
+    }
+    return n;
+}
+
+static int find_col(char **hdr, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(hdr[i], name) == 0) return i;
+    return -1;
+}
+
+int cmd_plot(int argc, char **argv)
+{
+    const char *cmd = "plot", *xname = NULL, *ynames = NULL, *out = NULL, *title = NULL;
+    int help = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", plot_options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_X: xname = optarg; break;
+        case OPT_Y: ynames = optarg; break;
+        case OPT_OUT: out = optarg; break;
+        case OPT_TITLE: title = optarg; break;
+        case OPT_HELP_P: help = 1; break;
+        default: return cli_usage_error(cmd, "unknown option");
+        }
+    }
+    if (help) {
+        fputs(plot_help, stdout);
+        return PF_OK;
+    }
+    if (optind != argc - 1) return cli_usage_error(cmd, "expected exactly one CSV file");
+    if (!xname || !ynames || !out) return cli_usage_error(cmd, "--x, --y and --out are required");
+    const char *path = argv[optind];
+    pf_error err;
+    char *text = NULL, *ybuf = NULL, **hdr = NULL, **f = NULL;
+    double *x = NULL, *ys[MAX_Y] = {0};
+    const char *labels[MAX_Y];
+    int rc, ny = 0, ycol[MAX_Y];
+    if ((rc = pf_read_file(path, &text, NULL, (size_t)1 << 30, &err))) goto done;
+    hdr = malloc(MAX_COLS * sizeof *hdr);
+    f = malloc(MAX_COLS * sizeof *f);
+    ybuf = strdup(ynames);
+    if (!hdr || !f || !ybuf) {
+        rc = pf_fail(&err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    if (!line) {
+        rc = pf_fail(&err, PF_EINPUT, "%s: empty file", path);
+        goto done;
+    }
+    line[strcspn(line, "\r")] = '\0';
+    int ncol = split(line, hdr, MAX_COLS), xcol = find_col(hdr, ncol, xname);
+    if (xcol < 0) {
+        rc = pf_fail(&err, PF_EINPUT, "%s: no column '%s'", path, xname);
+        goto done;
+    }
+    for (char *s2 = NULL, *tok = strtok_r(ybuf, ",", &s2); tok; tok = strtok_r(NULL, ",", &s2)) {
+        if (ny == MAX_Y) {
+            rc = pf_fail(&err, PF_EINPUT, "at most %d columns for --y", MAX_Y);
+            goto done;
+        }
+        if ((ycol[ny] = find_col(hdr, ncol, tok)) < 0) {
+            rc = pf_fail(&err, PF_EINPUT, "%s: no column '%s'", path, tok);
+            goto done;
+        }
+        labels[ny++] = tok;
+    }
+    long cap = 256, n = 0;
+    x = malloc((size_t)cap * sizeof *x);
+    for (int k = 0; k < ny; k++) ys[k] = malloc((size_t)cap * sizeof(double));
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        line[strcspn(line, "\r")] = '\0';
+        if (!*line) continue;
+        if (split(line, f, MAX_COLS) != ncol) {
+            rc = pf_fail(&err, PF_EINPUT, "%s: row %ld has a different number of fields", path, n + 2);
+            goto done;
+        }
+        if (n == cap) {
+            cap *= 2;
+            x = realloc(x, (size_t)cap * sizeof *x);
+            for (int k = 0; k < ny; k++) ys[k] = realloc(ys[k], (size_t)cap * sizeof(double));
+        }
+        double v;
+        x[n] = cli_parse_double(f[xcol], &v) ? NAN : v;
+        for (int k = 0; k < ny; k++) ys[k][n] = cli_parse_double(f[ycol[k]], &v) ? NAN : v;
+        n++;
+    }
+    rc = pf_fig_curves(out, x, n, (const double *const *)ys, labels, ny, xname, title, &err);
+    if (!rc) printf("%s.png (.pdf, .svg): %ld rows\n", out, n);
+done:
+    if (rc) cli_error(cmd, rc, "%s", err.msg);
+    free(text), free(ybuf), free(hdr), free(f), free(x);
+    for (int k = 0; k < MAX_Y; k++) free(ys[k]);
+    return rc;
+}

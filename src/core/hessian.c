@@ -1,0 +1,1055 @@
+/* Exact Hessian-vector products by Pearlmutter's R-operator.
+ *
+ * R{f} = d/dr f(theta + r v) at r = 0. Applied to the forward and backward
+ * passes of mlp.c (z_l = a_{l-1} W_l^T + b_l, a_l = f_l(z_l), a_{-1} = x,
+ * delta_l = dLoss/dz_l; V_l and c_l are the parts of v matching W_l and b_l)
+ * it gives, row by row:
+ *
+ *   R-forward   Rz_l = a_{l-1} V_l^T + Ra_{l-1} W_l^T + c_l,   Ra_{-1} = 0
+ *               Ra_l = f'_l(z_l) Rz_l
+ *   output      g = dloss/da_{L-1} / N,  Rg = (d2 loss/da2) Ra_{L-1} / N
+ *                 CE:  g = p - onehot(y),  Rg = p * (Ra - <p, Ra>),  p = softmax(a)
+ *                 MSE: g = a - t,          Rg = Ra
+ *   backward    e = delta_l W_l,  Re = Rdelta_l W_l + delta_l V_l
+ *               delta_{l-1} = f'(z_{l-1}) e,  Rdelta_{l-1} = f' Re + f'' e Rz_{l-1}
+ *               (the output layer uses e = g, Re = Rg)
+ *   product     (Hv)_{W_l} = sum_rows Rdelta_l^T a_{l-1} + delta_l^T Ra_{l-1}
+ *               (Hv)_{b_l} = sum_rows Rdelta_l
+ *
+ * which is H_E v exactly (up to rounding); H_{L_beta} v adds beta v. The
+ * activation derivatives are taken from a = f(z): sigmoid f' = a(1-a),
+ * f'' = f'(1-2a); tanh f' = 1-a^2, f'' = -2a f'; relu f' = [z > 0], f'' = 0
+ * (the kink counts as flat, as in mlp.c); linear f' = 1, f'' = 0.
+ *
+ * The fast path runs these in float with sgemm over blocks of rows; each
+ * block's product is added into a double accumulator, team members own
+ * contiguous shares of the rows, and their accumulators are summed in
+ * member order, so the same thread count gives bit-identical results.
+ *
+ * Sparse inputs. The input layer is most of the work (for the paper's MLP
+ * 3 of the 4.4 sgemm-equivalents per sample), and image data is mostly
+ * background: x = b + s with b a per-feature constant (the majority value)
+ * and s zero in ~80% of MNIST's pixels. Then
+ *     x W^T = b W^T + s W^T,     sum_rows Rdelta^T x = (sum_rows Rdelta)^T b + Rdelta^T s,
+ * so when s has at most 30% nonzeros the input layer runs on s alone: the
+ * forward over s's rows (CSR) with the outputs held in registers, and the
+ * weight product over its columns (a CSC per block), each W_0 row in turn.
+ *
+ * Repeated products. a_l and e_l do not depend on v; an operator that will
+ * be applied many times (Lanczos) keeps them from its first product, and
+ * the later ones skip the forward pass, the e sgemms and half of the
+ * sparse input layer's reads (about a quarter of the work).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "pathfinder/core.h"
+
+/* One team member's buffers for a block of B = w->max_batch rows. */
+typedef struct {
+    pf_work *w;                   /* z, a and delta of the block; member 0 borrows the caller's */
+    pf_work own;                  /* members > 0 */
+    float *rz[PF_MAX_LAYERS];     /* R{z_l} (B, sizes[l+1]) */
+    float *ra[PF_MAX_LAYERS];     /* R{a_l} (B, sizes[l+1]) */
+    float *rd[PF_MAX_LAYERS];     /* R{delta_l} (B, sizes[l+1]) */
+    float *e, *re;                /* delta_l W_l and its R{} (B, widest layer) */
+    float *block_hv;              /* one block's weight products (n_params) */
+    double *acc;                  /* this member's sum over its blocks (n_params) */
+    double loss;                  /* summed loss of its rows */
+    int failed;                   /* out of memory for its sparse arrays */
+    /* sparse input layer only */
+    double *acc0_t;               /* input-layer product of s, transposed (dim, sizes[1]) */
+    double *rdelta_sum;           /* sum over rows of Rdelta_0 (sizes[1]) */
+    size_t share_lo, share_hi;    /* the rows the sparse arrays below are for */
+    int sparse_ready;
+    /* s of the member's share (or of one block, see sparse_alloc) */
+    size_t *row_ptr;              /* CSR: (rows + 1) offsets into col/val */
+    uint32_t *col;                /* feature */
+    float *val;                   /* x - background */
+    uint32_t *csc_ptr;            /* CSC per block: (dim + 1) offsets from the block's first entry */
+    uint32_t *csc_row;            /* row within the block, column by column */
+    float *csc_val;
+} hvp_member;
+
+struct pf_hessian {
+    const pf_arch *arch;
+    const float *theta;
+    const pf_dataset *d;
+    size_t n;                     /* rows used: the first n of d */
+    int n_members;                /* members with buffers */
+    hvp_member m[PF_MAX_THREADS];
+    float *vbuf;                  /* float copy of a double input (n_params) */
+    float *theta_t, *v_t;         /* hidden layers' weights transposed, (sizes[l], sizes[l+1])
+                                   * at w_off[l] (n_params; the input layer's slot unused) */
+    /* a_l and e_l = delta_{l+1} W_{l+1} (e_{L-1} = g) of every row, (n, sizes[l+1]) each,
+     * kept for repeated products; NULL when not cached */
+    float *cache_a[PF_MAX_LAYERS], *cache_e[PF_MAX_LAYERS];
+    int cache_ready;              /* filled by a completed product */
+    /* sparse input layer: x = background + s */
+    int sparse;
+    int keep_sparse;              /* keep s of every row (repeated products), or build per block */
+    float *background;            /* (dim) majority value of each feature */
+    float *wv_t;                  /* (2, dim, sizes[1]): W_0^T, then V_0^T */
+    float *wv_bg;                 /* (2, sizes[1]): W_0 b + b_0, then V_0 b + c_0 */
+    double mean_loss;
+    /* the product being computed */
+    const float *v;
+    double beta;
+    float *out_f;
+    double *out_d;
+};
+
+/* Large arrays (CSR, CSC, cache: ~300 MB for MNIST) are touched once
+ * right after allocation; on Linux, 2 MiB pages spare the ~75,000 page
+ * faults that cost as much as a product. Freed with free(). */
+static void *big_alloc(size_t bytes)
+{
+    enum { HUGE_PAGE = 2 << 20 };
+    if (bytes < HUGE_PAGE) return malloc(bytes ? bytes : 1);
+    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = aligned_alloc(HUGE_PAGE, rounded);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void member_free(hvp_member *m, int borrowed)
+{
+    for (int l = 0; l < PF_MAX_LAYERS; l++) {
+        free(m->rz[l]);
+        free(m->ra[l]);
+        free(m->rd[l]);
+    }
+    free(m->e);
+    free(m->re);
+    free(m->block_hv);
+    free(m->acc);
+    free(m->acc0_t);
+    free(m->rdelta_sum);
+    free(m->row_ptr);
+    free(m->col);
+    free(m->val);
+    free(m->csc_ptr);
+    free(m->csc_row);
+    free(m->csc_val);
+    if (!borrowed) pf_work_free(&m->own);
+    memset(m, 0, sizeof *m);
+}
+
+static int member_init(hvp_member *m, const pf_arch *A, pf_work *borrow, int max_batch, int sparse)
+{
+    memset(m, 0, sizeof *m);
+    if (borrow) {
+        m->w = borrow;
+    } else {
+        if (pf_work_init(&m->own, A, max_batch, NULL) != PF_OK) return PF_ERUNTIME;
+        m->w = &m->own;
+    }
+    size_t B = (size_t)max_batch;
+    int ok = 1, wide = 1;
+    for (int l = 0; l < A->n_layers; l++) {
+        size_t bytes = B * (size_t)A->sizes[l + 1] * sizeof(float);
+        m->rz[l] = malloc(bytes);
+        m->ra[l] = malloc(bytes);
+        m->rd[l] = malloc(bytes);
+        ok = ok && m->rz[l] && m->ra[l] && m->rd[l];
+        if (A->sizes[l + 1] > wide) wide = A->sizes[l + 1];
+    }
+    m->e = malloc(B * (size_t)wide * sizeof(float));
+    m->re = malloc(B * (size_t)wide * sizeof(float));
+    m->block_hv = malloc(A->n_params * sizeof(float));
+    m->acc = malloc(A->n_params * sizeof(double));
+    if (sparse) {
+        m->acc0_t = malloc((size_t)A->sizes[0] * (size_t)A->sizes[1] * sizeof(double));
+        m->rdelta_sum = malloc((size_t)A->sizes[1] * sizeof(double));
+        ok = ok && m->acc0_t && m->rdelta_sum;
+    }
+    if (!ok || !m->e || !m->re || !m->block_hv || !m->acc) {
+        member_free(m, borrow != NULL);
+        return PF_ERUNTIME;
+    }
+    return PF_OK;
+}
+
+/* ra = f'(z) rz, with f' taken from a = f(z) (relu: z > 0 exactly when a > 0) */
+static void r_activate(pf_act act, float *restrict ra, const float *restrict rz,
+                       const float *restrict a, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) ra[i] = a[i] * (1.0f - a[i]) * rz[i];
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) ra[i] = (1.0f - a[i] * a[i]) * rz[i];
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) ra[i] = a[i] > 0.0f ? rz[i] : 0.0f;
+        break;
+    case PF_ACT_LINEAR:
+        memcpy(ra, rz, n * sizeof *ra);
+        break;
+    }
+}
+
+/* delta = f'(z) e,  rdelta = f'(z) re + f''(z) e rz, from a = f(z) */
+static void r_delta(pf_act act, float *restrict delta, float *restrict rdelta,
+                    const float *restrict e, const float *restrict re, const float *restrict rz,
+                    const float *restrict a, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) {
+            float d1 = a[i] * (1.0f - a[i]), d2 = d1 * (1.0f - 2.0f * a[i]);
+            delta[i] = d1 * e[i];
+            rdelta[i] = d1 * re[i] + d2 * e[i] * rz[i];
+        }
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float d1 = 1.0f - a[i] * a[i], d2 = -2.0f * a[i] * d1;
+            delta[i] = d1 * e[i];
+            rdelta[i] = d1 * re[i] + d2 * e[i] * rz[i];
+        }
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) {
+            int on = a[i] > 0.0f;
+            delta[i] = on ? e[i] : 0.0f;
+            rdelta[i] = on ? re[i] : 0.0f;
+        }
+        break;
+    case PF_ACT_LINEAR:
+        memcpy(delta, e, n * sizeof *delta);
+        memcpy(rdelta, re, n * sizeof *rdelta);
+        break;
+    }
+}
+
+/* g and Rg of B output rows into e and re, divided by norm; returns the
+ * summed loss. Softmax and its contractions are done in double per row. */
+static double output_r(pf_loss loss, float *restrict g, float *restrict rg, const float *out,
+                       const float *rout, const int *labels, const float *targets, int B, int K,
+                       double norm)
+{
+    double total = 0.0;
+    for (int i = 0; i < B; i++) {
+        const float *o = out + (size_t)i * K, *ro = rout + (size_t)i * K;
+        float *gi = g + (size_t)i * K, *rgi = rg + (size_t)i * K;
+        if (loss == PF_LOSS_CE) {
+            /* p = softmax(o) in double; up to 64 classes without recomputing exp */
+            enum { KEEP = 64 };
+            double ex[KEEP];
+            int y = labels[i];
+            double mx = o[0], sum = 0.0, dot = 0.0;
+            for (int k = 1; k < K; k++) mx = o[k] > mx ? o[k] : mx;
+            for (int k = 0; k < K; k++) {
+                double t = exp((double)o[k] - mx);
+                if (k < KEEP) ex[k] = t;
+                sum += t;
+            }
+            total += mx + log(sum) - (double)o[y];
+            for (int k = 0; k < K; k++)
+                dot += (k < KEEP ? ex[k] : exp((double)o[k] - mx)) / sum * (double)ro[k];
+            for (int k = 0; k < K; k++) {
+                double p = (k < KEEP ? ex[k] : exp((double)o[k] - mx)) / sum;
+                gi[k] = (float)((p - (k == y)) / norm);
+                rgi[k] = (float)(p * ((double)ro[k] - dot) / norm);
+            }
+        } else {
+            const float *t = targets + (size_t)i * K;
+            double s = 0.0;
+            for (int k = 0; k < K; k++) {
+                double r = (double)o[k] - (double)t[k];
+                s += r * r;
+                gi[k] = (float)(r / norm);
+                rgi[k] = (float)((double)ro[k] / norm);
+            }
+            total += 0.5 * s;
+        }
+    }
+    return total;
+}
+
+/* ---- sparse input layer ----------------------------------------------------- */
+
+/* SIMD through GCC/Clang generic vectors, as wide as -march allows (the
+ * x86-64 baseline and NEON have 16-byte registers). */
+#if defined(__AVX512F__)
+enum { LANES = 16 };
+#elif defined(__AVX__)
+enum { LANES = 8 };
+#else
+enum { LANES = 4 };
+#endif
+typedef float vfloat __attribute__((vector_size(LANES * sizeof(float))));
+enum { MAX_VECS = 16 }; /* accumulators held in registers at once */
+
+static inline vfloat vload(const float *p)
+{
+    vfloat v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vstore(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
+
+/* exp(x) in float as mlp.c computes it (x = n ln2 + r, degree-6 Taylor
+ * polynomial for e^r, 2^n into the exponent), so that the input layer's
+ * sigmoid vectorizes here too. */
+static inline float exp_vec(float x)
+{
+    /* Clamped to [-87, 88]; a NaN is clamped too, which keeps the integer
+     * conversion below defined, and is passed through at the end. */
+    float c = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f;
+    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = c - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) * (1 << 23)};
+    return x == x ? p * scale.f : x;
+}
+
+static void activate(pf_act act, float *restrict a, const float *restrict z, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) a[i] = 1.0f / (1.0f + exp_vec(-z[i]));
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) a[i] = tanhf(z[i]);
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) a[i] = z[i] > 0.0f ? z[i] : 0.0f;
+        break;
+    case PF_ACT_LINEAR:
+        memcpy(a, z, n * sizeof *a);
+        break;
+    }
+}
+
+/* out[0, nv*LANES) = start + sum_k val_k M[idx_k, 0, nv*LANES) (start NULL:
+ * zero) with the sums in nv registers; inlined with a constant nv. */
+static inline __attribute__((always_inline)) void gather_chunk(
+    float *restrict out, const float *restrict start, const float *restrict M, size_t ld,
+    const uint32_t *restrict idx, const float *restrict val, size_t nnz, const int nv)
+{
+    vfloat acc[MAX_VECS];
+#pragma GCC unroll 16
+    for (int u = 0; u < nv; u++) acc[u] = start ? vload(start + u * LANES) : (vfloat){0};
+    for (size_t k = 0; k < nnz; k++) {
+        const float *row = M + (size_t)idx[k] * ld;
+        float s = val[k];
+#pragma GCC unroll 16
+        for (int u = 0; u < nv; u++) acc[u] += s * vload(row + u * LANES);
+    }
+#pragma GCC unroll 16
+    for (int u = 0; u < nv; u++) vstore(out + u * LANES, acc[u]);
+}
+
+/* out[0, width) = start + sum_k val_k M[idx_k, 0, width): a sparse row
+ * times a dense matrix (ld floats per row), in register-sized chunks. */
+static void sparse_gather(float *restrict out, const float *restrict start, const float *M, size_t ld,
+                          int width, const uint32_t *idx, const float *val, size_t nnz)
+{
+    int c = 0;
+    for (; width - c >= 16 * LANES; c += 16 * LANES)
+        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 16);
+    if (width - c >= 8 * LANES) {
+        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 8);
+        c += 8 * LANES;
+    }
+    if (width - c >= 4 * LANES) {
+        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 4);
+        c += 4 * LANES;
+    }
+    if (width - c >= 2 * LANES) {
+        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 2);
+        c += 2 * LANES;
+    }
+    if (width - c >= LANES) {
+        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 1);
+        c += LANES;
+    }
+    for (; c < width; c++) {
+        float acc = start ? start[c] : 0.0f;
+        for (size_t k = 0; k < nnz; k++) acc += val[k] * M[(size_t)idx[k] * ld + c];
+        out[c] = acc;
+    }
+}
+
+/* The background of every feature is its majority value (Boyer-Moore vote)
+ * over up to 1024 rows spread evenly through the rows used; the input layer
+ * goes sparse if at most 30% of those rows' entries differ from it. Any
+ * background would be exact (up to rounding); a good one makes s sparse. */
+static void sparse_setup(pf_hessian *h)
+{
+    const pf_dataset *d = h->d;
+    size_t n = h->n, dim = (size_t)d->dim, probe = n < 1024 ? n : 1024;
+    /* narrow inputs gain nothing; a block's entries are counted in 32 bits */
+    if (dim < 16 || (double)h->m[0].w->max_batch * (double)dim >= (double)UINT32_MAX) return;
+    float *bg = malloc(dim * sizeof *bg);
+    size_t *votes = calloc(dim, sizeof *votes);
+    if (!bg || !votes) {
+        free(bg), free(votes);
+        return;
+    }
+    for (size_t t = 0; t < probe; t++) {
+        const float *row = d->x + (t * n / probe) * dim;
+        for (size_t j = 0; j < dim; j++) {
+            if (votes[j] == 0) bg[j] = row[j], votes[j] = 1;
+            else votes[j] += row[j] == bg[j] ? 1 : (size_t)-1;
+        }
+    }
+    size_t nnz = 0;
+    for (size_t t = 0; t < probe; t++) {
+        const float *row = d->x + (t * n / probe) * dim;
+        for (size_t j = 0; j < dim; j++) nnz += row[j] != bg[j];
+    }
+    free(votes);
+    if ((double)nnz > 0.3 * (double)probe * (double)dim) {
+        free(bg);
+        return;
+    }
+    h->background = bg;
+    h->sparse = 1;
+}
+
+/* The input layer of p (theta: half 0, v: half 1) into wv_t and wv_bg.
+ * Each transpose is compact, so that V_0^T alone (all that products after
+ * the first read) stays in a core's L2 cache. */
+static void input_layer_split(pf_hessian *h, const float *p, int half)
+{
+    const pf_arch *A = h->arch;
+    int dim = A->sizes[0], n_out = A->sizes[1];
+    const float *W = p + A->w_off[0];
+    for (int o = 0; o < n_out; o++) {
+        double s = A->bias ? (double)p[A->b_off[0] + (size_t)o] : 0.0;
+        for (int j = 0; j < dim; j++) {
+            s += (double)W[(size_t)o * dim + j] * (double)h->background[j];
+            h->wv_t[((size_t)half * dim + (size_t)j) * n_out + o] = W[(size_t)o * dim + j];
+        }
+        h->wv_bg[(size_t)half * n_out + o] = (float)s;
+    }
+}
+
+/* Hidden layers' weights of p, transposed, at the same offsets. */
+static void transpose_hidden(const pf_arch *A, const float *p, float *pt)
+{
+    for (int l = 1; l < A->n_layers; l++) {
+        int n_in = A->sizes[l], n_out = A->sizes[l + 1];
+        const float *W = p + A->w_off[l];
+        float *Wt = pt + A->w_off[l];
+        for (int o = 0; o < n_out; o++)
+            for (int j = 0; j < n_in; j++) Wt[(size_t)j * n_out + o] = W[(size_t)o * n_in + j];
+    }
+}
+
+/* The rows [r0, r1) of s = x - background as CSR: row_ptr[i - r0] .. are
+ * offsets from first (the count so far); col/val receive the entries and
+ * need room for one more than there are. */
+static size_t csr_rows(const pf_hessian *h, size_t r0, size_t r1, size_t first, size_t *row_ptr,
+                       uint32_t *col, float *val)
+{
+    const float *bg = h->background;
+    size_t dim = (size_t)h->arch->sizes[0], k = first;
+    for (size_t i = r0; i < r1; i++) {
+        row_ptr[i - r0] = k;
+        const float *row = h->d->x + i * dim;
+        /* branch-free compaction: always write, advance only past an
+         * entry off the background (so col/val need one slot of slack) */
+        for (size_t j = 0; j < dim; j++) {
+            col[k] = (uint32_t)j;
+            val[k] = row[j] - bg[j];
+            k += row[j] != bg[j];
+        }
+    }
+    row_ptr[r1 - r0] = k;
+    return k;
+}
+
+/* The CSC of a block from its CSR (rows entries, row_ptr[0] = base):
+ * ptr (dim + 1) offsets from base, and the rows and values column by column
+ * into csc_row/csc_val (from base on). */
+static void csc_block(size_t dim, int rows, const size_t *row_ptr, const uint32_t *col,
+                      const float *val, uint32_t *ptr, uint32_t *csc_row, float *csc_val)
+{
+    size_t base = row_ptr[0];
+    memset(ptr, 0, (dim + 1) * sizeof *ptr);
+    for (size_t k = base; k < row_ptr[rows]; k++) ptr[col[k] + 1]++;
+    for (size_t j = 0; j < dim; j++) ptr[j + 1] += ptr[j];
+    for (int i = 0; i < rows; i++)
+        for (size_t k = row_ptr[i]; k < row_ptr[i + 1]; k++) {
+            size_t at = base + ptr[col[k]]++;
+            csc_row[at] = (uint32_t)i;
+            csc_val[at] = val[k];
+        }
+    /* the fill advanced every start to the next column's: shift back */
+    memmove(ptr + 1, ptr, dim * sizeof *ptr);
+    ptr[0] = 0;
+}
+
+/* Sparse arrays of a member. An operator for repeated products keeps the
+ * CSR and per-block CSCs of the member's whole share, built on its first
+ * product; a one-shot product builds each block in turn into buffers for
+ * one block, and so never touches hundreds of MB of fresh memory. */
+static int sparse_alloc(hvp_member *m, const pf_hessian *h, size_t lo, size_t hi)
+{
+    size_t dim = (size_t)h->arch->sizes[0], mb = (size_t)m->w->max_batch;
+    size_t rows = h->keep_sparse ? hi - lo : mb, n_blocks = h->keep_sparse ? (rows + mb - 1) / mb : 1;
+    free(m->row_ptr), free(m->col), free(m->val);
+    free(m->csc_ptr), free(m->csc_row), free(m->csc_val);
+    m->col = NULL, m->val = NULL, m->csc_row = NULL, m->csc_val = NULL;
+    m->sparse_ready = 0;
+    m->row_ptr = malloc((rows + 1) * sizeof *m->row_ptr);
+    m->csc_ptr = malloc((n_blocks ? n_blocks : 1) * (dim + 1) * sizeof *m->csc_ptr);
+    if (!m->row_ptr || !m->csc_ptr) return PF_ERUNTIME;
+    size_t nnz = rows * dim;
+    if (h->keep_sparse) {
+        const float *bg = h->background;
+        nnz = 0;
+        for (size_t i = lo; i < hi; i++) {
+            const float *row = h->d->x + i * dim;
+            for (size_t j = 0; j < dim; j++) nnz += row[j] != bg[j];
+        }
+    }
+    m->col = big_alloc((nnz + 1) * sizeof *m->col);
+    m->val = big_alloc((nnz + 1) * sizeof *m->val);
+    m->csc_row = big_alloc(nnz * sizeof *m->csc_row);
+    m->csc_val = big_alloc(nnz * sizeof *m->csc_val);
+    if (!m->col || !m->val || !m->csc_row || !m->csc_val) return PF_ERUNTIME;
+    if (h->keep_sparse) {
+        csr_rows(h, lo, hi, 0, m->row_ptr, m->col, m->val);
+        for (size_t b = 0; b < n_blocks; b++) {
+            size_t r0 = b * mb, r1 = r0 + mb < rows ? r0 + mb : rows;
+            csc_block(dim, (int)(r1 - r0), m->row_ptr + r0, m->col, m->val,
+                      m->csc_ptr + b * (dim + 1), m->csc_row, m->csc_val);
+        }
+    }
+    m->share_lo = lo, m->share_hi = hi, m->sparse_ready = 1;
+    return PF_OK;
+}
+
+/* Where block blk (rows [row0, row0 + B)) of s is: building it first when
+ * the member does not keep its whole share. */
+typedef struct {
+    const size_t *row_ptr;   /* (B + 1) offsets into col/val */
+    const uint32_t *col;
+    const float *val;
+    const uint32_t *csc_ptr; /* (dim + 1) offsets into csc_row/csc_val */
+    const uint32_t *csc_row;
+    const float *csc_val;
+} sparse_block;
+
+static sparse_block sparse_view(hvp_member *m, const pf_hessian *h, size_t row0, int B, size_t blk)
+{
+    size_t dim = (size_t)h->arch->sizes[0];
+    sparse_block v;
+    if (h->keep_sparse) {
+        v.row_ptr = m->row_ptr + (row0 - m->share_lo);
+        v.csc_ptr = m->csc_ptr + blk * (dim + 1);
+    } else {
+        csr_rows(h, row0, row0 + (size_t)B, 0, m->row_ptr, m->col, m->val);
+        csc_block(dim, B, m->row_ptr, m->col, m->val, m->csc_ptr, m->csc_row, m->csc_val);
+        v.row_ptr = m->row_ptr;
+        v.csc_ptr = m->csc_ptr;
+    }
+    v.col = m->col;
+    v.val = m->val;
+    v.csc_row = m->csc_row + v.row_ptr[0];
+    v.csc_val = m->csc_val + v.row_ptr[0];
+    return v;
+}
+
+/* ---- one block ------------------------------------------------------------- */
+
+/* out = keep * out + in P_l^T for B rows, P_l the layer-l weights of p
+ * (theta or v). Hidden layers use the transposed copy pt (NoTrans x NoTrans):
+ * with 128 inputs this OpenBLAS runs NT products at 70% of the NN speed. */
+static void times_weights_t(const pf_arch *A, int l, const float *p, const float *pt,
+                            const float *in, int B, float keep, float *out)
+{
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1];
+    if (l > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_out, n_in, 1.0f, in, n_in,
+                    pt + A->w_off[l], n_out, keep, out, n_out);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n_out, n_in, 1.0f, in, n_in,
+                    p + A->w_off[l], n_in, keep, out, n_out);
+}
+
+/* z = in W^T + b (B rows), a = f(z). */
+static void forward_layer(const pf_hessian *h, int l, const float *in, int B, float *z, float *a)
+{
+    const pf_arch *A = h->arch;
+    int n_out = A->sizes[l + 1];
+    float keep = 0.0f;
+    if (A->bias) {
+        const float *b = h->theta + A->b_off[l];
+        for (int i = 0; i < B; i++) memcpy(z + (size_t)i * n_out, b, (size_t)n_out * sizeof(float));
+        keep = 1.0f;
+    }
+    times_weights_t(A, l, h->theta, h->theta_t, in, B, keep, z);
+    activate(A->act[l], a, z, (size_t)B * n_out);
+}
+
+/* The R-operator over rows [row0, row0 + B) (block number blk of this
+ * member); adds the block's H v (already divided by N) into m->acc, or for
+ * a sparse input layer into m->acc0_t and m->rdelta_sum, and returns the
+ * block's summed loss. With a cache, the activations a_l and the backward
+ * signals e_l (which do not depend on v) are computed by the first product
+ * and read by the later ones, which then skip the forward pass, the e
+ * sgemms and, for sparse inputs, half of the input layer's gathers; the
+ * numbers are the same either way. */
+static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B, size_t blk)
+{
+    const pf_arch *A = h->arch;
+    const pf_dataset *d = h->d;
+    const float *theta = h->theta, *v = h->v;
+    pf_work *w = m->w;
+    int L = A->n_layers, K = A->sizes[L], first = 0, reuse = h->cache_ready;
+    const float *x = d->x + row0 * (size_t)d->dim;
+    const int *labels = d->labels ? d->labels + row0 : NULL;
+    const float *targets = d->targets ? d->targets + row0 * (size_t)K : NULL;
+    float *act[PF_MAX_LAYERS], *e[PF_MAX_LAYERS];
+    for (int l = 0; l < L; l++) {
+        size_t width = (size_t)A->sizes[l + 1];
+        act[l] = h->cache_a[l] ? h->cache_a[l] + row0 * width : w->a[l];
+        e[l] = h->cache_e[l] ? h->cache_e[l] + row0 * width : m->e;
+    }
+
+    sparse_block sb = {0};
+    if (h->sparse) {
+        int n_out = A->sizes[1];
+        const float *vt = h->wv_t + (size_t)A->sizes[0] * n_out;
+        sb = sparse_view(m, h, row0, B, blk);
+        for (int i = 0; i < B; i++) {
+            size_t k0 = sb.row_ptr[i], k1 = sb.row_ptr[i + 1];
+            sparse_gather(m->rz[0] + (size_t)i * n_out, h->wv_bg + n_out, vt, (size_t)n_out, n_out,
+                          sb.col + k0, sb.val + k0, k1 - k0);
+            if (!reuse)
+                sparse_gather(w->z[0] + (size_t)i * n_out, h->wv_bg, h->wv_t, (size_t)n_out, n_out,
+                              sb.col + k0, sb.val + k0, k1 - k0);
+        }
+        if (!reuse) activate(A->act[0], act[0], w->z[0], (size_t)B * n_out);
+        r_activate(A->act[0], m->ra[0], m->rz[0], act[0], (size_t)B * n_out);
+        first = 1;
+    }
+    if (!reuse)
+        for (int l = first; l < L; l++) forward_layer(h, l, l ? act[l - 1] : x, B, w->z[l], act[l]);
+
+    for (int l = first; l < L; l++) {
+        int n_out = A->sizes[l + 1];
+        const float *in = l ? act[l - 1] : x;
+        float *rz = m->rz[l];
+        float keep = 0.0f;
+        if (A->bias) {
+            const float *c = v + A->b_off[l];
+            for (int i = 0; i < B; i++) memcpy(rz + (size_t)i * n_out, c, (size_t)n_out * sizeof(float));
+            keep = 1.0f;
+        }
+        times_weights_t(A, l, v, h->v_t, in, B, keep, rz);
+        if (l) times_weights_t(A, l, theta, h->theta_t, m->ra[l - 1], B, 1.0f, rz);
+        r_activate(A->act[l], m->ra[l], rz, act[l], (size_t)B * n_out);
+    }
+
+    double loss = output_r(A->loss, e[L - 1], m->re, act[L - 1], m->ra[L - 1], labels, targets, B, K,
+                           (double)h->n);
+    r_delta(A->act[L - 1], w->d[L - 1], m->rd[L - 1], e[L - 1], m->re, m->rz[L - 1], act[L - 1],
+            (size_t)B * K);
+    for (int l = L - 1; l > 0; l--) {
+        int n_in = A->sizes[l], n_out = A->sizes[l + 1];
+        const float *W = theta + A->w_off[l], *V = v + A->w_off[l];
+        if (!reuse)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, w->d[l],
+                        n_out, W, n_in, 0.0f, e[l - 1], n_in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, m->rd[l], n_out,
+                    W, n_in, 0.0f, m->re, n_in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, w->d[l], n_out,
+                    V, n_in, 1.0f, m->re, n_in);
+        r_delta(A->act[l - 1], w->d[l - 1], m->rd[l - 1], e[l - 1], m->re, m->rz[l - 1], act[l - 1],
+                (size_t)B * n_in);
+    }
+
+    if (h->sparse) {
+        int dim = A->sizes[0], n_out = A->sizes[1];
+        const uint32_t *ptr = sb.csc_ptr;
+        float *col_sum = m->e; /* (n_out) scratch */
+        for (int j = 0; j < dim; j++) {
+            if (ptr[j + 1] == ptr[j]) continue;
+            sparse_gather(col_sum, NULL, m->rd[0], (size_t)n_out, n_out, sb.csc_row + ptr[j],
+                          sb.csc_val + ptr[j], ptr[j + 1] - ptr[j]);
+            double *acc = m->acc0_t + (size_t)j * n_out;
+            for (int o = 0; o < n_out; o++) acc[o] += col_sum[o];
+        }
+        for (int i = 0; i < B; i++) {
+            const float *row = m->rd[0] + (size_t)i * n_out;
+            for (int o = 0; o < n_out; o++) m->rdelta_sum[o] += row[o];
+        }
+    }
+    for (int l = first; l < L; l++) {
+        int n_in = A->sizes[l], n_out = A->sizes[l + 1];
+        const float *in = l ? act[l - 1] : x;
+        float *hw = m->block_hv + A->w_off[l];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, m->rd[l], n_out, in,
+                    n_in, 0.0f, hw, n_in);
+        if (l)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, w->d[l], n_out,
+                        m->ra[l - 1], n_in, 1.0f, hw, n_in);
+        double *acc = m->acc + A->w_off[l];
+        size_t cnt = (size_t)n_out * n_in;
+        for (size_t i = 0; i < cnt; i++) acc[i] += hw[i];
+    }
+    if (A->bias)
+        /* bias products: column sums of Rdelta, straight into double */
+        for (int l = 0; l < L; l++) {
+            int n_out = A->sizes[l + 1];
+            double *accb = m->acc + A->b_off[l];
+            for (int i = 0; i < B; i++) {
+                const float *row = m->rd[l] + (size_t)i * n_out;
+                for (int o = 0; o < n_out; o++) accb[o] += row[o];
+            }
+        }
+    return loss;
+}
+
+static void hvp_task(void *vctx, int tid, int nt)
+{
+    pf_hessian *h = vctx;
+    hvp_member *m = &h->m[tid];
+    const pf_arch *A = h->arch;
+    size_t max_batch = (size_t)m->w->max_batch;
+    size_t lo, hi;
+    pf_share(h->n, tid, nt, &lo, &hi);
+    memset(m->acc, 0, A->n_params * sizeof *m->acc);
+    int dim = A->sizes[0], n_out = A->sizes[1];
+    int ok = 1;
+    if (h->sparse) {
+        memset(m->acc0_t, 0, (size_t)dim * n_out * sizeof *m->acc0_t);
+        memset(m->rdelta_sum, 0, (size_t)n_out * sizeof *m->rdelta_sum);
+        if (!m->sparse_ready || m->share_lo != lo || m->share_hi != hi)
+            ok = sparse_alloc(m, h, lo, hi) == PF_OK;
+    }
+    double loss = 0.0;
+    size_t blk = 0;
+    for (size_t start = lo; ok && start < hi; start += max_batch, blk++) {
+        int B = (int)(hi - start < max_batch ? hi - start : max_batch);
+        loss += block_hvp(m, h, start, B, blk);
+    }
+    if (ok && h->sparse) {
+        /* W_0's product: the s part (transposed back) plus the background's */
+        double *acc = m->acc + A->w_off[0];
+        for (int o = 0; o < n_out; o++)
+            for (int j = 0; j < dim; j++)
+                acc[(size_t)o * dim + j] = m->acc0_t[(size_t)j * n_out + o] +
+                                           m->rdelta_sum[o] * (double)h->background[j];
+    }
+    m->loss = loss;
+    m->failed = !ok;
+    pf_barrier();
+    /* Each member finishes its share of the parameters, summing the
+     * members' accumulators in member order. */
+    size_t plo, phi;
+    pf_share(A->n_params, tid, nt, &plo, &phi);
+    for (size_t i = plo; i < phi; i++) {
+        double s = h->m[0].acc[i];
+        for (int k = 1; k < nt; k++) s += h->m[k].acc[i];
+        s += h->beta * (double)h->v[i];
+        if (h->out_d) h->out_d[i] = s;
+        if (h->out_f) h->out_f[i] = (float)s;
+    }
+}
+
+/* The cache of a_l and e_l costs 2 n sum_l sizes[l+1] floats; it is kept
+ * when that fits in this budget, since repeated products then skip the
+ * forward pass (for the paper's MLP on MNIST: 128 MB, ~25% less work). */
+static const double CACHE_BUDGET = 1024.0 * 1024.0 * 1024.0;
+
+static int hessian_create(pf_hessian **out, pf_work *w, const float *theta, const pf_dataset *d,
+                          size_t n_samples, int cache, pf_error *err)
+{
+    *out = NULL;
+    const pf_arch *A = w ? w->arch : NULL;
+    if (!A || !theta || !d || w->max_batch < 1)
+        return pf_fail(err, PF_EINPUT, "hessian: missing workspace, parameters or data");
+    if (d->n == 0) return pf_fail(err, PF_EINPUT, "hessian: %s has no samples", d->name);
+    if (n_samples > d->n)
+        return pf_fail(err, PF_EINPUT, "hessian: asked for the first %zu samples but %s has %zu",
+                       n_samples, d->name, d->n);
+    if (d->dim != A->sizes[0])
+        return pf_fail(err, PF_EINPUT, "hessian: model takes %d inputs but %s has %d features",
+                       A->sizes[0], d->name, d->dim);
+    int K = A->sizes[A->n_layers];
+    if (A->loss == PF_LOSS_CE) {
+        if (!d->labels)
+            return pf_fail(err, PF_EINPUT, "hessian: cross-entropy needs class labels, %s has none",
+                           d->name);
+        size_t n = n_samples ? n_samples : d->n;
+        for (size_t i = 0; i < n; i++)
+            if (d->labels[i] < 0 || d->labels[i] >= K)
+                return pf_fail(err, PF_EINPUT, "hessian: %s: label %d of sample %zu is outside 0..%d",
+                               d->name, d->labels[i], i, K - 1);
+    } else if (!d->targets || d->n_targets != K) {
+        return pf_fail(err, PF_EINPUT, "hessian: MSE needs %d real targets per sample in %s", K,
+                       d->name);
+    }
+    pf_hessian *h = calloc(1, sizeof *h);
+    if (!h) return pf_fail(err, PF_ERUNTIME, "out of memory for the Hessian operator");
+    h->arch = A;
+    h->theta = theta;
+    h->d = d;
+    h->n = n_samples ? n_samples : d->n;
+    h->mean_loss = NAN;
+    h->m[0].w = w;
+    h->keep_sparse = cache;
+    sparse_setup(h);
+    h->vbuf = malloc(A->n_params * sizeof *h->vbuf);
+    h->theta_t = malloc(A->n_params * sizeof *h->theta_t);
+    h->v_t = malloc(A->n_params * sizeof *h->v_t);
+    int ok = h->vbuf && h->theta_t && h->v_t &&
+             member_init(&h->m[0], A, w, w->max_batch, h->sparse) == PF_OK;
+    if (ok) transpose_hidden(A, theta, h->theta_t);
+    if (ok) h->n_members = 1;
+    if (ok && h->sparse) {
+        size_t n0 = (size_t)A->sizes[0] * (size_t)A->sizes[1];
+        h->wv_t = malloc(2 * n0 * sizeof *h->wv_t);
+        h->wv_bg = malloc(2 * (size_t)A->sizes[1] * sizeof *h->wv_bg);
+        ok = h->wv_t && h->wv_bg;
+        if (ok) input_layer_split(h, theta, 0);
+    }
+    if (!ok) {
+        pf_hessian_free(h);
+        return pf_fail(err, PF_ERUNTIME, "out of memory for Hessian buffers (batch %d)",
+                       w->max_batch);
+    }
+    double widths = 0.0;
+    for (int l = 0; l < A->n_layers; l++) widths += A->sizes[l + 1];
+    if (cache && 2.0 * (double)h->n * widths * sizeof(float) <= CACHE_BUDGET) {
+        for (int l = 0; l < A->n_layers && cache; l++) {
+            size_t bytes = h->n * (size_t)A->sizes[l + 1] * sizeof(float);
+            h->cache_a[l] = big_alloc(bytes);
+            h->cache_e[l] = big_alloc(bytes);
+            cache = h->cache_a[l] && h->cache_e[l];
+        }
+        if (!cache) /* not enough memory: work without it */
+            for (int l = 0; l < A->n_layers; l++) {
+                free(h->cache_a[l]), free(h->cache_e[l]);
+                h->cache_a[l] = h->cache_e[l] = NULL;
+            }
+    }
+    *out = h;
+    return PF_OK;
+}
+
+int pf_hessian_create(pf_hessian **out, pf_work *w, const float *theta, const pf_dataset *d,
+                      size_t n_samples, pf_error *err)
+{
+    return hessian_create(out, w, theta, d, n_samples, 1, err);
+}
+
+void pf_hessian_free(pf_hessian *h)
+{
+    if (!h) return;
+    for (int k = 0; k < h->n_members; k++) member_free(&h->m[k], k == 0);
+    free(h->vbuf);
+    free(h->theta_t), free(h->v_t);
+    free(h->background);
+    free(h->wv_t), free(h->wv_bg);
+    for (int l = 0; l < PF_MAX_LAYERS; l++) free(h->cache_a[l]), free(h->cache_e[l]);
+    free(h);
+}
+
+size_t pf_hessian_dim(const pf_hessian *h) { return h->arch->n_params; }
+size_t pf_hessian_samples(const pf_hessian *h) { return h->n; }
+double pf_hessian_loss(const pf_hessian *h) { return h->mean_loss; }
+int pf_hessian_sparse_input(const pf_hessian *h) { return h->sparse; }
+
+/* One product with the current team; the members' buffers are grown the
+ * first time a larger team is seen. */
+static int hessian_run(pf_hessian *h, double beta, const float *v, float *out_f, double *out_d,
+                       pf_error *err)
+{
+    if (!isfinite(beta)) return pf_fail(err, PF_EINPUT, "hessian: beta must be finite");
+    int nt = pf_threads();
+    for (int k = h->n_members; k < nt; k++) {
+        if (member_init(&h->m[k], h->arch, NULL, h->m[0].w->max_batch, h->sparse) != PF_OK)
+            return pf_fail(err, PF_ERUNTIME, "out of memory for Hessian buffers of %d threads", nt);
+        h->n_members = k + 1;
+    }
+    if (h->sparse) input_layer_split(h, v, 1);
+    transpose_hidden(h->arch, v, h->v_t);
+    h->v = v;
+    h->beta = beta;
+    h->out_f = out_f;
+    h->out_d = out_d;
+    if (nt == 1)
+        hvp_task(h, 0, 1);
+    else
+        pf_parallel(hvp_task, h);
+    double loss = 0.0;
+    for (int k = 0; k < nt; k++) {
+        if (h->m[k].failed)
+            return pf_fail(err, PF_ERUNTIME, "out of memory for the sparse input layer's blocks");
+        loss += h->m[k].loss;
+    }
+    h->cache_ready = h->cache_a[0] != NULL;
+    h->mean_loss = loss / (double)h->n;
+    return PF_OK;
+}
+
+int pf_hessian_apply(pf_hessian *h, double beta, const float *v, float *hv, pf_error *err)
+{
+    return hessian_run(h, beta, v, hv, NULL, err);
+}
+
+int pf_hessian_matvec(void *ctx, const double *v, double *hv, pf_error *err)
+{
+    pf_hessian *h = ctx;
+    for (size_t i = 0; i < h->arch->n_params; i++) h->vbuf[i] = (float)v[i];
+    return hessian_run(h, 0.0, h->vbuf, NULL, hv, err);
+}
+
+int pf_hvp(pf_work *w, const float *theta, const pf_dataset *d, size_t n_samples, double beta,
+           const float *v, float *hv, pf_error *err)
+{
+    if (!v || !hv) return pf_fail(err, PF_EINPUT, "hessian: missing vector");
+    pf_hessian *h;
+    int rc = hessian_create(&h, w, theta, d, n_samples, 0, err); /* one product: no cache */
+    if (rc) return rc;
+    rc = pf_hessian_apply(h, beta, v, hv, err);
+    pf_hessian_free(h);
+    return rc;
+}
+
+/* ---- reference ------------------------------------------------------------ */
+
+static void act_derivs(pf_act act, double z, double *a, double *d1, double *d2)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID: {
+        double s = 1.0 / (1.0 + exp(-z));
+        *a = s, *d1 = s * (1.0 - s), *d2 = s * (1.0 - s) * (1.0 - 2.0 * s);
+        return;
+    }
+    case PF_ACT_TANH: {
+        double t = tanh(z);
+        *a = t, *d1 = 1.0 - t * t, *d2 = -2.0 * t * (1.0 - t * t);
+        return;
+    }
+    case PF_ACT_RELU:
+        *a = z > 0.0 ? z : 0.0, *d1 = z > 0.0 ? 1.0 : 0.0, *d2 = 0.0;
+        return;
+    case PF_ACT_LINEAR: break;
+    }
+    *a = z, *d1 = 1.0, *d2 = 0.0;
+}
+
+/* The same recursion as above, one sample at a time in double (see the
+ * formulas at the top of this file). */
+double pf_ref_hvp(const pf_arch *A, const double *theta, const double *x, const int *labels,
+                  const double *targets, int B, const double *v, double *hv)
+{
+    int L = A->n_layers, K = A->sizes[L];
+    size_t tot = 0, off[PF_MAX_LAYERS + 1];
+    for (int l = 0; l < L; l++) {
+        off[l] = tot;
+        tot += (size_t)A->sizes[l + 1];
+    }
+    int wide = 0;
+    for (int l = 0; l <= L; l++)
+        if (A->sizes[l] > wide) wide = A->sizes[l];
+    /* per sample: z, a, f'(z), f''(z), Rz, Ra for every layer */
+    double *z = calloc(tot, sizeof *z), *a = calloc(tot, sizeof *a);
+    double *d1 = calloc(tot, sizeof *d1), *d2 = calloc(tot, sizeof *d2);
+    double *rz = calloc(tot, sizeof *rz), *ra = calloc(tot, sizeof *ra);
+    double *dl = calloc((size_t)wide, sizeof *dl), *rdl = calloc((size_t)wide, sizeof *rdl);
+    double *e = calloc((size_t)wide, sizeof *e), *re = calloc((size_t)wide, sizeof *re);
+    memset(hv, 0, A->n_params * sizeof *hv);
+    double total = 0.0;
+    for (int i = 0; i < B; i++) {
+        const double *xi = x + (size_t)i * A->sizes[0];
+        for (int l = 0; l < L; l++) {
+            int n_in = A->sizes[l], n_out = A->sizes[l + 1];
+            const double *in = l ? a + off[l - 1] : xi;
+            const double *rin = l ? ra + off[l - 1] : NULL;
+            const double *W = theta + A->w_off[l], *V = v + A->w_off[l];
+            for (int o = 0; o < n_out; o++) {
+                double s = A->bias ? theta[A->b_off[l] + (size_t)o] : 0.0;
+                double r = A->bias ? v[A->b_off[l] + (size_t)o] : 0.0;
+                for (int j = 0; j < n_in; j++) {
+                    s += W[(size_t)o * n_in + j] * in[j];
+                    r += V[(size_t)o * n_in + j] * in[j];
+                    if (rin) r += W[(size_t)o * n_in + j] * rin[j];
+                }
+                size_t q = off[l] + (size_t)o;
+                z[q] = s;
+                act_derivs(A->act[l], s, &a[q], &d1[q], &d2[q]);
+                rz[q] = r;
+                ra[q] = d1[q] * r;
+            }
+        }
+        const double *out = a + off[L - 1], *rout = ra + off[L - 1];
+        if (A->loss == PF_LOSS_CE) {
+            double mx = out[0], s = 0.0, dot = 0.0;
+            for (int k = 1; k < K; k++) mx = out[k] > mx ? out[k] : mx;
+            for (int k = 0; k < K; k++) s += exp(out[k] - mx);
+            double lse = mx + log(s);
+            total += lse - out[labels[i]];
+            for (int k = 0; k < K; k++) dot += exp(out[k] - lse) * rout[k];
+            for (int k = 0; k < K; k++) {
+                double p = exp(out[k] - lse);
+                e[k] = (p - (k == labels[i])) / B;
+                re[k] = p * (rout[k] - dot) / B;
+            }
+        } else {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) {
+                double r = out[k] - targets[(size_t)i * K + k];
+                s += r * r;
+                e[k] = r / B;
+                re[k] = rout[k] / B;
+            }
+            total += 0.5 * s;
+        }
+        for (int l = L - 1; l >= 0; l--) {
+            int n_in = A->sizes[l], n_out = A->sizes[l + 1];
+            for (int o = 0; o < n_out; o++) {
+                size_t q = off[l] + (size_t)o;
+                dl[o] = d1[q] * e[o];
+                rdl[o] = d1[q] * re[o] + d2[q] * e[o] * rz[q];
+            }
+            const double *in = l ? a + off[l - 1] : xi;
+            const double *rin = l ? ra + off[l - 1] : NULL;
+            double *hW = hv + A->w_off[l];
+            for (int o = 0; o < n_out; o++) {
+                for (int j = 0; j < n_in; j++)
+                    hW[(size_t)o * n_in + j] += rdl[o] * in[j] + (rin ? dl[o] * rin[j] : 0.0);
+                if (A->bias) hv[A->b_off[l] + (size_t)o] += rdl[o];
+            }
+            if (l == 0) break;
+            const double *W = theta + A->w_off[l], *V = v + A->w_off[l];
+            for (int j = 0; j < n_in; j++) {
+                double s = 0.0, r = 0.0;
+                for (int o = 0; o < n_out; o++) {
+                    s += dl[o] * W[(size_t)o * n_in + j];
+                    r += rdl[o] * W[(size_t)o * n_in + j] + dl[o] * V[(size_t)o * n_in + j];
+                }
+                e[j] = s;
+                re[j] = r;
+            }
+        }
+    }
+    free(z), free(a), free(d1), free(d2), free(rz), free(ra);
+    free(dl), free(rdl), free(e), free(re);
+    return total / B;
+}

@@ -1,0 +1,433 @@
+/* Pathfinder paths: interpolation, segment certification, barriers, the
+ * adaptive beta schedule and the warm-started path tracer.
+ *
+ * A path is the sequence theta_0 = start, theta_i = argmin L_beta_i warm-
+ * started from theta_{i-1}, with L_beta = E + (beta/2)||theta - anchor||^2
+ * and beta rising. Its length is sum_i ||theta_i - theta_{i-1}||. Along it
+ * the error is checked on the straight segments theta_{i-1} -> theta_i, so
+ * a path that hops over a high-error ridge between two low-error points is
+ * caught. The barrier of an error profile e along a path from A to B is
+ * max e - max(e(A), e(B)).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/exp.h"
+
+void pf_lerp(float *out, const float *a, const float *b, size_t n, double t)
+{
+    float ft = (float)t, fs = (float)(1.0 - t);
+    for (size_t i = 0; i < n; i++) out[i] = fs * a[i] + ft * b[i];
+}
+
+/* ---- measuring -------------------------------------------------------------- */
+
+static double eval_error(const pf_eval *e)
+{
+    return e->n_classes > 0 ? 100.0 - e->accuracy : e->loss;
+}
+
+void pf_path_sample_from_evals(const pf_eval *train, const pf_eval *test, pf_path_sample *out)
+{
+    out->train_error = eval_error(train);
+    out->train_loss = train->loss;
+    if (test && test->n) {
+        out->test_error = eval_error(test);
+        out->test_loss = test->loss;
+    } else {
+        out->test_error = out->train_error;  /* no test set: certify on the training set */
+        out->test_loss = out->train_loss;
+    }
+}
+
+int pf_sample_datasets(void *ctx, const float *theta, pf_path_sample *out, pf_error *err)
+{
+    pf_sample_data *d = ctx;
+    pf_eval tr, te;
+    int rc = pf_evaluate(d->work, theta, d->train, &tr, err);
+    if (!rc && d->test && d->test->n) rc = pf_evaluate(d->work, theta, d->test, &te, err);
+    if (rc) return rc;
+    pf_path_sample_from_evals(&tr, d->test && d->test->n ? &te : NULL, out);
+    return PF_OK;
+}
+
+/* ---- segment certification ---------------------------------------------------- */
+
+void pf_certify_config_default(pf_certify_config *c)
+{
+    c->interior = 5;
+    c->rise = 0.5;
+    c->levels = 3;
+}
+
+void pf_segment_free(pf_segment *s)
+{
+    free(s->samples);
+    memset(s, 0, sizeof *s);
+}
+
+static int sample_at(const float *a, const float *b, size_t n, double t, float *buf,
+                     pf_sample_fn measure, void *ctx, pf_path_sample *out, pf_error *err)
+{
+    pf_lerp(buf, a, b, n, t);
+    memset(out, 0, sizeof *out);
+    int rc = measure(ctx, buf, out, err);
+    out->t = t;
+    return rc;
+}
+
+/* Sample i is a peak worth chasing: above the threshold in train or test
+ * error, and not below either neighbour in that error. */
+static int is_peak(const pf_path_sample *s, long i, double thr_train, double thr_test)
+{
+    int train = s[i].train_error > thr_train && s[i].train_error >= s[i - 1].train_error &&
+                s[i].train_error >= s[i + 1].train_error;
+    int test = s[i].test_error > thr_test && s[i].test_error >= s[i - 1].test_error &&
+               s[i].test_error >= s[i + 1].test_error;
+    return train || test;
+}
+
+int pf_certify_segment(const float *a, const float *b, size_t n_params, const pf_path_sample *at_a,
+                       const pf_path_sample *at_b, const pf_certify_config *cfg,
+                       pf_sample_fn measure, void *ctx, pf_segment *out, pf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (cfg->interior < 0 || cfg->levels < 0 || !(cfg->rise >= 0))
+        return pf_fail(err, PF_EINPUT, "certification needs interior >= 0, levels >= 0, rise >= 0");
+    long m = cfg->interior;
+    /* each round adds at most two samples per interior sample present */
+    long cap = m + 2;
+    for (int l = 0; l < cfg->levels; l++) cap = cap * 3;
+    if (cap > m + 2 + 4096) cap = m + 2 + 4096;
+    pf_path_sample *s = malloc((size_t)cap * sizeof *s);
+    unsigned char *fresh = malloc((size_t)cap);
+    float *buf = malloc((n_params ? n_params : 1) * sizeof *buf);
+    int rc = PF_OK;
+    if (!s || !fresh || !buf) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory certifying a segment");
+        goto fail;
+    }
+    long n = 0;
+    s[n] = *at_a;
+    s[n++].t = 0.0;
+    for (long k = 1; k <= m; k++, n++)
+        if ((rc = sample_at(a, b, n_params, (double)k / (double)(m + 1), buf, measure, ctx, &s[n], err)))
+            goto fail;
+    s[n] = *at_b;
+    s[n++].t = 1.0;
+    memset(fresh, 1, (size_t)n);
+    double thr_train = fmax(at_a->train_error, at_b->train_error) + cfg->rise;
+    double thr_test = fmax(at_a->test_error, at_b->test_error) + cfg->rise;
+    for (int level = 0; level < cfg->levels; level++) {
+        /* midpoints beside every fresh peak, each sub-segment at most once */
+        long n_new = 0, n0 = n;
+        for (long i = 1; i + 1 < n0; i++) {
+            if (!fresh[i] || !is_peak(s, i, thr_train, thr_test)) continue;
+            for (int side = -1; side <= 1; side += 2) {
+                long j = i + side;
+                double t = 0.5 * (s[i].t + s[j].t);
+                int seen = 0;
+                for (long k = n0; k < n; k++) seen |= s[k].t == t;
+                if (seen || n >= cap) continue;
+                if ((rc = sample_at(a, b, n_params, t, buf, measure, ctx, &s[n], err))) goto fail;
+                n++;
+                n_new++;
+            }
+        }
+        if (n_new == 0) break;
+        out->n_refined += n_new;
+        /* sort the new samples into place; only they can be chased further */
+        for (long k = 0; k < n0; k++) fresh[k] = 0;
+        for (long k = n0; k < n; k++) fresh[k] = 1;
+        /* an insertion sort keeps fresh[] aligned with s[] */
+        for (long k = 1; k < n; k++) {
+            pf_path_sample x = s[k];
+            unsigned char f = fresh[k];
+            long j = k - 1;
+            while (j >= 0 && s[j].t > x.t) {
+                s[j + 1] = s[j];
+                fresh[j + 1] = fresh[j];
+                j--;
+            }
+            s[j + 1] = x;
+            fresh[j + 1] = f;
+        }
+    }
+    out->n = n;
+    out->samples = s;
+    out->max_train_error = -INFINITY;
+    out->max_test_error = -INFINITY;
+    for (long k = 0; k < n; k++) {
+        out->max_train_error = fmax(out->max_train_error, s[k].train_error);
+        out->max_test_error = fmax(out->max_test_error, s[k].test_error);
+    }
+    free(fresh);
+    free(buf);
+    return PF_OK;
+fail:
+    free(s);
+    free(fresh);
+    free(buf);
+    memset(out, 0, sizeof *out);
+    return rc;
+}
+
+/* ---- profiles and barriers ----------------------------------------------------- */
+
+void pf_profile_free(pf_profile *p)
+{
+    free(p->s);
+    free(p->train_error);
+    free(p->test_error);
+    free(p->node);
+    memset(p, 0, sizeof *p);
+}
+
+static int profile_reserve(pf_profile *p, long more, pf_error *err)
+{
+    if (p->n + more <= p->cap) return PF_OK;
+    long cap = p->cap ? p->cap : 64;
+    while (cap < p->n + more) cap *= 2;
+    double *s = realloc(p->s, (size_t)cap * sizeof *s);
+    if (s) p->s = s;
+    double *tr = s ? realloc(p->train_error, (size_t)cap * sizeof *tr) : NULL;
+    if (tr) p->train_error = tr;
+    double *te = tr ? realloc(p->test_error, (size_t)cap * sizeof *te) : NULL;
+    if (te) p->test_error = te;
+    unsigned char *nd = te ? realloc(p->node, (size_t)cap) : NULL;
+    if (!nd) return pf_fail(err, PF_ERUNTIME, "out of memory for a path profile");
+    p->node = nd;
+    p->cap = cap;
+    return PF_OK;
+}
+
+int pf_profile_add(pf_profile *p, const pf_segment *seg, double s0, double length, int skip_first,
+                   pf_error *err)
+{
+    int rc = profile_reserve(p, seg->n, err);
+    if (rc) return rc;
+    for (long k = skip_first ? 1 : 0; k < seg->n; k++) {
+        const pf_path_sample *x = &seg->samples[k];
+        p->s[p->n] = s0 + x->t * length;
+        p->train_error[p->n] = x->train_error;
+        p->test_error[p->n] = x->test_error;
+        p->node[p->n] = x->t == 0.0 || x->t == 1.0;
+        p->n++;
+    }
+    return PF_OK;
+}
+
+double pf_error_barrier(const double *e, long n)
+{
+    if (n < 1) return 0.0;
+    double top = e[0];
+    for (long i = 1; i < n; i++) top = fmax(top, e[i]);
+    return top - fmax(e[0], e[n - 1]);
+}
+
+/* ---- the adaptive schedule ---------------------------------------------------- */
+
+void pf_schedule_config_default(pf_schedule_config *c)
+{
+    c->beta_start = 1e-8;
+    c->ratio = 1.5;
+    c->max_ratio = 1.5;
+    c->min_ratio = 1.01;
+    c->max_beta = 1.0;
+    c->step_cap = INFINITY;
+    c->error_jump = 3.0;
+    c->tol = 0.0;
+    c->max_points = 200;
+}
+
+void pf_schedule_init(pf_schedule *s, const pf_schedule_config *c)
+{
+    memset(s, 0, sizeof *s);
+    s->ratio = c->ratio;
+    s->beta = c->beta_start / c->ratio;
+}
+
+double pf_schedule_next(const pf_schedule *s) { return s->beta * s->ratio; }
+
+int pf_schedule_judge(pf_schedule *s, const pf_schedule_config *c, double beta, double move,
+                      double rise)
+{
+    /* badness > 1: too far or too much worse */
+    double bad = fmax(move / c->step_cap, rise / c->error_jump);
+    int hard = bad > 1.0;
+    if (hard && s->ratio > c->min_ratio) {
+        if (s->first_bad == 0) {
+            s->first_bad = bad;
+            s->ratio_before = s->ratio;
+        }
+        s->ratio = fmax(1.0 + 0.5 * (s->ratio - 1.0), c->min_ratio);
+        s->rejected++;
+        return PF_STEP_RETRY;
+    }
+    s->beta = beta;
+    s->accepted++;
+    int verdict = PF_STEP_ACCEPT, easy = 0;
+    if (hard && s->first_bad > 0 && bad > 0.7 * s->first_bad) {
+        /* smaller beta steps went about as far: the move is not theirs
+         * (noise, or a jump that any step past it makes); go back to the
+         * ratio before the retries */
+        s->ratio = s->ratio_before;
+        s->drift++;
+        verdict = PF_STEP_DRIFT;
+    } else if (hard) {
+        /* it shrank with the beta step but not enough: a steep stretch or
+         * a first-order jump; stay at the small ratio */
+        s->forced++;
+        verdict = PF_STEP_FORCED;
+    } else {
+        easy = s->first_bad == 0 && move <= 0.5 * c->step_cap && rise <= 0.5 * c->error_jump;
+    }
+    s->easy = easy ? s->easy + 1 : 0;
+    if (s->easy >= 2) {
+        s->ratio = fmin(1.0 + 2.0 * (s->ratio - 1.0), fmax(c->max_ratio, c->ratio));
+        s->easy = 0;
+    }
+    s->first_bad = 0;
+    return verdict;
+}
+
+/* ---- the tracer ------------------------------------------------------------------ */
+
+static void sample_from_metrics(const pf_metrics *m, pf_path_sample *s)
+{
+    memset(s, 0, sizeof *s);
+    pf_path_sample_from_evals(&m->train, &m->test, s);
+}
+
+int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dataset *train,
+                  const pf_dataset *test, const pf_train_config *base, const pf_path_config *pc,
+                  pf_path_point_fn on_point, void *ctx, pf_path_result *out, pf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const pf_schedule_config *sc = &pc->schedule;
+    int adaptive = pc->grid == NULL;
+    if (adaptive && (!(sc->beta_start > 0) || !(sc->ratio > 1) || !(sc->min_ratio > 1) ||
+                     sc->min_ratio > sc->ratio || !(sc->max_beta > 0) || sc->max_points < 2))
+        return pf_fail(err, PF_EINPUT, "bad schedule: need beta_start > 0, 1 < min_ratio <= ratio, "
+                       "max_beta > 0 and at least 2 points");
+    if (!adaptive && pc->n_grid < 1) return pf_fail(err, PF_EINPUT, "empty beta grid");
+    size_t n = t->arch->n_params;
+    double t0 = pf_now();
+    float *start = malloc(n * sizeof *start), *prev = malloc(n * sizeof *prev);
+    float *save_m = malloc(n * sizeof *save_m), *save_v = malloc(n * sizeof *save_v);
+    int rc = PF_OK;
+    pf_path_point p;
+    memset(&p, 0, sizeof p);
+    pf_path_sample prev_sample;
+    if (!start || !prev || !save_m || !save_v) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory tracing a path");
+        goto done;
+    }
+    memcpy(start, theta, n * sizeof *theta);
+    memcpy(prev, theta, n * sizeof *theta);
+    pf_sample_data sd = {&t->eval_work, train, test};
+
+    /* point 0: the start itself */
+    if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, 0.0, &p.res.m, err))) goto done;
+    p.res.point.direction = 1;
+    sample_from_metrics(&p.res.m, &prev_sample);
+    double prev_r = p.res.m.r;
+    p.segment.n = 1;
+    p.segment.samples = &prev_sample;
+    p.segment.max_train_error = prev_sample.train_error;
+    p.segment.max_test_error = prev_sample.test_error;
+    if (on_point && (rc = on_point(ctx, &p, theta, t, err))) goto done;
+    memset(&p.segment, 0, sizeof p.segment);
+    out->n_points = 1;
+
+    pf_schedule sched;
+    pf_schedule_init(&sched, sc);
+    long gi = 0;
+    int retries = 0;
+    double length = 0.0;
+    while (1) {
+        double beta;
+        if (adaptive) {
+            if (out->n_points >= sc->max_points) break;
+            beta = pf_schedule_next(&sched);
+            if (beta > sc->max_beta) break;
+        } else {
+            if (gi >= pc->n_grid) break;
+            beta = pc->grid[gi++];
+        }
+        long opt_step = t->optim.step;
+        if (adaptive && t->optim.m) memcpy(save_m, t->optim.m, n * sizeof *save_m);
+        if (adaptive && t->optim.v) memcpy(save_v, t->optim.v, n * sizeof *save_v);
+        pf_train_config cfg = *base;
+        cfg.beta = beta;
+        cfg.anchor = anchor;
+        pf_train_result tr;
+        if ((rc = pf_train_beta(t, theta, train, &cfg, &tr, err))) goto done;
+        pf_point_result res;
+        memset(&res, 0, sizeof res);
+        if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, beta, &res.m, err))) goto done;
+        double step = pf_distance(theta, prev, n);
+        pf_path_sample cur;
+        sample_from_metrics(&res.m, &cur);
+        int verdict = PF_STEP_ACCEPT;
+        if (adaptive) {
+            /* Judge the approach to the anchor, r_prev - r, not ||theta -
+             * theta_prev||: minibatch training wanders in flat directions by
+             * an amount set by the learning rate, not by beta, and that
+             * wander barely changes r. Along a branch of minimizers r never
+             * grows with beta (dr^2/dbeta = -2 (theta-c)' H_L^-1 (theta-c)),
+             * so a growing r is the training's own doing (a start that is
+             * still converging), not the step's. */
+            double move = fmax(0.0, prev_r - res.m.r);
+            verdict = pf_schedule_judge(&sched, sc, beta, move, cur.test_error - prev_sample.test_error);
+            if (verdict == PF_STEP_RETRY) {
+                /* back to the previous point, optimizer state included */
+                memcpy(theta, prev, n * sizeof *theta);
+                t->optim.step = opt_step;
+                if (t->optim.m) memcpy(t->optim.m, save_m, n * sizeof *save_m);
+                if (t->optim.v) memcpy(t->optim.v, save_v, n * sizeof *save_v);
+                retries++;
+                out->rejected++;
+                continue;
+            }
+        }
+        res.index = out->n_points;
+        res.point.beta = beta;
+        res.point.direction = 1;
+        res.epochs = tr.epochs;
+        res.seconds = tr.seconds;
+        length += step;
+        memset(&p, 0, sizeof p);
+        p.res = res;
+        p.dist_start = pf_distance(theta, start, n);
+        p.step = step;
+        p.length = length;
+        p.retries = retries;
+        p.jump = verdict == PF_STEP_FORCED ? 1 : verdict == PF_STEP_DRIFT ? 2 : 0;
+        out->jumps += verdict == PF_STEP_FORCED;
+        out->drifts += verdict == PF_STEP_DRIFT;
+        retries = 0;
+        if ((rc = pf_certify_segment(prev, theta, n, &prev_sample, &cur, &pc->certify,
+                                     pf_sample_datasets, &sd, &p.segment, err)))
+            goto done;
+        out->n_points++;
+        out->final_beta = beta;
+        out->length = length;
+        if (on_point && (rc = on_point(ctx, &p, theta, t, err))) goto done;
+        pf_segment_free(&p.segment);
+        memcpy(prev, theta, n * sizeof *theta);
+        prev_sample = cur;
+        prev_r = res.m.r;
+        if (adaptive && res.m.r <= sc->tol) break;
+    }
+    out->converged = pf_distance(theta, anchor, n) <= sc->tol;
+done:
+    if (p.segment.samples != &prev_sample) pf_segment_free(&p.segment);
+    out->seconds = pf_now() - t0;
+    free(start);
+    free(prev);
+    free(save_m);
+    free(save_v);
+    return rc;
+}

@@ -1,0 +1,241 @@
+/* Plotting support for the figure files (see plot.h): colours, text sizes,
+ * the title, axes and series helpers, and rendering to files.
+ *
+ * plot_render() runs a figure's draw function once per device (pngcairo,
+ * pdfcairo, svgcairo) on a fresh PLplot stream, writing BASE.EXT.tmp and
+ * renaming it into place only when the drawing finished and left a
+ * non-empty file.
+ *
+ * PLplot reports fatal errors through plexit(), which ends the process after
+ * calling the handler installed with plsexit(); our handler longjmps back
+ * into render_one() instead, so a PLplot error becomes PF_ERUNTIME. This is
+ * best effort: PLplot's state after such an escape is not guaranteed.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <plplot.h>
+
+#include "plot.h"
+
+/* ------------------------------------------------------------- colours */
+
+/* In the order of the C_* names in plot.h. */
+static const PLINT cmap0_r[N_COLORS] = {255, 0, 0, 213, 0, 204, 110, 228, 86, 230, 226, 255, 200};
+static const PLINT cmap0_g[N_COLORS] = {255, 0, 114, 94, 158, 121, 110, 228, 180, 159, 238, 255, 200};
+static const PLINT cmap0_b[N_COLORS] = {255, 0, 178, 0, 115, 167, 110, 228, 233, 0, 250, 255, 200};
+
+/* ---------------------------------------------------------------- text */
+
+/* Set for each page by render_one(). */
+static double page_text_factor = 1.0;
+
+double plot_char_scale(double scale)
+{
+    return scale * page_text_factor;
+}
+
+void plot_text_size(double scale)
+{
+    plschr(0, plot_char_scale(scale));
+}
+
+void plot_plain_text(char *dst, size_t n, const char *src)
+{
+    size_t j = 0;
+    for (size_t i = 0; src && src[i] && j + 2 < n; i++) {
+        if (src[i] == '#') dst[j++] = '#';
+        dst[j++] = src[i];
+    }
+    dst[j] = '\0';
+}
+
+void plot_title(const char *title, double disp)
+{
+    if (!title || !*title) return;
+    char buf[512];
+    plot_plain_text(buf, sizeof buf, title);
+    plot_text_size(TITLE_SCALE);
+    plcol0(C_INK);
+    plmtex("t", disp, 0.5, 0.5, buf);
+    plot_text_size(TEXT_SCALE);
+}
+
+/* ---------------------------------------------------------- drawing */
+
+void plot_axes(const char *xopt, const char *yopt, int ylog)
+{
+    plcol0(C_GRID);
+    plwidth(1.0);
+    pllsty(1);
+    plbox("g", 0, 0, ylog ? "gl" : "g", 0, 0);
+    plcol0(C_INK);
+    plwidth(1.5);
+    plbox(xopt, 0, 0, yopt, 0, 0);
+    plwidth(1.0);
+}
+
+void plot_series(const double *x, const double *y, const unsigned char *mark, long n,
+                 const plot_style *style)
+{
+    PLFLT *px = malloc((size_t)(n > 0 ? n : 1) * sizeof *px);
+    PLFLT *py = malloc((size_t)(n > 0 ? n : 1) * sizeof *py);
+    if (!px || !py) {
+        free(px);
+        free(py);
+        return;
+    }
+    plcol0(style->color);
+    pllsty(style->line_style);
+    plwidth(style->line_width);
+    long run = 0;
+    for (long i = 0; i <= n; i++) {
+        int ok = i < n && isfinite(x[i]) && isfinite(y[i]);
+        if (ok) {
+            px[run] = x[i];
+            py[run] = y[i];
+            run++;
+        }
+        if (!ok || i == n) {
+            if (run >= 2) plline((PLINT)run, px, py);
+            if (run == 1 && !style->marker) plstring(1, px, py, "•");
+            run = 0;
+        }
+    }
+    pllsty(1);
+    plwidth(1.0);
+    if (style->marker) {
+        long m = 0;
+        for (long i = 0; i < n; i++)
+            if (isfinite(x[i]) && isfinite(y[i]) && (!mark || mark[i])) {
+                px[m] = x[i];
+                py[m] = y[i];
+                m++;
+            }
+        plot_text_size(style->marker_scale);
+        if (m > 0) plstring((PLINT)m, px, py, style->marker);
+        plot_text_size(TEXT_SCALE);
+    }
+    free(px);
+    free(py);
+}
+
+/* --------------------------------------------------------- rendering */
+
+static jmp_buf plot_escape;      /* where a fatal PLplot error lands */
+static char plot_message[256];   /* the last PLplot error or warning */
+
+static int on_plexit(const char *msg)
+{
+    snprintf(plot_message, sizeof plot_message, "%s", msg ? msg : "");
+    longjmp(plot_escape, 1);
+    return 1;   /* not reached: returning would let plexit() end the process */
+}
+
+static void on_plabort(const char *msg)
+{
+    /* Warnings do not stop the drawing; keep one in case the file ends up empty. */
+    snprintf(plot_message, sizeof plot_message, "%s", msg ? msg : "");
+}
+
+/* PLplot asks on stdin for another device when the one named is missing,
+ * so look it up first. */
+static int have_device(const char *dev)
+{
+    enum { MAX_DEVICES = 256 };
+    const char *menu[MAX_DEVICES], *names[MAX_DEVICES];
+    const char **menu_p = menu, **names_p = names;
+    int n = MAX_DEVICES;
+    plgDevs(&menu_p, &names_p, &n);
+    for (int i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], dev) == 0) return 1;
+    return 0;
+}
+
+/* Draw fig with device dev into path, through path.tmp. */
+static int render_one(const plot_figure *fig, const char *dev, const char *path, pf_error *err)
+{
+    if (!have_device(dev))
+        return pf_fail(err, PF_ERUNTIME, "%s: PLplot has no %s driver (plplot-driver-cairo)", path,
+                       dev);
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 5);
+    if (!tmp) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".tmp", 5);
+
+    /* PLplot retries a failed fopen ten times, printing each, then exits: so
+     * make sure the file can be created before handing it the name. */
+    FILE *probe = fopen(tmp, "wb");
+    if (!probe) {
+        int rc = pf_fail(err, PF_ERUNTIME, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    fclose(probe);
+
+    PLINT previous = 0, stream = -1;
+    plgstrm(&previous);
+    plmkstrm(&stream);
+    if (stream < 0) {
+        remove(tmp);
+        free(tmp);
+        return pf_fail(err, PF_ERUNTIME, "%s: no free PLplot stream", path);
+    }
+    plot_message[0] = '\0';
+    plsexit(on_plexit);
+    plsabort(on_plabort);
+    volatile int crashed = 0;
+    if (setjmp(plot_escape) == 0) {
+        plsdev(dev);
+        plsfnam(tmp);
+        plspage(0, 0, fig->width, fig->height, 0, 0);
+        plscmap0(cmap0_r, cmap0_g, cmap0_b, N_COLORS);
+        page_text_factor = 2700.0 / (fig->width + fig->height);
+        plinit();
+        fig->draw(fig->ctx);
+        plend1();
+    } else {
+        crashed = 1;
+        if (setjmp(plot_escape) == 0) plend1();   /* release the stream if PLplot still can */
+    }
+    plsexit(NULL);
+    plsabort(NULL);
+    plsstrm(previous);
+
+    struct stat st;
+    int rc = PF_OK;
+    if (crashed)
+        rc = pf_fail(err, PF_ERUNTIME, "%s: PLplot error: %s", path,
+                     plot_message[0] ? plot_message : "unknown");
+    else if (stat(tmp, &st) != 0 || st.st_size == 0)
+        rc = pf_fail(err, PF_ERUNTIME, "%s: the %s driver wrote nothing%s%s", path, dev,
+                     plot_message[0] ? ": " : "", plot_message);
+    else if (rename(tmp, path) != 0)
+        rc = pf_fail(err, PF_ERUNTIME, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
+    if (rc) remove(tmp);
+    free(tmp);
+    return rc;
+}
+
+int plot_render(const char *base, const plot_figure *fig, pf_error *err)
+{
+    static const char *const ext[3] = {".png", ".pdf", ".svg"};
+    static const char *const dev[3] = {"pngcairo", "pdfcairo", "svgcairo"};
+    size_t len = strlen(base);
+    char *path = malloc(len + 8);
+    if (!path) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+    int rc = PF_OK;
+    for (int i = 0; i < 3 && rc == PF_OK; i++) {
+        memcpy(path, base, len);
+        strcpy(path + len, ext[i]);
+        rc = render_one(fig, dev[i], path, err);
+    }
+    free(path);
+    return rc;
+}
