@@ -48,6 +48,7 @@
 #include <sys/mman.h>
 
 #include "pathfinder/core.h"
+#include "act.h"
 
 /* One team member's buffers for a block of B = w->max_batch rows. */
 typedef struct {
@@ -297,46 +298,6 @@ static inline vfloat vload(const float *p)
 }
 
 static inline void vstore(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
-
-/* exp(x) in float as mlp.c computes it (x = n ln2 + r, degree-6 Taylor
- * polynomial for e^r, 2^n into the exponent), so that the input layer's
- * sigmoid vectorizes here too. */
-static inline float exp_vec(float x)
-{
-    /* Clamped to [-87, 88]; a NaN is clamped too, which keeps the integer
-     * conversion below defined, and is passed through at the end. */
-    float c = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f;
-    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = c - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) * (1 << 23)};
-    return x == x ? p * scale.f : x;
-}
-
-static void activate(pf_act act, float *restrict a, const float *restrict z, size_t n)
-{
-    switch (act) {
-    case PF_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) a[i] = 1.0f / (1.0f + exp_vec(-z[i]));
-        break;
-    case PF_ACT_TANH:
-        for (size_t i = 0; i < n; i++) a[i] = tanhf(z[i]);
-        break;
-    case PF_ACT_RELU:
-        for (size_t i = 0; i < n; i++) a[i] = z[i] > 0.0f ? z[i] : 0.0f;
-        break;
-    case PF_ACT_LINEAR:
-        memcpy(a, z, n * sizeof *a);
-        break;
-    }
-}
 
 /* out[0, nv*LANES) = start + sum_k val_k M[idx_k, 0, nv*LANES) (start NULL:
  * zero) with the sums in nv registers; inlined with a constant nv. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pathfinder/core.h"
+#include "act.h"
 
 int pf_work_init(pf_work *w, const pf_arch *arch, int max_batch, pf_error *err)
 {
@@ -49,47 +50,6 @@ void pf_work_free(pf_work *w)
     free(w->ybuf);
     free(w->lbuf);
     memset(w, 0, sizeof *w);
-}
-
-/* exp(x) in float, written so that loops over it vectorize: x = n ln2 + r
- * with |r| <= ln2/2 (ln2 split in two parts for an exact reduction), e^r by
- * its degree-6 Taylor polynomial (truncation < 2e-8 relative), and 2^n put
- * into the exponent bits. Within 2 ulp of expf over [-87, 88]; inputs are
- * clamped there, which saturates the sigmoid as expf does. */
-static inline float exp_vec(float x)
-{
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    /* Adding 1.5 * 2^23 rounds to the nearest integer (ties to even). */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
-
-static void activate(pf_act act, float *restrict a, const float *restrict z, size_t n)
-{
-    switch (act) {
-    case PF_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) a[i] = 1.0f / (1.0f + exp_vec(-z[i]));
-        break;
-    case PF_ACT_TANH:
-        for (size_t i = 0; i < n; i++) a[i] = tanhf(z[i]);
-        break;
-    case PF_ACT_RELU:
-        for (size_t i = 0; i < n; i++) a[i] = z[i] > 0.0f ? z[i] : 0.0f;
-        break;
-    case PF_ACT_LINEAR:
-        memcpy(a, z, n * sizeof *a);
-        break;
-    }
 }
 
 /* d *= act'(z), written in terms of a = act(z) where that is cheaper. */

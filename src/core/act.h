@@ -1,0 +1,55 @@
+/* Activations of the fast float path, shared by mlp.c and hessian.c so that
+ * both compute bit-identical activations. Internal to src/core. */
+#ifndef PATHFINDER_CORE_ACT_H
+#define PATHFINDER_CORE_ACT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pathfinder/core.h"
+
+/* exp(x) in float, written so that loops over it vectorize: x = n ln2 + r
+ * with |r| <= ln2/2 (ln2 split in two parts for an exact reduction), e^r by
+ * its degree-6 Taylor polynomial (truncation < 2e-8 relative), and 2^n put
+ * into the exponent bits. Within 2 ulp of expf over [-87, 88]. */
+static inline float exp_vec(float x)
+{
+    /* Clamped to [-87, 88] (which saturates the sigmoid as expf does); a NaN
+     * is clamped too, keeping the integer conversion defined, and passed
+     * through at the end. */
+    float c = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f;
+    /* Adding 1.5 * 2^23 rounds to the nearest integer (ties to even). */
+    float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = c - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) * (1 << 23)};
+    return x == x ? p * scale.f : x;
+}
+
+static inline void activate(pf_act act, float *restrict a, const float *restrict z, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) a[i] = 1.0f / (1.0f + exp_vec(-z[i]));
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) a[i] = tanhf(z[i]);
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) a[i] = z[i] > 0.0f ? z[i] : 0.0f;
+        break;
+    case PF_ACT_LINEAR:
+        memcpy(a, z, n * sizeof *a);
+        break;
+    }
+}
+
+#endif
