@@ -264,10 +264,17 @@ static void test_resume_after_kill(void **state)
     (void)state;
     const char *args = "--beta 0:0.006:0.0005 --train-subset 3000 --max-epochs 4 --threads 2 "
                        "--quiet --no-refine";
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &c0);
     assert_int_equal(run_cmd("%s sweep %s --out %s/clean >/dev/null", tool, args, tmpdir), 0);
+    clock_gettime(CLOCK_MONOTONIC, &c1);
+    /* kill at a random moment between an eighth and a quarter of a whole run, so
+     * that every attempt is cut short whatever the speed of the machine */
+    long whole_ms = (c1.tv_sec - c0.tv_sec) * 1000L + (c1.tv_nsec - c0.tv_nsec) / 1000000L;
+    if (whole_ms < 60) whole_ms = 60;
     srand((unsigned)time(NULL));
     int finished = 0, kills = 0;
-    for (int attempt = 0; attempt < 8 && !finished; attempt++) {
+    for (int attempt = 0; attempt < 12 && !finished; attempt++) {
         char cmd[4096];
         snprintf(cmd, sizeof cmd, "%s sweep %s --out %s/crash >/dev/null 2>&1", tool, args, tmpdir);
         pid_t pid = fork();
@@ -275,8 +282,7 @@ static void test_resume_after_kill(void **state)
             execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
             _exit(127);
         }
-        /* loading MNIST takes a few tenths of a second; then points come fast */
-        long ms = rand() % 1200 + 300;
+        long ms = whole_ms / 8 + rand() % (whole_ms / 8);
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         int st;
