@@ -1,5 +1,5 @@
-/* Activations of the fast float path, shared by mlp.c and hessian.c so that
- * both compute bit-identical activations. Internal to src/core. */
+/* Activations, defined once: the fast float path (mlp.c, hessian.c) and the
+ * double reference path (reference.c, pf_ref_hvp). Internal to src/core. */
 #ifndef PATHFINDER_CORE_ACT_H
 #define PATHFINDER_CORE_ACT_H
 
@@ -50,6 +50,29 @@ static inline void activate(pf_act act, float *restrict a, const float *restrict
         memcpy(a, z, n * sizeof *a);
         break;
     }
+}
+
+/* The reference path's activations in double: a = f(z), d1 = f'(z),
+ * d2 = f''(z) (the R-operator needs the second derivative). */
+static inline void act_derivs(pf_act act, double z, double *a, double *d1, double *d2)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID: {
+        double s = 1.0 / (1.0 + exp(-z));
+        *a = s, *d1 = s * (1.0 - s), *d2 = s * (1.0 - s) * (1.0 - 2.0 * s);
+        return;
+    }
+    case PF_ACT_TANH: {
+        double t = tanh(z);
+        *a = t, *d1 = 1.0 - t * t, *d2 = -2.0 * t * (1.0 - t * t);
+        return;
+    }
+    case PF_ACT_RELU:
+        *a = z > 0.0 ? z : 0.0, *d1 = z > 0.0 ? 1.0 : 0.0, *d2 = 0.0;
+        return;
+    case PF_ACT_LINEAR: break;
+    }
+    *a = z, *d1 = 1.0, *d2 = 0.0;
 }
 
 #endif

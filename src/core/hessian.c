@@ -894,27 +894,6 @@ int pf_hvp(pf_work *w, const float *theta, const pf_dataset *d, size_t n_samples
 
 /* ---- reference ------------------------------------------------------------ */
 
-static void act_derivs(pf_act act, double z, double *a, double *d1, double *d2)
-{
-    switch (act) {
-    case PF_ACT_SIGMOID: {
-        double s = 1.0 / (1.0 + exp(-z));
-        *a = s, *d1 = s * (1.0 - s), *d2 = s * (1.0 - s) * (1.0 - 2.0 * s);
-        return;
-    }
-    case PF_ACT_TANH: {
-        double t = tanh(z);
-        *a = t, *d1 = 1.0 - t * t, *d2 = -2.0 * t * (1.0 - t * t);
-        return;
-    }
-    case PF_ACT_RELU:
-        *a = z > 0.0 ? z : 0.0, *d1 = z > 0.0 ? 1.0 : 0.0, *d2 = 0.0;
-        return;
-    case PF_ACT_LINEAR: break;
-    }
-    *a = z, *d1 = 1.0, *d2 = 0.0;
-}
-
 /* The same recursion as above, one sample at a time in double (see the
  * formulas at the top of this file). */
 double pf_ref_hvp(const pf_arch *A, const double *theta, const double *x, const int *labels,

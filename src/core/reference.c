@@ -12,33 +12,20 @@
 #include <string.h>
 
 #include "pathfinder/core.h"
+#include "act.h"
 
 static double act_value(pf_act act, double z)
 {
-    switch (act) {
-    case PF_ACT_SIGMOID: return 1.0 / (1.0 + exp(-z));
-    case PF_ACT_TANH: return tanh(z);
-    case PF_ACT_RELU: return z > 0.0 ? z : 0.0;
-    case PF_ACT_LINEAR: break;
-    }
-    return z;
+    double a, d1, d2;
+    act_derivs(act, z, &a, &d1, &d2);
+    return a;
 }
 
 static double act_deriv(pf_act act, double z)
 {
-    switch (act) {
-    case PF_ACT_SIGMOID: {
-        double s = 1.0 / (1.0 + exp(-z));
-        return s * (1.0 - s);
-    }
-    case PF_ACT_TANH: {
-        double t = tanh(z);
-        return 1.0 - t * t;
-    }
-    case PF_ACT_RELU: return z > 0.0 ? 1.0 : 0.0;
-    case PF_ACT_LINEAR: break;
-    }
-    return 1.0;
+    double a, d1, d2;
+    act_derivs(act, z, &a, &d1, &d2);
+    return d1;
 }
 
 double pf_ref_loss_grad(const pf_arch *A, const double *theta, const double *x, const int *labels,
