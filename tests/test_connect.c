@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tool.h"
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,8 +21,6 @@
 #include "pathfinder/exp.h"
 #include "pathfinder/io.h"
 
-static char tool[1024];
-static char tmpdir[200];
 
 /* ---- certification on a 1-parameter family ------------------------------------- */
 
@@ -417,39 +416,6 @@ static void test_permutation_path(void **state)
 
 /* ---- the commands ---------------------------------------------------------------------- */
 
-typedef struct {
-    int status;
-    char out[1 << 16];
-    char err[1 << 14];
-} run_result;
-
-static void run(run_result *r, const char *fmt, ...)
-{
-    char args[8192], cmd[8192 + 1024 + 512], errfile[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s 2>%s", tool, args, errfile);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(r->out, 1, sizeof r->out - 1, p);
-    r->out[n] = '\0';
-    int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(errfile, "r");
-    n = e ? fread(r->err, 1, sizeof r->err - 1, e) : 0;
-    r->err[n] = '\0';
-    if (e) fclose(e);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 static cJSON *read_json(const char *path)
 {
