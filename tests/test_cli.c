@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
-
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");

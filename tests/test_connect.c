@@ -21,7 +21,6 @@
 #include "pathfinder/exp.h"
 #include "pathfinder/io.h"
 
-
 /* ---- certification on a 1-parameter family ------------------------------------- */
 
 /* theta = (x): train error is a triangle bump of height 40 at x = 0.375,
@@ -415,7 +414,6 @@ static void test_permutation_path(void **state)
 }
 
 /* ---- the commands ---------------------------------------------------------------------- */
-
 
 static cJSON *read_json(const char *path)
 {
