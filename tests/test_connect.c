@@ -297,8 +297,9 @@ static void xor_free(xor_problem *p)
 typedef struct {
     pf_profile prof;
     double last_length;
-    long points;
+    long points, bridge_points;
     double max_point_error;
+    int lengths_ok;      /* lengths grow by at least each step */
 } trace_log;
 
 static int log_point(void *ctx, const pf_path_point *p, const float *theta, const pf_trainer *t,
@@ -308,14 +309,18 @@ static int log_point(void *ctx, const pf_path_point *p, const float *theta, cons
     (void)t;
     trace_log *l = ctx;
     int rc = pf_profile_add(&l->prof, &p->segment, l->last_length, p->step, l->points > 0, err);
+    if (l->points > 0 && p->length < l->last_length + p->step - 1e-9) l->lengths_ok = 0;
     l->last_length = p->length;
     l->points++;
+    l->bridge_points += p->bridge > 0;
     l->max_point_error = fmax(l->max_point_error, 100.0 - p->res.m.test.accuracy);
     return rc;
 }
 
-/* Trace A -> B and close onto B; fills the profile, returns theta's end. */
-static void trace(const xor_problem *p, trace_log *log, float *theta, pf_path_result *pr)
+/* Trace A -> B and close onto B; fills the profile, returns theta's end.
+ * With a grid, the fixed betas instead of the adaptive schedule. */
+static void trace_with(const xor_problem *p, trace_log *log, float *theta, pf_path_result *pr,
+                       const double *grid, long n_grid, int bridge_depth)
 {
     pf_error err;
     size_t n = p->arch.n_params;
@@ -331,7 +336,12 @@ static void trace(const xor_problem *p, trace_log *log, float *theta, pf_path_re
     pc.schedule.tol = 0.01 * D;
     pc.schedule.max_beta = 100;
     pf_certify_config_default(&pc.certify);
+    pc.grid = grid;
+    pc.n_grid = n_grid;
+    pc.bridge_depth = bridge_depth;
+    pc.bridge_barrier = 0.5;
     memset(log, 0, sizeof *log);
+    log->lengths_ok = 1;
     memcpy(theta, p->a, n * sizeof *theta);
     int rc = pf_path_trace(&t, theta, p->b, &p->train, &p->test, &p->cfg, &pc, log_point, log, pr, &err);
     if (rc) fail_msg("path: %s", err.msg);
@@ -347,6 +357,11 @@ static void trace(const xor_problem *p, trace_log *log, float *theta, pf_path_re
                                     1, &err), PF_OK);
     pf_segment_free(&close);
     pf_trainer_free(&t);
+}
+
+static void trace(const xor_problem *p, trace_log *log, float *theta, pf_path_result *pr)
+{
+    trace_with(p, log, theta, pr, NULL, 0, 0);
 }
 
 static void test_permutation_path(void **state)
@@ -410,6 +425,47 @@ static void test_permutation_path(void **state)
     pf_work_free(&w);
     free(theta);
     free(theta2);
+    xor_free(&p);
+}
+
+/* Two betas only, 1e-4 and 5: the second point has moved next to B, so the
+ * straight segment between the points is nearly the line A -> B with its
+ * ridge.
+ * Without bridges the path keeps that barrier; a bridge, traced from the
+ * first point anchored at the second, goes around it. */
+static void test_bridge_over_a_snap(void **state)
+{
+    (void)state;
+    xor_problem p;
+    xor_setup(&p);
+    size_t n = p.arch.n_params;
+    const double grid[] = {1e-4, 5.0};
+    long n_grid = sizeof grid / sizeof *grid;
+    p.cfg.max_epochs = 200;  /* let beta = 5 settle next to B from afar (the */
+    p.cfg.patience = 200;    /* training error rises on the way) */
+    float *theta = malloc(n * sizeof *theta);
+    trace_log plain, bridged;
+    pf_path_result pr0, pr1;
+    trace_with(&p, &plain, theta, &pr0, grid, n_grid, 0);
+    assert_int_equal(pr0.n_points, n_grid + 1);
+    assert_int_equal(pr0.bridges_tried, 0);
+    double plain_barrier = pf_error_barrier(plain.prof.test_error, plain.prof.n);
+    trace_with(&p, &bridged, theta, &pr1, grid, n_grid, 2);
+    double bridged_barrier = pf_error_barrier(bridged.prof.test_error, bridged.prof.n);
+    double bridged_train = pf_error_barrier(bridged.prof.train_error, bridged.prof.n);
+    print_message("two-beta path: barrier %.2f plain, %.2f bridged (train %.2f); %ld bridges of %ld "
+                  "tried, %ld bridge points\n", plain_barrier, bridged_barrier, bridged_train, pr1.bridges,
+                  pr1.bridges_tried, pr1.bridge_points);
+    assert_true(plain_barrier > 20.0);
+    assert_true(pr1.bridges >= 1 && pr1.bridges <= pr1.bridges_tried);
+    assert_int_equal(pr1.bridge_points, bridged.bridge_points);
+    assert_int_equal(pr1.n_points, n_grid + 1 + pr1.bridge_points);
+    assert_true(bridged.lengths_ok);
+    assert_true(bridged_barrier < 5.0);
+    assert_true(bridged_train < 5.0);
+    pf_profile_free(&plain.prof);
+    pf_profile_free(&bridged.prof);
+    free(theta);
     xor_free(&p);
 }
 
@@ -788,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_certify_known_profile),
         cmocka_unit_test(test_schedule_rule),
         cmocka_unit_test(test_permutation_path),
+        cmocka_unit_test(test_bridge_over_a_snap),
         cmocka_unit_test(test_write_problem),
         cmocka_unit_test(test_connect_pair),
         cmocka_unit_test(test_connect_many),

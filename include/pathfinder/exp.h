@@ -392,10 +392,15 @@ double pf_schedule_next(const pf_schedule *s);
 int pf_schedule_judge(pf_schedule *s, const pf_schedule_config *c, double beta, double move,
                       double rise);
 
-/* One point of a path. Point 0 is the start itself (beta 0, not trained). */
+/* One point of a path. Point 0 is the start itself (beta 0, not trained).
+ * A bridge point (bridge > 0) belongs to a path traced between two
+ * consecutive points of the level above: its beta and res.m.r refer to
+ * that bridge's own anchor (the later of the two points). */
 typedef struct {
-    pf_point_result res;   /* beta, metrics with r = ||theta - anchor||, epochs, seconds */
+    pf_point_result res;   /* beta, metrics with r = ||theta - its anchor||, epochs, seconds */
+    int bridge;            /* 0 on the main path, d on a bridge d levels down */
     double dist_start;     /* ||theta - start|| */
+    double dist_anchor;    /* ||theta - anchor|| (the path's anchor, whatever the level) */
     double step;           /* ||theta - previous point|| */
     double length;         /* cumulative path length up to this point */
     int retries;           /* refused tries before this point was accepted */
@@ -410,11 +415,23 @@ typedef struct {
 typedef int (*pf_path_point_fn)(void *ctx, const pf_path_point *p, const float *theta,
                                 const pf_trainer *t, pf_error *err);
 
+/* Bridges. Minimizers of L_beta need not move continuously with beta: at a
+ * first-order transition of the path the warm-started model snaps into
+ * another basin, and the straight segment across the snap can climb a
+ * ridge. A segment whose barrier (its highest train or test error above
+ * the higher of its two endpoints) exceeds bridge_barrier is bridged: a
+ * path is traced from its first point, anchored at its second, with the
+ * adaptive schedule (step cap and tolerance scaled by the segment's length
+ * over the whole path's), and its own segments bridged in turn, down to
+ * bridge_depth levels. The bridge replaces the segment if its barrier,
+ * measured against the same two endpoints, is lower. */
 typedef struct {
     const double *grid;          /* fixed ascending betas, or NULL for the adaptive schedule */
     long n_grid;
-    pf_schedule_config schedule; /* adaptive: all of it; grid: nothing */
+    pf_schedule_config schedule; /* adaptive, and every bridge: all of it; grid: nothing */
     pf_certify_config certify;
+    int bridge_depth;            /* levels of bridges (0: none) */
+    double bridge_barrier;       /* error units (points): bridge segments that climb more */
 } pf_path_config;
 
 typedef struct {
@@ -422,6 +439,9 @@ typedef struct {
     long rejected;       /* adaptive tries that were undone */
     long jumps;          /* adaptive steps accepted as jumps (at the smallest ratio) */
     long drifts;         /* adaptive steps accepted as drift (at the smallest ratio) */
+    long bridges_tried;  /* segments that climbed more than bridge_barrier, at any level */
+    long bridges;        /* of them, bridged (the bridge climbed less) */
+    long bridge_points;  /* points on accepted bridges */
     int converged;       /* the last point is within tol of the anchor */
     double length;       /* sum of steps between points (the closing segment not included) */
     double final_beta;
@@ -431,7 +451,9 @@ typedef struct {
 /* Trace a path: theta holds the start on entry and the last point on
  * return. Every beta is trained by base (with beta and anchor set),
  * warm-started from the previous point, measured with the trainer's
- * evaluation workspace, and its segment from the previous point certified. */
+ * evaluation workspace, and its segment from the previous point certified
+ * (and bridged, see pf_path_config). on_point sees the points in path
+ * order, a bridge's points before the point that ends it. */
 int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dataset *train,
                   const pf_dataset *test, const pf_train_config *base, const pf_path_config *pc,
                   pf_path_point_fn on_point, void *ctx, pf_path_result *out, pf_error *err);

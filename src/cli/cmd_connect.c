@@ -59,6 +59,16 @@
     "  The closing segment from the last point onto B is certified too. Barrier = highest\n"     \
     "  error along the path minus the higher of the two ends' errors; the straight line\n"       \
     "  A -> B is measured at the same number of evenly spaced points.\n"                         \
+    "Bridges:\n"                                                                                 \
+    "  --bridge-depth N     levels of bridges (default 2; 0: none)\n"                              \
+    "  --bridge-barrier P   bridge a segment whose train or test error climbs more than P\n"      \
+    "                       points above its higher end (default 0.5)\n"                          \
+    "  At a first-order transition of the path the model snaps into another basin and the\n"  \
+    "  straight segment across the snap may cross a ridge. Such a segment is bridged: a path\n" \
+    "  from its first point anchored at its second (same schedule, cap and tolerance scaled\n" \
+    "  to the segment), its own segments bridged in turn. It replaces the segment if it\n"    \
+    "  climbs less. Bridge points are path.csv rows of kind 'bridge' (their beta belongs to\n" \
+    "  the bridge's anchor); transitions are detected on the main path only.\n"              \
     "Hessian and transitions:\n"                                                                 \
     "  --hessian N          record lambda_min and lambda_max of the Hessian of E (and of\n"       \
     "                       L_beta = E + beta I) at every point, by Lanczos on the first N\n"   \
@@ -116,7 +126,7 @@ enum {
     OPT_OUT = OPT_FIRST_OWN_OPTION, OPT_BETA, OPT_BETA_START, OPT_RATIO, OPT_MAX_RATIO,
     OPT_MIN_RATIO, OPT_STEP_CAP, OPT_ERROR_JUMP, OPT_TOL, OPT_MAX_BETA, OPT_MAX_POINTS,
     OPT_CERTIFY, OPT_RISE, OPT_LEVELS, OPT_STAR, OPT_FROM, OPT_HESSIAN, OPT_WINDOW,
-    OPT_THRESHOLD, OPT_ENCODED
+    OPT_THRESHOLD, OPT_ENCODED, OPT_BRIDGE_DEPTH, OPT_BRIDGE_BARRIER
 };
 
 static const struct option connect_options[] = {
@@ -142,6 +152,8 @@ static const struct option connect_options[] = {
     {"window", required_argument, 0, OPT_WINDOW},
     {"threshold", required_argument, 0, OPT_THRESHOLD},
     {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {"bridge-depth", required_argument, 0, OPT_BRIDGE_DEPTH},
+    {"bridge-barrier", required_argument, 0, OPT_BRIDGE_BARRIER},
     {0, 0, 0, 0},
 };
 
@@ -154,6 +166,8 @@ typedef struct {
     pf_schedule_config sched;   /* tol and step_cap as fractions of ||A - B|| here */
     int max_ratio_set;
     pf_certify_config certify;
+    long bridge_depth;
+    double bridge_barrier;
     long star;                  /* -1: all pairs */
     long hessian;               /* -1: off; else samples (0: all) */
     post_options post;
@@ -186,6 +200,8 @@ static int parse_args(int argc, char **argv, connect_args *a)
     a->sched.tol = 0.01;
     a->sched.step_cap = 0.1;
     pf_certify_config_default(&a->certify);
+    a->bridge_depth = 2;
+    a->bridge_barrier = 0.5;
     a->star = -1;
     a->hessian = -1;
     optind = 1;
@@ -229,6 +245,11 @@ static int parse_args(int argc, char **argv, connect_args *a)
         case OPT_RISE:
             if (cli_parse_double(optarg, &a->certify.rise) || a->certify.rise < 0)
                 return cli_usage_error(cmd, "--rise needs a number >= 0, got '%s'", optarg);
+            break;
+        case OPT_BRIDGE_DEPTH: rc = count(cmd, "bridge-depth", optarg, 0, 10, &a->bridge_depth); break;
+        case OPT_BRIDGE_BARRIER:
+            if (cli_parse_double(optarg, &a->bridge_barrier) || !(a->bridge_barrier >= 0))
+                return cli_usage_error(cmd, "--bridge-barrier needs a number >= 0, got '%s'", optarg);
             break;
         case OPT_STAR: rc = count(cmd, "star", optarg, 0, 1000000, &a->star); break;
         case OPT_HESSIAN: rc = count(cmd, "hessian", optarg, 0, 1L << 40, &a->hessian); break;
@@ -392,7 +413,7 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
                   "Test_Accuracy,Train_Error,Test_Error");
     for (int k = 0; k < K; k++) tb_printf(&t, ",Class_%d_Accuracy", k);
     tb_printf(&t, ",dist_A,dist_B,step,path_length,segment_samples,segment_refined,"
-                  "segment_max_train_error,segment_max_test_error,epochs,retries,jump,seconds");
+                  "segment_max_train_error,segment_max_test_error,epochs,retries,jump,seconds,bridge");
     if (c->a->hessian >= 0)
         tb_printf(&t, ",lambda_min_E,lambda_max_E,lambda_min_L,lambda_max_L,hessian_converged");
     tb_printf(&t, "\n");
@@ -401,16 +422,19 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
         const pf_metrics *m = &p->res.m;
         pf_path_sample s;
         pf_path_sample_from_evals(&m->train, &m->test, &s);
-        const char *kind = i == 0 ? "start" : isinf(p->res.point.beta) ? "end" : "point";
+        const char *kind = i == 0                     ? "start"
+                           : isinf(p->res.point.beta) ? "end"
+                           : p->bridge                ? "bridge"
+                                                      : "point";
         tb_printf(&t, "%ld,%s", i, kind);
         const double v1[] = {p->res.point.beta, m->train.loss, m->reg_loss, m->test.loss,
                              m->train.accuracy, m->test.accuracy, s.train_error, s.test_error};
         for (size_t k = 0; k < sizeof v1 / sizeof *v1; k++) tb_num(&t, v1[k]);
         for (int k = 0; k < K; k++) tb_num(&t, m->test.class_accuracy[k]);
-        const double v2[] = {p->dist_start, m->r, p->step, p->length, (double)p->segment.n,
+        const double v2[] = {p->dist_start, p->dist_anchor, p->step, p->length, (double)p->segment.n,
                              (double)p->segment.n_refined, p->segment.max_train_error,
                              p->segment.max_test_error, (double)p->res.epochs, (double)p->retries,
-                             (double)p->jump, p->res.seconds};
+                             (double)p->jump, p->res.seconds, (double)p->bridge};
         for (size_t k = 0; k < sizeof v2 / sizeof *v2; k++) tb_num(&t, v2[k]);
         if (c->a->hessian >= 0) {
             const hessian_row *h = &c->hess[i];
@@ -471,10 +495,10 @@ static int on_point(void *vctx, const pf_path_point *p, const float *theta, cons
     if (c->show) {
         pf_path_sample s;
         pf_path_sample_from_evals(&p->res.m.train, &p->res.m.test, &s);
-        fprintf(stderr, "\r\033[K[%s] point %ld beta %-10.4g test err %6.2f%% (segment max %6.2f%%)  "
+        fprintf(stderr, "\r\033[K[%s] %s %ld beta %-10.4g test err %6.2f%% (segment max %6.2f%%)  "
                         "|theta-B| %9.4f  step %8.4f%s%s  %.1fs\n",
-                c->label, p->res.index, p->res.point.beta, s.test_error, p->segment.max_test_error,
-                p->res.m.r, p->step, p->retries ? "  retried" : "",
+                c->label, p->bridge ? "bridge" : "point", p->res.index, p->res.point.beta, s.test_error,
+                p->segment.max_test_error, p->dist_anchor, p->step, p->retries ? "  retried" : "",
                 p->jump == 1 ? "  JUMP" : p->jump == 2 ? "  drift" : "",
                 pf_now() - c->t0);
     }
@@ -584,6 +608,9 @@ static cJSON *settings_json(const run_env *e)
     cJSON_AddNumberToObject(c, "interior", a->certify.interior);
     cJSON_AddNumberToObject(c, "rise", a->certify.rise);
     cJSON_AddNumberToObject(c, "levels", a->certify.levels);
+    cJSON *b = cJSON_AddObjectToObject(s, "bridges");
+    cJSON_AddNumberToObject(b, "depth", (double)a->bridge_depth);
+    cJSON_AddNumberToObject(b, "barrier", a->bridge_barrier);
     cJSON *p = cJSON_AddObjectToObject(s, "protocol");
     cJSON_AddStringToObject(p, "optimizer", pf_opt_name(e->cfg.opt.kind));
     cJSON_AddNumberToObject(p, "lr", e->cfg.opt.lr);
@@ -637,6 +664,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     pf_segment close = {0}, line = {0};
     pf_profile line_prof = {0};
     cJSON *summary = NULL, *tj = NULL;
+    pf_path_point *main_pts = NULL;
     int trainer_ready = 0;
     if (!theta) {
         rc = pf_fail(err, PF_ERUNTIME, "out of memory");
@@ -659,6 +687,8 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     pc.schedule.tol = a->sched.tol * D;
     pc.schedule.step_cap = a->sched.step_cap * D;
     pc.certify = a->certify;
+    pc.bridge_depth = (int)a->bridge_depth;
+    pc.bridge_barrier = a->bridge_barrier;
     pf_path_result pr;
     if ((rc = pf_path_trace(&trainer, theta, theta_b, e->train, e->test, &cfg, &pc, on_point, &c,
                             &pr, err)))
@@ -683,6 +713,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     end.res.point.beta = INFINITY;
     end.res.point.direction = 1;
     end.dist_start = D;
+    end.dist_anchor = 0.0;
     end.step = closing;
     end.length = pr.length + closing;
     end.segment = close;
@@ -706,15 +737,19 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
         (rc = pf_profile_add(&line_prof, &line, 0.0, D, 0, err)))
         goto done;
 
-    /* transitions crossed (points between the start and the end) */
-    long nt_rows = c.n - 2;
-    pf_point_result *rows = malloc((size_t)(nt_rows > 0 ? nt_rows : 1) * sizeof *rows);
-    if (!rows) {
+    /* transitions crossed: the main path's points between the start and the
+     * end (a bridge's betas belong to its own anchor) */
+    main_pts = malloc((size_t)c.n * sizeof *main_pts);
+    pf_point_result *rows = malloc((size_t)c.n * sizeof *rows);
+    if (!rows || !main_pts) {
+        free(rows);
         rc = pf_fail(err, PF_ERUNTIME, "out of memory");
         goto done;
     }
-    for (long i = 0; i < nt_rows; i++) rows[i] = c.rows[i + 1].res;
-    rc = post_leg_build(leg, rows, nt_rows, 1, &a->post.detect, a->post.encoded_threshold, err);
+    long n_main = 0;
+    for (long i = 1; i + 1 < c.n; i++)
+        if (!c.rows[i].bridge) main_pts[n_main] = c.rows[i], rows[n_main++] = c.rows[i].res;
+    rc = post_leg_build(leg, rows, n_main, 1, &a->post.detect, a->post.encoded_threshold, err);
     free(rows);
     if (rc) goto done;
 
@@ -746,7 +781,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     snprintf(path, sizeof path, "%s/path_profile", sum->dir);
     if ((rc = pf_fig_path_profile(path, P, &line_prof, title, ylabel, err))) goto done;
     snprintf(path, sizeof path, "%s/path_beta", sum->dir);
-    if ((rc = pf_fig_path_beta(path, c.rows + 1, c.n - 2, leg->t, leg->nt, a->probe ? "from" : "A",
+    if ((rc = pf_fig_path_beta(path, main_pts, n_main, leg->t, leg->nt, a->probe ? "from" : "A",
                                a->probe ? "anchor" : "B", title, err)))
         goto done;
 
@@ -777,6 +812,9 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     cJSON_AddNumberToObject(pj, "rejected_steps", (double)pr.rejected);
     cJSON_AddNumberToObject(pj, "jumps", (double)pr.jumps);
     cJSON_AddNumberToObject(pj, "drift_steps", (double)pr.drifts);
+    cJSON_AddNumberToObject(pj, "bridges_tried", (double)pr.bridges_tried);
+    cJSON_AddNumberToObject(pj, "bridges", (double)pr.bridges);
+    cJSON_AddNumberToObject(pj, "bridge_points", (double)pr.bridge_points);
     cJSON_AddNumberToObject(pj, "transitions", (double)leg->nt);
     cJSON_AddNumberToObject(pj, "closing_max_test_error", close.max_test_error);
     cJSON_AddNumberToObject(pj, "closing_max_train_error", close.max_train_error);
@@ -801,6 +839,7 @@ done:
     pf_segment_free(&line);
     pf_profile_free(&line_prof);
     pf_profile_free(&c.profile);
+    free(main_pts);
     free(c.rows);
     free(c.hess);
     free(theta);

@@ -300,73 +300,216 @@ static void sample_from_metrics(const pf_metrics *m, pf_path_sample *s)
     pf_path_sample_from_evals(&m->train, &m->test, s);
 }
 
-int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dataset *train,
-                  const pf_dataset *test, const pf_train_config *base, const pf_path_config *pc,
-                  pf_path_point_fn on_point, void *ctx, pf_path_result *out, pf_error *err)
+/* How far a segment's error climbs above the higher of two endpoints: the
+ * larger of its train and test climbs. */
+static double climb(const pf_segment *seg, const pf_path_sample *a, const pf_path_sample *b)
 {
-    memset(out, 0, sizeof *out);
-    const pf_schedule_config *sc = &pc->schedule;
-    int adaptive = pc->grid == NULL;
-    if (adaptive && (!(sc->beta_start > 0) || !(sc->ratio > 1) || !(sc->min_ratio > 1) ||
-                     sc->min_ratio > sc->ratio || !(sc->max_beta > 0) || sc->max_points < 2))
-        return pf_fail(err, PF_EINPUT, "bad schedule: need beta_start > 0, 1 < min_ratio <= ratio, "
-                       "max_beta > 0 and at least 2 points");
-    if (!adaptive && pc->n_grid < 1) return pf_fail(err, PF_EINPUT, "empty beta grid");
+    return fmax(seg->max_train_error - fmax(a->train_error, b->train_error),
+                seg->max_test_error - fmax(a->test_error, b->test_error));
+}
+
+/* Where a leg's points go: the caller's on_point for the main path, a
+ * buffer for a bridge until it is judged. */
+typedef int (*emit_fn)(void *ctx, pf_path_point *p, const float *theta, pf_error *err);
+
+typedef struct {
+    pf_trainer *t;
+    const pf_dataset *train, *test;
+    const pf_train_config *base;
+    const pf_path_config *pc;
+    const float *start, *anchor;   /* the whole path's */
+    double distance;               /* ||start - anchor|| */
+    pf_path_result *out;
+    pf_path_point_fn on_point;
+    void *ctx;
+} tracer;
+
+/* A bridge's points, held until the bridge is judged. */
+typedef struct {
+    long n, cap;
+    pf_path_point *pts;  /* segments owned */
+    float *thetas;       /* n x n_params */
+    size_t n_params;
+} point_buffer;
+
+static void buffer_free(point_buffer *b)
+{
+    for (long i = 0; i < b->n; i++) pf_segment_free(&b->pts[i].segment);
+    free(b->pts);
+    free(b->thetas);
+    memset(b, 0, sizeof *b);
+}
+
+static int buffer_add(void *ctx, pf_path_point *p, const float *theta, pf_error *err)
+{
+    point_buffer *b = ctx;
+    if (b->n == b->cap) {
+        long cap = b->cap ? 2 * b->cap : 16;
+        pf_path_point *pts = realloc(b->pts, (size_t)cap * sizeof *pts);
+        if (pts) b->pts = pts;
+        float *th = pts ? realloc(b->thetas, (size_t)cap * b->n_params * sizeof *th) : NULL;
+        if (!th) return pf_fail(err, PF_ERUNTIME, "out of memory holding a bridge");
+        b->thetas = th;
+        b->cap = cap;
+    }
+    b->pts[b->n] = *p;
+    memset(&p->segment, 0, sizeof p->segment);  /* the buffer owns the samples now */
+    memcpy(b->thetas + (size_t)b->n * b->n_params, theta, b->n_params * sizeof *theta);
+    b->n++;
+    return PF_OK;
+}
+
+/* The main path's points go to the caller, numbered in path order. */
+static int emit_main(void *ctx, pf_path_point *p, const float *theta, pf_error *err)
+{
+    tracer *tr = ctx;
+    p->res.index = tr->out->n_points++;
+    return tr->on_point ? tr->on_point(tr->ctx, p, theta, tr->t, err) : PF_OK;
+}
+
+typedef struct {
+    float *m, *v;
+    long step;
+} optim_copy;
+
+static void optim_save(optim_copy *c, const pf_optim *o, size_t n)
+{
+    c->step = o->step;
+    if (o->m) memcpy(c->m, o->m, n * sizeof *c->m);
+    if (o->v) memcpy(c->v, o->v, n * sizeof *c->v);
+}
+
+static void optim_restore(const optim_copy *c, pf_optim *o, size_t n)
+{
+    o->step = c->step;
+    if (o->m) memcpy(o->m, c->m, n * sizeof *c->m);
+    if (o->v) memcpy(o->v, c->v, n * sizeof *c->v);
+}
+
+static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, double length0,
+                     const pf_path_sample *start_sample, emit_fn emit, void *ectx, double *leg_length,
+                     pf_error *err);
+
+/* Try to bridge the segment prev -> cur (its certification in *seg, its
+ * length *step): trace a path from prev anchored at cur, close it onto cur,
+ * and if it climbs less than the segment, emit its points and hand back
+ * the closing segment and its length in their place, and the bridge's own
+ * length in *detour (0 if not bridged). The trainer's optimizer state is
+ * as it was after cur was trained, either way. */
+static int bridge(tracer *tr, const float *prev, const float *cur, const pf_path_sample *at_prev,
+                  const pf_path_sample *at_cur, int depth, double length0, pf_segment *seg,
+                  double *step, double *detour, emit_fn emit, void *ectx, pf_error *err)
+{
+    size_t n = tr->t->arch->n_params;
+    pf_optim *o = &tr->t->optim;
+    point_buffer buf = {0};
+    buf.n_params = n;
+    pf_segment close = {0};
+    optim_copy saved = {malloc(n * sizeof(float)), malloc(n * sizeof(float)), 0};
+    float *theta = malloc(n * sizeof *theta);
+    int rc = PF_OK;
+    if (!saved.m || !saved.v || !theta) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory bridging a segment");
+        goto done;
+    }
+    tr->out->bridges_tried++;
+    optim_save(&saved, o, n);
+    memcpy(theta, prev, n * sizeof *theta);
+    double bridge_length = 0.0;
+    if ((rc = trace_leg(tr, theta, cur, depth + 1, length0, at_prev, buffer_add, &buf, &bridge_length,
+                        err)))
+        goto done;
+    pf_sample_data sd = {&tr->t->eval_work, tr->train, tr->test};
+    pf_path_sample at_last = *at_prev;
+    if (buf.n > 0) {
+        const pf_metrics *m = &buf.pts[buf.n - 1].res.m;
+        sample_from_metrics(m, &at_last);
+    }
+    if ((rc = pf_certify_segment(theta, cur, n, &at_last, at_cur, &tr->pc->certify, pf_sample_datasets,
+                                 &sd, &close, err)))
+        goto done;
+    double worst = climb(&close, at_prev, at_cur);
+    for (long i = 0; i < buf.n; i++) worst = fmax(worst, climb(&buf.pts[i].segment, at_prev, at_cur));
+    if (worst < climb(seg, at_prev, at_cur)) {
+        for (long i = 0; i < buf.n && !rc; i++)
+            rc = emit(ectx, &buf.pts[i], buf.thetas + (size_t)i * n, err);
+        if (rc) goto done;
+        tr->out->bridges++;
+        tr->out->bridge_points += buf.n;
+        pf_segment_free(seg);
+        *seg = close;
+        memset(&close, 0, sizeof close);
+        *step = pf_distance(theta, cur, n);
+        *detour = bridge_length;
+    }
+done:
+    if (saved.m) optim_restore(&saved, o, n);
+    pf_segment_free(&close);
+    buffer_free(&buf);
+    free(saved.m);
+    free(saved.v);
+    free(theta);
+    return rc;
+}
+
+/* One leg: from theta (whose sample is start_sample, already emitted) up the
+ * beta schedule toward anchor, emitting every point. depth 0 is the main
+ * path (its grid or the adaptive schedule), deeper legs are bridges. */
+static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, double length0,
+                     const pf_path_sample *start_sample, emit_fn emit, void *ectx, double *leg_length,
+                     pf_error *err)
+{
+    const pf_path_config *pc = tr->pc;
+    pf_trainer *t = tr->t;
     size_t n = t->arch->n_params;
-    double t0 = pf_now();
-    float *start = malloc(n * sizeof *start), *prev = malloc(n * sizeof *prev);
-    float *save_m = malloc(n * sizeof *save_m), *save_v = malloc(n * sizeof *save_v);
+    pf_schedule_config sc = pc->schedule;
+    int adaptive = depth > 0 || pc->grid == NULL;
+    if (depth > 0) {
+        /* a bridge's moves and tolerance in proportion to its length */
+        double scale = pf_distance(theta, anchor, n) / tr->distance;
+        sc.step_cap *= scale;
+        sc.tol *= scale;
+    }
+    float *prev = malloc(n * sizeof *prev);
+    optim_copy saved = {malloc(n * sizeof(float)), malloc(n * sizeof(float)), 0};
     int rc = PF_OK;
     pf_path_point p;
     memset(&p, 0, sizeof p);
-    pf_path_sample prev_sample;
-    if (!start || !prev || !save_m || !save_v) {
+    *leg_length = 0.0;
+    if (!prev || !saved.m || !saved.v) {
         rc = pf_fail(err, PF_ERUNTIME, "out of memory tracing a path");
         goto done;
     }
-    memcpy(start, theta, n * sizeof *theta);
     memcpy(prev, theta, n * sizeof *theta);
-    pf_sample_data sd = {&t->eval_work, train, test};
-
-    /* point 0: the start itself */
-    if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, 0.0, &p.res.m, err))) goto done;
-    p.res.point.direction = 1;
-    sample_from_metrics(&p.res.m, &prev_sample);
-    double prev_r = p.res.m.r;
-    p.segment.n = 1;
-    p.segment.samples = &prev_sample;
-    p.segment.max_train_error = prev_sample.train_error;
-    p.segment.max_test_error = prev_sample.test_error;
-    if (on_point && (rc = on_point(ctx, &p, theta, t, err))) goto done;
-    memset(&p.segment, 0, sizeof p.segment);
-    out->n_points = 1;
+    pf_sample_data sd = {&t->eval_work, tr->train, tr->test};
+    pf_path_sample prev_sample = *start_sample;
+    double prev_r = pf_distance(theta, anchor, n);
 
     pf_schedule sched;
-    pf_schedule_init(&sched, sc);
-    long gi = 0;
+    pf_schedule_init(&sched, &sc);
+    long gi = 0, points = 0;
     int retries = 0;
-    double length = 0.0;
+    double length = length0;
     while (1) {
         double beta;
         if (adaptive) {
-            if (out->n_points >= sc->max_points) break;
+            if (points + 1 >= sc.max_points) break;
             beta = pf_schedule_next(&sched);
-            if (beta > sc->max_beta) break;
+            if (beta > sc.max_beta) break;
         } else {
             if (gi >= pc->n_grid) break;
             beta = pc->grid[gi++];
         }
-        long opt_step = t->optim.step;
-        if (adaptive && t->optim.m) memcpy(save_m, t->optim.m, n * sizeof *save_m);
-        if (adaptive && t->optim.v) memcpy(save_v, t->optim.v, n * sizeof *save_v);
-        pf_train_config cfg = *base;
+        if (adaptive) optim_save(&saved, &t->optim, n);
+        pf_train_config cfg = *tr->base;
         cfg.beta = beta;
         cfg.anchor = anchor;
-        pf_train_result tr;
-        if ((rc = pf_train_beta(t, theta, train, &cfg, &tr, err))) goto done;
+        pf_train_result res_train;
+        if ((rc = pf_train_beta(t, theta, tr->train, &cfg, &res_train, err))) goto done;
         pf_point_result res;
         memset(&res, 0, sizeof res);
-        if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, beta, &res.m, err))) goto done;
+        if ((rc = pf_measure(&t->eval_work, theta, tr->train, tr->test, anchor, beta, &res.m, err)))
+            goto done;
         double step = pf_distance(theta, prev, n);
         pf_path_sample cur;
         sample_from_metrics(&res.m, &cur);
@@ -380,54 +523,103 @@ int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dat
              * so a growing r is the training's own doing (a start that is
              * still converging), not the step's. */
             double move = fmax(0.0, prev_r - res.m.r);
-            verdict = pf_schedule_judge(&sched, sc, beta, move, cur.test_error - prev_sample.test_error);
+            verdict = pf_schedule_judge(&sched, &sc, beta, move, cur.test_error - prev_sample.test_error);
             if (verdict == PF_STEP_RETRY) {
                 /* back to the previous point, optimizer state included */
                 memcpy(theta, prev, n * sizeof *theta);
-                t->optim.step = opt_step;
-                if (t->optim.m) memcpy(t->optim.m, save_m, n * sizeof *save_m);
-                if (t->optim.v) memcpy(t->optim.v, save_v, n * sizeof *save_v);
+                optim_restore(&saved, &t->optim, n);
                 retries++;
-                out->rejected++;
+                tr->out->rejected++;
                 continue;
             }
         }
-        res.index = out->n_points;
         res.point.beta = beta;
         res.point.direction = 1;
-        res.epochs = tr.epochs;
-        res.seconds = tr.seconds;
-        length += step;
+        res.epochs = res_train.epochs;
+        res.seconds = res_train.seconds;
         memset(&p, 0, sizeof p);
         p.res = res;
-        p.dist_start = pf_distance(theta, start, n);
-        p.step = step;
-        p.length = length;
+        p.bridge = depth;
         p.retries = retries;
         p.jump = verdict == PF_STEP_FORCED ? 1 : verdict == PF_STEP_DRIFT ? 2 : 0;
-        out->jumps += verdict == PF_STEP_FORCED;
-        out->drifts += verdict == PF_STEP_DRIFT;
+        tr->out->jumps += verdict == PF_STEP_FORCED;
+        tr->out->drifts += verdict == PF_STEP_DRIFT;
         retries = 0;
         if ((rc = pf_certify_segment(prev, theta, n, &prev_sample, &cur, &pc->certify,
                                      pf_sample_datasets, &sd, &p.segment, err)))
             goto done;
-        out->n_points++;
-        out->final_beta = beta;
-        out->length = length;
-        if (on_point && (rc = on_point(ctx, &p, theta, t, err))) goto done;
+        double detour = 0.0;
+        if (depth < pc->bridge_depth && climb(&p.segment, &prev_sample, &cur) > pc->bridge_barrier &&
+            (rc = bridge(tr, prev, theta, &prev_sample, &cur, depth, length, &p.segment, &step, &detour,
+                         emit, ectx, err)))
+            goto done;
+        length += detour + step;
+        p.dist_start = pf_distance(theta, tr->start, n);
+        p.dist_anchor = pf_distance(theta, tr->anchor, n);
+        p.step = step;
+        p.length = length;
+        points++;
+        if ((rc = emit(ectx, &p, theta, err))) goto done;
         pf_segment_free(&p.segment);
         memcpy(prev, theta, n * sizeof *theta);
         prev_sample = cur;
         prev_r = res.m.r;
-        if (adaptive && res.m.r <= sc->tol) break;
+        if (depth == 0) tr->out->final_beta = beta;
+        if (adaptive && res.m.r <= sc.tol) break;
     }
+    *leg_length = length - length0;
+done:
+    pf_segment_free(&p.segment);
+    free(prev);
+    free(saved.m);
+    free(saved.v);
+    return rc;
+}
+
+int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dataset *train,
+                  const pf_dataset *test, const pf_train_config *base, const pf_path_config *pc,
+                  pf_path_point_fn on_point, void *ctx, pf_path_result *out, pf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const pf_schedule_config *sc = &pc->schedule;
+    int need_schedule = pc->grid == NULL || pc->bridge_depth > 0;
+    if (need_schedule && (!(sc->beta_start > 0) || !(sc->ratio > 1) || !(sc->min_ratio > 1) ||
+                          sc->min_ratio > sc->ratio || !(sc->max_beta > 0) || sc->max_points < 2))
+        return pf_fail(err, PF_EINPUT, "bad schedule: need beta_start > 0, 1 < min_ratio <= ratio, "
+                       "max_beta > 0 and at least 2 points");
+    if (pc->grid && pc->n_grid < 1) return pf_fail(err, PF_EINPUT, "empty beta grid");
+    if (pc->bridge_depth < 0 || !(pc->bridge_barrier >= 0))
+        return pf_fail(err, PF_EINPUT, "bad bridges: need depth >= 0 and barrier >= 0");
+    size_t n = t->arch->n_params;
+    double t0 = pf_now();
+    float *start = malloc(n * sizeof *start);
+    int rc = PF_OK;
+    pf_path_point p;
+    memset(&p, 0, sizeof p);
+    if (!start) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory tracing a path");
+        goto done;
+    }
+    memcpy(start, theta, n * sizeof *theta);
+    tracer tr = {t, train, test, base, pc, start, anchor, pf_distance(start, anchor, n), out, on_point, ctx};
+
+    /* point 0: the start itself */
+    if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, 0.0, &p.res.m, err))) goto done;
+    p.res.point.direction = 1;
+    p.dist_anchor = p.res.m.r;
+    pf_path_sample start_sample;
+    sample_from_metrics(&p.res.m, &start_sample);
+    p.segment.n = 1;
+    p.segment.samples = &start_sample;
+    p.segment.max_train_error = start_sample.train_error;
+    p.segment.max_test_error = start_sample.test_error;
+    if ((rc = emit_main(&tr, &p, theta, err))) goto done;
+
+    if ((rc = trace_leg(&tr, theta, anchor, 0, 0.0, &start_sample, emit_main, &tr, &out->length, err)))
+        goto done;
     out->converged = pf_distance(theta, anchor, n) <= sc->tol;
 done:
-    if (p.segment.samples != &prev_sample) pf_segment_free(&p.segment);
     out->seconds = pf_now() - t0;
     free(start);
-    free(prev);
-    free(save_m);
-    free(save_v);
     return rc;
 }
