@@ -155,6 +155,56 @@ static void test_detect_rejects_outliers(void **state)
     assert_int_equal(detect(&s, &t), 0);
 }
 
+/* Two plateaus split at one transition. Class 0 is held everywhere, class
+ * 1 until the transition, class 2 flickers (0% and 90% in turn: mean 45 on
+ * the first plateau, 60 on the second), class 3 is held on the first
+ * plateau except at one point in five. */
+static void test_phases_flickering_classes(void **state)
+{
+    (void)state;
+    enum { N = 20, K = 4 };
+    double beta[N], acc[N], loss[N], r[N], cls[N * K];
+    for (int i = 0; i < N; i++) {
+        beta[i] = 0.001 * i;
+        acc[i] = 50.0;
+        loss[i] = 1.0;
+        r[i] = 5.0;
+        double *c = cls + i * K;
+        c[0] = 99.0;
+        c[1] = i < 10 ? 98.0 : 2.0;
+        c[2] = i < 10 ? (i % 2 ? 90.0 : 0.0) : (i % 5 < 3 ? 90.0 : 15.0);
+        c[3] = i < 10 ? (i % 5 == 4 ? 10.0 : 95.0) : 0.0;
+    }
+    pf_transition t;
+    memset(&t, 0, sizeof t);
+    t.below = 9;
+    t.above = 10;
+    pf_phase *ph;
+    pf_error err;
+    pf_encoding enc;
+    pf_encoding_default(&enc);
+    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_OK);
+    char a[64], b[64], pa[64], pb[64];
+    pf_set_str(ph[0].encoded, K, a, sizeof a);
+    pf_set_str(ph[1].encoded, K, b, sizeof b);
+    pf_set_str(ph[0].partial, K, pa, sizeof pa);
+    pf_set_str(ph[1].partial, K, pb, sizeof pb);
+    assert_string_equal(a, "{0,1,3}"); /* class 3: above 50 on 8 of 10 points */
+    assert_string_equal(b, "{0}");     /* class 2: mean 60 but above 50 on 6 of 10 only */
+    assert_string_equal(pa, "{2}");
+    assert_string_equal(pb, "{2}");
+    assert_true(fabs(ph[1].class_mean[2] - 60.0) < 1e-9 && fabs(ph[1].class_above[2] - 0.6) < 1e-9);
+    free(ph);
+    /* the mean alone (fraction 0) takes the flickering class in */
+    enc.fraction = 0.0;
+    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_OK);
+    pf_set_str(ph[1].encoded, K, b, sizeof b);
+    assert_string_equal(b, "{0,2}");
+    free(ph);
+    enc.fraction = 1.5;
+    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_EINPUT);
+}
+
 static void test_csv_and_state_roundtrip(void **state)
 {
     (void)state;
@@ -417,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_detect_known_steps),
         cmocka_unit_test(test_detect_smooth_curves),
         cmocka_unit_test(test_detect_rejects_outliers),
+        cmocka_unit_test(test_phases_flickering_classes),
         cmocka_unit_test(test_csv_and_state_roundtrip),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_bad_folders_and_args),

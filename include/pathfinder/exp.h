@@ -215,16 +215,32 @@ typedef struct {
     double mean_r;
     int n_classes;
     double class_mean[PF_MAX_CLASSES];
-    uint64_t encoded[PF_MAX_CLASSES / 64];  /* bit set of classes above the threshold */
+    double class_above[PF_MAX_CLASSES];     /* share of the points where it beat the threshold */
+    uint64_t encoded[PF_MAX_CLASSES / 64];  /* bit set: reliably encoded (see pf_encoding) */
+    uint64_t partial[PF_MAX_CLASSES / 64];  /* bit set: above the threshold on at least a
+                                             * quarter of the points, but not encoded */
     int trivial;                   /* train loss within 0.02 of ln K: encodes nothing */
 } pf_phase;
+
+/* When a plateau encodes a class. Per-class accuracies of minibatch sweeps
+ * flicker: a class the model holds only now and then (0% at one beta, 90%
+ * at the next) can average above 50% without being held. A class is
+ * encoded when its mean accuracy over the plateau is above threshold and
+ * it is above threshold on at least `fraction` of the plateau's points
+ * (fraction 0: the mean alone decides). */
+typedef struct {
+    double threshold;    /* percent (default 50) */
+    double fraction;     /* default 0.8 */
+} pf_encoding;
+
+void pf_encoding_default(pf_encoding *e);
 
 /* Split a curve of n points (ascending beta) at its transitions into
  * plateaus and average each. class_acc is (n, n_classes) row-major.
  * *phases is allocated with n_transitions + 1 entries. */
 int pf_phases(const double *beta, const double *test_acc, const double *train_loss, const double *r,
               const double *class_acc, long n, int n_classes, const pf_transition *t, long nt,
-              double encoded_threshold, pf_loss loss, pf_phase **phases, pf_error *err);
+              const pf_encoding *enc, pf_loss loss, pf_phase **phases, pf_error *err);
 
 int pf_set_has(const uint64_t *set, int k);
 int pf_set_count(const uint64_t *set, int n_classes);

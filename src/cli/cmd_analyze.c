@@ -17,7 +17,7 @@ static const char *const transitions_help =
     "  --window N             points on each side for the local trends (default 5)\n"
     "  --threshold X          jump / local noise needed (default 6)\n"
     "  --min-jump X           smallest relative drop of r that counts (default 0.02)\n"
-    "  --encoded-threshold P  a class counts as encoded above P percent (default 50)\n"
+    POST_ENCODING_HELP
     "  --help                 this text\n"
     "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
@@ -27,17 +27,19 @@ static const char *const hierarchy_help =
     "of nested accuracy basins; print it as a tree. With --out, write OUTDIR/phases.json and\n"
     "OUTDIR/figures/hierarchy.{png,pdf,svg}.\n\n"
     "  --out OUTDIR           where to write the merged hierarchy\n"
-    "  --window N, --threshold X, --min-jump X, --encoded-threshold P   as for transitions\n"
+    "  --window N, --threshold X, --min-jump X, --encoded-threshold P, --encoded-fraction F\n"
+    "                         as for transitions\n"
     "  --help                 this text\n"
     "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
-enum { OPT_WINDOW = 3000, OPT_THRESHOLD, OPT_MINJUMP, OPT_ENCODED, OPT_OUT, OPT_HELP_A };
+enum { OPT_WINDOW = 3000, OPT_THRESHOLD, OPT_MINJUMP, OPT_ENCODED, OPT_ENCODED_FRACTION, OPT_OUT, OPT_HELP_A };
 
 static const struct option analyze_options[] = {
     {"window", required_argument, 0, OPT_WINDOW},
     {"threshold", required_argument, 0, OPT_THRESHOLD},
     {"min-jump", required_argument, 0, OPT_MINJUMP},
     {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
     {"out", required_argument, 0, OPT_OUT},
     {"help", no_argument, 0, OPT_HELP_A},
     {0, 0, 0, 0},
@@ -67,9 +69,10 @@ static int parse(const char *cmd, int argc, char **argv, post_options *po, const
                 return cli_usage_error(cmd, "--min-jump needs a number >= 0, got '%s'", optarg);
             break;
         case OPT_ENCODED:
-            if (cli_parse_double(optarg, &po->encoded_threshold) || po->encoded_threshold < 0 ||
-                po->encoded_threshold > 100)
-                return cli_usage_error(cmd, "--encoded-threshold needs a percentage, got '%s'", optarg);
+        case OPT_ENCODED_FRACTION:
+            if (post_encoding_option(cmd, opt == OPT_ENCODED ? "encoded-threshold" : "encoded-fraction",
+                                     optarg, &po->encoding))
+                return PF_EINPUT;
             break;
         case OPT_OUT:
             if (!out) return cli_usage_error(cmd, "unknown option --out");
@@ -162,7 +165,7 @@ int cmd_hierarchy(int argc, char **argv)
         K = rows[d][0].m.test.n_classes;
         for (int l = 0; l < 2 && !rc; l++) {
             post_leg *g = &legs[2 * d + l];
-            rc = post_leg_build(g, rows[d], n, l == 0 ? 1 : -1, &po.detect, po.encoded_threshold, &err);
+            rc = post_leg_build(g, rows[d], n, l == 0 ? 1 : -1, &po.detect, &po.encoding, &err);
             if (!rc && g->ph) runs[n_runs] = g->ph, counts[n_runs++] = g->nt + 1;
         }
     }

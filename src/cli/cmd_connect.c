@@ -75,7 +75,7 @@
     "                       training samples (0: all); slow on large models\n"                  \
     "  --window N           transition detection: points on each side (default 5)\n"            \
     "  --threshold X        transition detection: jump / local noise (default 6)\n"             \
-    "  --encoded-threshold P  a class counts as encoded above P percent (default 50)\n"
+    POST_ENCODING_HELP
 
 #define PROTOCOL_HELP                                                                          \
     "Protocol (every beta is trained this way, warm-started; defaults are the paper's):\n"     \
@@ -126,7 +126,8 @@ enum {
     OPT_OUT = OPT_FIRST_OWN_OPTION, OPT_BETA, OPT_BETA_START, OPT_RATIO, OPT_MAX_RATIO,
     OPT_MIN_RATIO, OPT_STEP_CAP, OPT_ERROR_JUMP, OPT_TOL, OPT_MAX_BETA, OPT_MAX_POINTS,
     OPT_CERTIFY, OPT_RISE, OPT_LEVELS, OPT_STAR, OPT_FROM, OPT_HESSIAN, OPT_WINDOW,
-    OPT_THRESHOLD, OPT_ENCODED, OPT_BRIDGE_DEPTH, OPT_BRIDGE_BARRIER
+    OPT_THRESHOLD, OPT_ENCODED, OPT_BRIDGE_DEPTH, OPT_BRIDGE_BARRIER,
+    OPT_ENCODED_FRACTION
 };
 
 static const struct option connect_options[] = {
@@ -152,6 +153,7 @@ static const struct option connect_options[] = {
     {"window", required_argument, 0, OPT_WINDOW},
     {"threshold", required_argument, 0, OPT_THRESHOLD},
     {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
     {"bridge-depth", required_argument, 0, OPT_BRIDGE_DEPTH},
     {"bridge-barrier", required_argument, 0, OPT_BRIDGE_BARRIER},
     {0, 0, 0, 0},
@@ -258,9 +260,10 @@ static int parse_args(int argc, char **argv, connect_args *a)
             break;
         case OPT_THRESHOLD: rc = positive(cmd, "threshold", optarg, &a->post.detect.threshold); break;
         case OPT_ENCODED:
-            if (cli_parse_double(optarg, &a->post.encoded_threshold) ||
-                a->post.encoded_threshold < 0 || a->post.encoded_threshold > 100)
-                return cli_usage_error(cmd, "--encoded-threshold needs a percentage, got '%s'", optarg);
+        case OPT_ENCODED_FRACTION:
+            if (post_encoding_option(cmd, opt == OPT_ENCODED ? "encoded-threshold" : "encoded-fraction",
+                                     optarg, &a->post.encoding))
+                return PF_EINPUT;
             break;
         default: return cli_usage_error(cmd, "unknown option");
         }
@@ -749,7 +752,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     long n_main = 0;
     for (long i = 1; i + 1 < c.n; i++)
         if (!c.rows[i].bridge) main_pts[n_main] = c.rows[i], rows[n_main++] = c.rows[i].res;
-    rc = post_leg_build(leg, rows, n_main, 1, &a->post.detect, a->post.encoded_threshold, err);
+    rc = post_leg_build(leg, rows, n_main, 1, &a->post.detect, &a->post.encoding, err);
     free(rows);
     if (rc) goto done;
 

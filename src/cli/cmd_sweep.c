@@ -34,7 +34,7 @@ static const char *const sweep_help =
     "  --no-refine          detect transitions but do not bisect them\n"
     "  --window N           points on each side for the local trends (default 5)\n"
     "  --threshold X        jump / local noise needed for a transition (default 8)\n"
-    "  --encoded-threshold P  a class counts as encoded above P percent (default 50)\n"
+    POST_ENCODING_HELP
     CLI_MODEL_HELP
     CLI_DATA_HELP
     "\nOutputs in DIR: sweep.csv, config.json, transitions.json, phases.json, figures/,\n"
@@ -43,7 +43,8 @@ static const char *const sweep_help =
 
 enum {
     OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_DIRECTION, OPT_OUT, OPT_SAVE_EVERY, OPT_KEEP_CKPT,
-    OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED, OPT_MINJUMP
+    OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED, OPT_MINJUMP,
+    OPT_ENCODED_FRACTION
 };
 
 static const struct option sweep_options[] = {
@@ -59,6 +60,7 @@ static const struct option sweep_options[] = {
     {"window", required_argument, 0, OPT_WINDOW},
     {"threshold", required_argument, 0, OPT_THRESHOLD},
     {"encoded-threshold", required_argument, 0, OPT_ENCODED},
+    {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
     {"min-jump", required_argument, 0, OPT_MINJUMP},
     {0, 0, 0, 0},
 };
@@ -116,9 +118,10 @@ static int parse_args(int argc, char **argv, sweep_args *a)
                 return cli_usage_error(cmd, "--min-jump needs a number >= 0, got '%s'", optarg);
             break;
         case OPT_ENCODED:
-            if (cli_parse_double(optarg, &a->post.encoded_threshold) ||
-                a->post.encoded_threshold < 0 || a->post.encoded_threshold > 100)
-                return cli_usage_error(cmd, "--encoded-threshold needs a percentage, got '%s'", optarg);
+        case OPT_ENCODED_FRACTION:
+            if (post_encoding_option(cmd, opt == OPT_ENCODED ? "encoded-threshold" : "encoded-fraction",
+                                     optarg, &a->post.encoding))
+                return PF_EINPUT;
             break;
         default:
             return cli_usage_error(cmd, "unknown option");

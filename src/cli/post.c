@@ -17,7 +17,19 @@ void post_options_default(post_options *o)
     pf_detect_config_default(&o->detect);
     o->refine = 1;
     o->refine_tol = 1e-6;
-    o->encoded_threshold = 50.0;
+    pf_encoding_default(&o->encoding);
+}
+
+int post_encoding_option(const char *cmd, const char *name, const char *arg, pf_encoding *e)
+{
+    int threshold = strcmp(name, "encoded-threshold") == 0;
+    double x;
+    if (cli_parse_double(arg, &x) || !(x >= 0) || x > (threshold ? 100.0 : 1.0))
+        return cli_usage_error(cmd, "--%s needs %s, got '%s'", name,
+                               threshold ? "a percentage" : "a fraction from 0 to 1", arg);
+    if (threshold) e->threshold = x;
+    else e->fraction = x;
+    return PF_OK;
 }
 
 int post_make_dir(const char *path, pf_error *err)
@@ -69,7 +81,7 @@ static void transition_sets(const post_leg *g, long k, uint64_t *lost, uint64_t 
 /* ---- one leg (direction) of a sweep, in ascending beta ------------------- */
 
 int post_leg_build(post_leg *g, const pf_point_result *rows, long n_rows, int direction,
-                   const pf_detect_config *dc, double encoded_threshold, pf_error *err)
+                   const pf_detect_config *dc, const pf_encoding *enc, pf_error *err)
 {
     memset(g, 0, sizeof *g);
     g->direction = direction;
@@ -118,7 +130,7 @@ int post_leg_build(post_leg *g, const pf_point_result *rows, long n_rows, int di
     int rc = pf_detect_transitions(&curve, dc, &g->t, &g->nt, err);
     if (!rc && K > 0)
         rc = pf_phases(g->beta, g->acc, g->loss, g->r, g->class_acc, g->n, K, g->t, g->nt,
-                       encoded_threshold, PF_LOSS_CE, &g->ph, err);
+                       enc, PF_LOSS_CE, &g->ph, err);
     /* A transition that changes which classes are encoded is major too, even
      * when the test accuracy moves by less than the detector's threshold. */
     for (long k = 0; !rc && g->ph && k < g->nt; k++) {
@@ -244,8 +256,11 @@ cJSON *post_phases_json(const post_leg *g)
         cJSON_AddNumberToObject(o, "mean_r", q->mean_r);
         cJSON_AddBoolToObject(o, "trivial", q->trivial);
         cJSON_AddItemToObject(o, "encoded", set_json(q->encoded, q->n_classes));
+        cJSON_AddItemToObject(o, "partial", set_json(q->partial, q->n_classes));
         cJSON *cm = cJSON_AddArrayToObject(o, "class_mean_accuracy");
         for (int k = 0; k < q->n_classes; k++) cJSON_AddItemToArray(cm, cJSON_CreateNumber(q->class_mean[k]));
+        cJSON *ca = cJSON_AddArrayToObject(o, "class_fraction_above");
+        for (int k = 0; k < q->n_classes; k++) cJSON_AddItemToArray(ca, cJSON_CreateNumber(q->class_above[k]));
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -290,9 +305,9 @@ void post_print_tree(FILE *f, const pf_hierarchy *h)
             int i = stack[--sp], d = depth[sp];
             char set[4 * PF_MAX_CLASSES];
             pf_set_str(h->nodes[i].set, h->n_classes, set, sizeof set);
-            fprintf(f, "  %*s%s%s  (%d classes; seen in %d phase%s; beta %.4g-%.4g)\n", 2 * d, "",
+            fprintf(f, "  %*s%s%s  (%d class%s; seen in %d phase%s; beta %.4g-%.4g)\n", 2 * d, "",
                     d ? "└─ " : "", h->nodes[i].size ? set : "{} trivial", h->nodes[i].size,
-                    h->nodes[i].seen, h->nodes[i].seen == 1 ? "" : "s", h->nodes[i].beta_min,
+                    h->nodes[i].size == 1 ? "" : "es", h->nodes[i].seen, h->nodes[i].seen == 1 ? "" : "s", h->nodes[i].beta_min,
                     h->nodes[i].beta_max);
             for (int c = h->n - 1; c >= 0; c--)
                 if (h->nodes[c].parent == i && sp < (int)(sizeof stack / sizeof *stack)) {
@@ -501,7 +516,7 @@ int post_process(const post_context *pc, pf_error *err)
     cJSON *tj = NULL, *pj = NULL;
     for (int l = 0; l < 2 && !rc; l++)
         rc = post_leg_build(&legs[l], pc->rows, pc->n_rows, l == 0 ? 1 : -1, &pc->opt->detect,
-                            pc->opt->encoded_threshold, err);
+                            &pc->opt->encoding, err);
     for (int l = 0; l < 2 && !rc; l++) rc = refine_leg(pc, &legs[l], err);
     if (rc) goto done;
 
@@ -531,7 +546,8 @@ int post_process(const post_context *pc, pf_error *err)
     if ((rc = post_write_json(path, tj, err))) goto done;
 
     pj = cJSON_CreateObject();
-    cJSON_AddNumberToObject(pj, "encoded_threshold", pc->opt->encoded_threshold);
+    cJSON_AddNumberToObject(pj, "encoded_threshold", pc->opt->encoding.threshold);
+    cJSON_AddNumberToObject(pj, "encoded_fraction", pc->opt->encoding.fraction);
     cJSON *phs = cJSON_AddArrayToObject(pj, "phases");
     for (int l = 0; l < 2; l++) {
         cJSON *arr = post_phases_json(&legs[l]), *o;

@@ -10,12 +10,23 @@ typedef struct {
     pf_detect_config detect;
     int refine;               /* bisect transitions (needs the trainer) */
     double refine_tol;
-    double encoded_threshold; /* percent */
+    pf_encoding encoding;     /* when a plateau encodes a class */
     long save_every;          /* keep every N-th point's checkpoint */
     int keep_checkpoints;
 } post_options;
 
 void post_options_default(post_options *o);
+
+/* --encoded-threshold and --encoded-fraction, shared by every command that
+ * explains transitions. */
+#define POST_ENCODING_HELP                                                                       \
+    "  --encoded-threshold P  a class is encoded on a plateau when its mean accuracy there\n"   \
+    "                       is above P percent (default 50)...\n"                                \
+    "  --encoded-fraction F   ...and it is above P on at least F of the plateau's points\n"     \
+    "                       (default 0.8; 0: the mean alone). Classes above P on a quarter\n"   \
+    "                       of the points or more but not encoded are listed as partial.\n"
+/* Parse the option named `name` ("encoded-threshold" or "encoded-fraction"). */
+int post_encoding_option(const char *cmd, const char *name, const char *arg, pf_encoding *e);
 
 typedef struct {
     const char *dir;
@@ -49,7 +60,7 @@ typedef struct {
 } post_leg;
 
 int post_leg_build(post_leg *g, const pf_point_result *rows, long n_rows, int direction,
-                   const pf_detect_config *dc, double encoded_threshold, pf_error *err);
+                   const pf_detect_config *dc, const pf_encoding *enc, pf_error *err);
 void post_leg_free(post_leg *g);
 void post_print_table(FILE *f, const post_leg *g);
 void post_print_tree(FILE *f, const pf_hierarchy *h);

@@ -3,7 +3,9 @@
  *
  * Per-class accuracies flicker from point to point with minibatch noise, so
  * a class counts as encoded on a plateau when its accuracy averaged over the
- * whole plateau is above the threshold. A plateau whose mean train loss is
+ * whole plateau is above the threshold and it is above the threshold on
+ * most of the plateau's points (pf_encoding): a class held only at some
+ * betas is partial, not encoded. A plateau whose mean train loss is
  * within 0.02 of ln K (cross-entropy) is the trivial phase: the model says
  * one class whatever the input, which encodes nothing even though that one
  * class scores 100%.
@@ -48,12 +50,20 @@ static int set_proper_subset(const uint64_t *a, const uint64_t *b, int words)
     return !equal;
 }
 
+void pf_encoding_default(pf_encoding *e)
+{
+    e->threshold = 50.0;
+    e->fraction = 0.8;
+}
+
 int pf_phases(const double *beta, const double *test_acc, const double *train_loss, const double *r,
               const double *class_acc, long n, int n_classes, const pf_transition *t, long nt,
-              double encoded_threshold, pf_loss loss, pf_phase **phases, pf_error *err)
+              const pf_encoding *enc, pf_loss loss, pf_phase **phases, pf_error *err)
 {
     *phases = NULL;
     if (n < 1) return pf_fail(err, PF_EINPUT, "no points to split into phases");
+    if (!(enc->fraction >= 0 && enc->fraction <= 1))
+        return pf_fail(err, PF_EINPUT, "encoded fraction %g is not in [0, 1]", enc->fraction);
     if (n_classes > PF_MAX_CLASSES) return pf_fail(err, PF_EINPUT, "too many classes");
     pf_phase *ph = calloc((size_t)nt + 1, sizeof *ph);
     if (!ph) return pf_fail(err, PF_ERUNTIME, "out of memory");
@@ -74,13 +84,22 @@ int pf_phases(const double *beta, const double *test_acc, const double *train_lo
             q->mean_accuracy += test_acc[i] / cnt;
             q->mean_loss += train_loss[i] / cnt;
             q->mean_r += r[i] / cnt;
-            for (int k = 0; k < n_classes; k++) q->class_mean[k] += class_acc[i * n_classes + k] / cnt;
+            for (int k = 0; k < n_classes; k++) {
+                double a = class_acc[i * n_classes + k];
+                q->class_mean[k] += a / cnt;
+                q->class_above[k] += (a > enc->threshold) / cnt;
+            }
         }
         q->trivial = loss == PF_LOSS_CE && n_classes > 1 &&
                      fabs(q->mean_loss - log((double)n_classes)) < 0.02;
+        /* the fraction with a little slack: 4 of 5 points is 0.8 however it rounds */
         if (!q->trivial)
-            for (int k = 0; k < n_classes; k++)
-                if (q->class_mean[k] > encoded_threshold) set_add(q->encoded, k);
+            for (int k = 0; k < n_classes; k++) {
+                if (q->class_mean[k] > enc->threshold && q->class_above[k] >= enc->fraction - 1e-9)
+                    set_add(q->encoded, k);
+                else if (q->class_above[k] >= 0.25)
+                    set_add(q->partial, k);
+            }
     }
     *phases = ph;
     return PF_OK;
