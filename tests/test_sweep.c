@@ -460,6 +460,57 @@ static int teardown(void **state)
     return run_cmd("rm -rf %s", tmpdir) == 0 ? 0 : -1;
 }
 
+/* sweep --hessian: every row carries the extremes of H_E and H_L = H_E +
+ * beta I, and the table reads back with them; a rerun of the finished
+ * sweep leaves them alone. */
+static void test_sweep_hessian_columns(void **state)
+{
+    (void)state;
+    char dir[400], path[600];
+    snprintf(dir, sizeof dir, "%s/hess", tmpdir);
+    const char *cmd = "%s sweep --beta 0:0.02:0.01 --train-subset 1000 --max-epochs 2 --threads 1 "
+                      "--quiet --no-refine --hessian 300 --out %s > /dev/null";
+    assert_int_equal(run_cmd(cmd, tool, dir), 0);
+    snprintf(path, sizeof path, "%s/sweep.csv", dir);
+    char *text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, ",index,lambda_min_E,lambda_max_E,lambda_min_L,lambda_max_L,hessian_converged\n"));
+    free(text);
+    pf_point_result *rows;
+    long n;
+    pf_error err;
+    assert_int_equal(pf_sweep_csv_read(path, &rows, &n, &err), PF_OK);
+    assert_int_equal(n, 3);
+    for (long i = 0; i < n; i++) {
+        assert_true(rows[i].has_hessian);
+        assert_true(rows[i].lambda_max_E > 0.0);
+        assert_true(rows[i].lambda_min_E < rows[i].lambda_max_E);
+    }
+    free(rows);
+    /* L's columns are E's shifted by beta */
+    text = slurp(path);
+    char *line = strchr(text, '\n') + 1;
+    for (int i = 0; i < 3; i++) {
+        double beta = strtod(line, NULL);
+        char *end = strchr(line, '\n'), *f[64];
+        *end = '\0';
+        int nf = 0;
+        for (char *p = line; nf < 64 && p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) f[nf++] = p;
+        assert_true(nf >= 5);
+        double minE = strtod(f[nf - 5], NULL), maxE = strtod(f[nf - 4], NULL);
+        double minL = strtod(f[nf - 3], NULL), maxL = strtod(f[nf - 2], NULL);
+        assert_true(fabs(minL - minE - beta) < 1e-12 && fabs(maxL - maxE - beta) < 1e-12);
+        line = end + 1;
+    }
+    free(text);
+    assert_int_equal(run_cmd(cmd, tool, dir), 0);
+    assert_int_equal(pf_sweep_csv_read(path, &rows, &n, &err), PF_OK);
+    assert_int_equal(n, 3);
+    assert_true(rows[2].has_hessian);
+    free(rows);
+    assert_int_equal(run_cmd("%s sweep --hessian -3 --out %s/x 2>/dev/null", tool, tmpdir), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_bad_folders_and_args),
         cmocka_unit_test(test_small_real_sweep),
+        cmocka_unit_test(test_sweep_hessian_columns),
     };
     return cmocka_run_group_tests_name("sweep", tests, setup, teardown);
 }

@@ -129,6 +129,9 @@ typedef struct {
     pf_metrics m;
     int epochs;
     double seconds;
+    int has_hessian;                   /* the next three were measured (sweep --hessian) */
+    double lambda_min_E, lambda_max_E; /* extreme eigenvalues of H_E; H_L's are these + beta */
+    int hessian_converged;
 } pf_point_result;
 
 /* Called after every point with the model just trained there; a non-zero

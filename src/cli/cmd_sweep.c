@@ -35,6 +35,10 @@ static const char *const sweep_help =
     "  --window N           points on each side for the local trends (default 5)\n"
     "  --threshold X        jump / local noise needed for a transition (default 8)\n"
     POST_ENCODING_HELP
+    "Hessian:\n"
+    "  --hessian N          at every point record lambda_min and lambda_max of the Hessian\n"
+    "                       of E (and of L_beta = E + beta I) in sweep.csv, by Lanczos on the\n"
+    "                       first N training samples (0: all); about 10-40 products per point\n"
     CLI_MODEL_HELP
     CLI_DATA_HELP
     "\nOutputs in DIR: sweep.csv, config.json, transitions.json, phases.json, figures/,\n"
@@ -44,7 +48,7 @@ static const char *const sweep_help =
 enum {
     OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_DIRECTION, OPT_OUT, OPT_SAVE_EVERY, OPT_KEEP_CKPT,
     OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED, OPT_MINJUMP,
-    OPT_ENCODED_FRACTION
+    OPT_ENCODED_FRACTION, OPT_HESSIAN
 };
 
 static const struct option sweep_options[] = {
@@ -61,6 +65,7 @@ static const struct option sweep_options[] = {
     {"threshold", required_argument, 0, OPT_THRESHOLD},
     {"encoded-threshold", required_argument, 0, OPT_ENCODED},
     {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
+    {"hessian", required_argument, 0, OPT_HESSIAN},
     {"min-jump", required_argument, 0, OPT_MINJUMP},
     {0, 0, 0, 0},
 };
@@ -70,6 +75,7 @@ typedef struct {
     cli_model_opts model;
     const char *grid, *direction, *out;
     post_options post;
+    long hessian;   /* -1: off; else samples (0: all) */
 } sweep_args;
 
 static int parse_args(int argc, char **argv, sweep_args *a)
@@ -81,6 +87,7 @@ static int parse_args(int argc, char **argv, sweep_args *a)
     post_options_default(&a->post);
     a->grid = "0:0.09:0.0002";
     a->direction = "up";
+    a->hessian = -1;
     optind = 1;
     int opt;
     long v;
@@ -95,6 +102,11 @@ static int parse_args(int argc, char **argv, sweep_args *a)
         case OPT_OUT: a->out = optarg; break;
         case OPT_KEEP_CKPT: a->post.keep_checkpoints = 1; break;
         case OPT_NO_REFINE: a->post.refine = 0; break;
+        case OPT_HESSIAN:
+            if (cli_parse_long(optarg, &v) || v < 0)
+                return cli_usage_error(cmd, "--hessian needs a sample count >= 0, got '%s'", optarg);
+            a->hessian = v;
+            break;
         case OPT_SAVE_EVERY:
             if (cli_parse_long(optarg, &v) || v < 0)
                 return cli_usage_error(cmd, "--save-every needs a count >= 0, got '%s'", optarg);
@@ -178,6 +190,7 @@ static cJSON *settings_json(const sweep_args *a, const pf_arch *arch, const pf_t
     cJSON_AddStringToObject(g, "beta", a->grid);
     cJSON_AddStringToObject(g, "direction", a->direction);
     cJSON_AddNumberToObject(g, "points", (double)n_points);
+    cJSON_AddNumberToObject(s, "hessian_samples", (double)a->hessian);
     return s;
 }
 
@@ -235,6 +248,8 @@ typedef struct {
     const char *dataset;
     cli_progress *prog;
     double t0;
+    const pf_dataset *train;
+    pf_work *hwork;     /* --hessian: its workspace, else NULL */
 } sweep_ctx;
 
 static int on_point(void *vctx, const pf_point_result *res, const float *theta, const pf_trainer *t,
@@ -242,8 +257,21 @@ static int on_point(void *vctx, const pf_point_result *res, const float *theta, 
 {
     sweep_ctx *c = vctx;
     char path[4096];
-    c->rows[c->n_rows++] = *res;
-    int rc = post_write_point_checkpoint(c->dir, res, c->arch, theta, c->a->model.anchor,
+    pf_point_result *row = &c->rows[c->n_rows++];
+    *row = *res;
+    int rc;
+    if (c->hwork) {
+        size_t ns = (size_t)c->a->hessian;
+        if (ns == 0 || ns > c->train->n) ns = c->train->n;
+        pf_hessian_extremes_result hx;
+        if ((rc = pf_hessian_extremes(c->hwork, theta, c->train, ns, res->point.beta, NULL, &hx, err)))
+            return rc;
+        row->has_hessian = 1;
+        row->lambda_min_E = hx.min_E;
+        row->lambda_max_E = hx.max_E;
+        row->hessian_converged = hx.converged;
+    }
+    rc = post_write_point_checkpoint(c->dir, res, c->arch, theta, c->a->model.anchor,
                                          c->a->model.seed, c->dataset, err);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/sweep.csv", c->dir);
@@ -282,7 +310,8 @@ int cmd_sweep(int argc, char **argv)
     pf_arch arch;
     float *theta = NULL, *anchor = NULL;
     pf_trainer trainer = {0};
-    int trainer_ready = 0;
+    int trainer_ready = 0, hwork_ready = 0;
+    pf_work hwork;
     pf_point_result *rows = NULL;
     cJSON *settings = NULL;
     if ((rc = pf_grid_parse(a.grid, &betas, &n_betas, &err))) goto done;
@@ -351,7 +380,12 @@ int cmd_sweep(int argc, char **argv)
             fprintf(stderr, "pathfinder sweep: resuming %s at point %ld of %ld\n", a.out, start + 1,
                     n_points);
     }
-    sweep_ctx ctx = {a.out, &arch, rows, start, n_points, &a, train.name, &prog, pf_now()};
+    if (a.hessian >= 0) {
+        if ((rc = pf_work_init(&hwork, &arch, 1000, &err))) goto done;
+        hwork_ready = 1;
+    }
+    sweep_ctx ctx = {a.out, &arch, rows, start, n_points, &a, train.name, &prog, pf_now(), &train,
+                     hwork_ready ? &hwork : NULL};
     rc = pf_sweep(&trainer, theta, &train, &test, &cfg, points, n_points, start, on_point, &ctx, &err);
     cli_progress_done(&prog);
     if (rc) goto done;
@@ -363,6 +397,7 @@ done:
     if (rc) cli_error("sweep", rc, "%s", err.msg);
     cJSON_Delete(settings);
     if (trainer_ready) pf_trainer_free(&trainer);
+    if (hwork_ready) pf_work_free(&hwork);
     free(rows);
     free(theta);
     free(anchor);

@@ -44,26 +44,39 @@ int pf_read_file(const char *path, char **buf, size_t *n, size_t max, pf_error *
 
 static const char *const trailing_cols[] = {"r", "Train_Accuracy", "epochs", "seconds", "direction",
                                             "index"};
+/* present when any row has them (sweep --hessian); nan in rows without */
+static const char *const hessian_cols[] = {"lambda_min_E", "lambda_max_E", "lambda_min_L",
+                                           "lambda_max_L", "hessian_converged"};
+enum { N_HESSIAN_COLS = sizeof hessian_cols / sizeof *hessian_cols };
 
 int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf_error *err)
 {
     int K = n > 0 ? rows[0].m.test.n_classes : 0;
-    size_t cap = 4096 + (size_t)(n > 0 ? n : 1) * (size_t)(400 + 26 * K), len = 0;
+    int hess = 0;
+    for (long i = 0; i < n; i++) hess |= rows[i].has_hessian;
+    size_t cap = 4096 + (size_t)(n > 0 ? n : 1) * (size_t)(520 + 26 * K), len = 0;
     char *buf = malloc(cap);
     if (!buf) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
 #define PUT(...) len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__)
     PUT("L2_strength,Train_Loss,Train_Reg_Loss,Test_Loss,Test_Accuracy");
     for (int k = 0; k < K; k++) PUT(",Class_%d_Accuracy", k);
     for (size_t c = 0; c < sizeof trailing_cols / sizeof *trailing_cols; c++) PUT(",%s", trailing_cols[c]);
+    for (int c = 0; hess && c < N_HESSIAN_COLS; c++) PUT(",%s", hessian_cols[c]);
     PUT("\n");
     for (long i = 0; i < n; i++) {
         const pf_point_result *r = &rows[i];
-        if (cap - len < (size_t)(400 + 26 * K)) break; /* cannot happen: sized above */
+        if (cap - len < (size_t)(520 + 26 * K)) break; /* cannot happen: sized above */
         PUT("%.17g,%.17g,%.17g,%.17g,%.17g", r->point.beta, r->m.train.loss, r->m.reg_loss,
             r->m.test.loss, r->m.test.accuracy);
         for (int k = 0; k < K; k++) PUT(",%.17g", r->m.test.class_accuracy[k]);
-        PUT(",%.17g,%.17g,%d,%.6f,%s,%ld\n", r->m.r, r->m.train.accuracy, r->epochs, r->seconds,
+        PUT(",%.17g,%.17g,%d,%.6f,%s,%ld", r->m.r, r->m.train.accuracy, r->epochs, r->seconds,
             r->point.direction > 0 ? "up" : "down", r->index);
+        if (hess && r->has_hessian)
+            PUT(",%.17g,%.17g,%.17g,%.17g,%d", r->lambda_min_E, r->lambda_max_E,
+                r->lambda_min_E + r->point.beta, r->lambda_max_E + r->point.beta, r->hessian_converged);
+        else if (hess)
+            PUT(",nan,nan,nan,nan,0");
+        PUT("\n");
     }
 #undef PUT
     int rc = pf_write_file_atomic(path, buf, len, err);
@@ -101,7 +114,7 @@ int pf_sweep_csv_read(const char *path, pf_point_result **rows, long *n, pf_erro
     char *buf;
     int rc = pf_read_file(path, &buf, NULL, (size_t)1 << 30, err);
     if (rc) return rc;
-    enum { MAXF = PF_MAX_CLASSES + 16 };
+    enum { MAXF = PF_MAX_CLASSES + 24 };
     char **f = malloc(MAXF * sizeof *f);
     long cap = 64, count = 0;
     pf_point_result *out = malloc((size_t)cap * sizeof *out);
@@ -115,7 +128,9 @@ int pf_sweep_csv_read(const char *path, pf_point_result **rows, long *n, pf_erro
         goto done;
     }
     int nf = split_csv(line, f, MAXF);
-    const int fixed = 5, tail = (int)(sizeof trailing_cols / sizeof *trailing_cols);
+    const int fixed = 5;
+    int hess = nf > 0 && strcmp(f[nf - 1], hessian_cols[N_HESSIAN_COLS - 1]) == 0;
+    int tail = (int)(sizeof trailing_cols / sizeof *trailing_cols) + (hess ? N_HESSIAN_COLS : 0);
     int K = nf - fixed - tail;
     if (nf < fixed + tail || strcmp(f[0], "L2_strength") != 0 || strcmp(f[4], "Test_Accuracy") != 0 ||
         K < 0 || K > PF_MAX_CLASSES || strcmp(f[fixed + K], "r") != 0) {
@@ -162,6 +177,19 @@ int pf_sweep_csv_read(const char *path, pf_point_result **rows, long *n, pf_erro
         if (bad || (strcmp(dir, "up") && strcmp(dir, "down")) || !(v[0] >= 0)) {
             rc = pf_fail(err, PF_EINPUT, "%s:%ld: malformed row", path, lineno);
             goto done;
+        }
+        if (hess) {
+            double h[N_HESSIAN_COLS];
+            for (int c = 0; c < N_HESSIAN_COLS; c++)
+                if (field_double(f[fixed + K + 6 + c], &h[c])) bad = 1;
+            if (bad) {
+                rc = pf_fail(err, PF_EINPUT, "%s:%ld: malformed Hessian columns", path, lineno);
+                goto done;
+            }
+            r->has_hessian = !isnan(h[0]);
+            r->lambda_min_E = h[0];
+            r->lambda_max_E = h[1];
+            r->hessian_converged = h[4] != 0;
         }
         r->point.direction = strcmp(dir, "up") == 0 ? 1 : -1;
         r->epochs = (int)epochs;
