@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pathfinder/core.h"
@@ -599,6 +600,133 @@ static void test_connect_pair(void **state)
     assert_non_null(strstr(r.err, "summary.json"));
 }
 
+/* The exit status of a shell command. */
+static int run_status(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A table without one of its columns (by header name). */
+static char *drop_column(const char *csv, const char *name)
+{
+    size_t n = strlen(csv);
+    char *out = malloc(n + 1), *o = out;
+    int skip = -1, col = 0, first_line = 1;
+    const char *field = csv;
+    for (const char *p = csv;; p++) {
+        if (*p == ',' || *p == '\n' || *p == '\0') {
+            size_t len = (size_t)(p - field);
+            if (first_line && len == strlen(name) && strncmp(field, name, len) == 0) skip = col;
+            if (col != skip) {
+                memcpy(o, field, len), o += len;
+                if (*p == ',') *o++ = ',';
+            }
+            if (*p == '\n') {
+                if (o > out && o[-1] == ',') o--; /* the skipped column was the last */
+                *o++ = '\n';
+                col = 0, first_line = 0;
+            } else {
+                col++;
+            }
+            if (*p == '\0') break;
+            field = p + 1;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* kill -9 at random moments, rerun until done: path.csv (but its seconds)
+ * and the barriers are those of an uninterrupted run, every row once. */
+static void test_connect_resume_after_kill(void **state)
+{
+    (void)state;
+    char opts[2048];
+    snprintf(opts, sizeof opts, "%s %s --data %s %s", ck_a, ck_b, data_dir, common_opts);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_MONOTONIC, &c0);
+    run_result r;
+    run(&r, "connect %s --out %s/whole", opts, tmpdir);
+    assert_int_equal(r.status, 0);
+    clock_gettime(CLOCK_MONOTONIC, &c1);
+    long whole_ms = (c1.tv_sec - c0.tv_sec) * 1000L + (c1.tv_nsec - c0.tv_nsec) / 1000000L;
+    if (whole_ms < 80) whole_ms = 80;
+    srand((unsigned)time(NULL) ^ 0x5eedu);
+    int finished = 0, kills = 0, resumed = 0, refused = 0;
+    for (int attempt = 0; attempt < 20 && !finished; attempt++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "exec %s connect %s --out %s/cut > /dev/null 2>&1", tool, opts, tmpdir);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+        long ms = whole_ms / 6 + rand() % (whole_ms / 6);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            finished = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            continue;
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        kills++;
+        resumed += exists("%s/cut/state.bin", tmpdir); /* the next run picks it up */
+        if (!refused && exists("%s/cut/state.bin", tmpdir)) {
+            /* a state is only taken up with the settings it was made with,
+             * and a damaged one is refused, naming the file */
+            assert_int_equal(run_status("rm -rf %s/other && cp -r %s/cut %s/other", tmpdir, tmpdir, tmpdir), 0);
+            run(&r, "connect %s --rise 0.7 --out %s/other", opts, tmpdir);
+            assert_int_equal(r.status, 2);
+            assert_non_null(strstr(r.err, "state.bin"));
+            assert_non_null(strstr(r.err, "other settings"));
+            assert_int_equal(run_status("printf 'X' | dd of=%s/other/state.bin bs=1 seek=200 conv=notrunc "
+                                        "2>/dev/null", tmpdir), 0);
+            run(&r, "connect %s --out %s/other", opts, tmpdir);
+            assert_int_equal(r.status, 2);
+            assert_non_null(strstr(r.err, "checksum"));
+            refused = 1;
+        }
+    }
+    if (!finished) {
+        run(&r, "connect %s --out %s/cut", opts, tmpdir);
+        assert_int_equal(r.status, 0);
+    }
+    char path[700];
+    pf_error err;
+    print_message("connect killed %d times, %d of them with a state to resume from\n", kills, resumed);
+    assert_true(kills >= 2);
+    assert_true(resumed >= 1);
+    assert_false(exists("%s/cut/state.bin", tmpdir)); /* spent once the pair is done */
+    char *whole, *cut;
+    snprintf(path, sizeof path, "%s/whole/path.csv", tmpdir);
+    assert_int_equal(pf_read_file(path, &whole, NULL, 1 << 24, &err), PF_OK);
+    snprintf(path, sizeof path, "%s/cut/path.csv", tmpdir);
+    assert_int_equal(pf_read_file(path, &cut, NULL, 1 << 24, &err), PF_OK);
+    char *w = drop_column(whole, "seconds"), *c = drop_column(cut, "seconds");
+    assert_null(strstr(w, ",seconds"));
+    assert_string_equal(w, c);
+    free(whole), free(cut), free(w), free(c);
+    snprintf(path, sizeof path, "%s/whole/summary.json", tmpdir);
+    cJSON *sw = read_json(path);
+    snprintf(path, sizeof path, "%s/cut/summary.json", tmpdir);
+    cJSON *sc = read_json(path);
+    assert_true(num(sw, "path", "barrier_test") == num(sc, "path", "barrier_test"));
+    assert_true(num(sw, "path", "barrier_train") == num(sc, "path", "barrier_train"));
+    assert_true(num(sw, "path", "samples") == num(sc, "path", "samples"));
+    assert_true(num(sw, "path", "length") == num(sc, "path", "length"));
+    cJSON_Delete(sw);
+    cJSON_Delete(sc);
+    assert_true(refused);
+}
+
 static void test_connect_many(void **state)
 {
     (void)state;
@@ -847,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_bridge_over_a_snap),
         cmocka_unit_test(test_write_problem),
         cmocka_unit_test(test_connect_pair),
+        cmocka_unit_test(test_connect_resume_after_kill),
         cmocka_unit_test(test_connect_many),
         cmocka_unit_test(test_probe_and_hessian),
         cmocka_unit_test(test_bad_inputs),

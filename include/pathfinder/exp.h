@@ -411,6 +411,33 @@ double pf_schedule_next(const pf_schedule *s);
 int pf_schedule_judge(pf_schedule *s, const pf_schedule_config *c, double beta, double move,
                       double rise);
 
+typedef struct {
+    long n_points;       /* the start included */
+    long rejected;       /* adaptive tries that were undone */
+    long jumps;          /* adaptive steps accepted as jumps (at the smallest ratio) */
+    long drifts;         /* adaptive steps accepted as drift (at the smallest ratio) */
+    long bridges_tried;  /* segments that climbed more than bridge_barrier, at any level */
+    long bridges;        /* of them, bridged (the bridge climbed less) */
+    long bridge_points;  /* points on accepted bridges */
+    int converged;       /* the last point is within tol of the anchor */
+    double length;       /* sum of steps between points (the closing segment not included) */
+    double final_beta;
+    double seconds;
+} pf_path_result;
+
+/* Where the main path stands after one of its points: with the point's
+ * parameters and the trainer's RNG and optimizer state, all a rerun needs
+ * to continue as if never stopped. */
+typedef struct {
+    pf_schedule schedule;
+    long grid_index;             /* next grid beta (fixed grid) */
+    long points;                 /* main-path points so far, the start included */
+    double length;
+    double prev_r;               /* ||theta - anchor|| at the point */
+    pf_path_sample prev_sample;  /* the point's sample */
+    pf_path_result result;       /* counters so far */
+} pf_path_state;
+
 /* One point of a path. Point 0 is the start itself (beta 0, not trained).
  * A bridge point (bridge > 0) belongs to a path traced between two
  * consecutive points of the level above: its beta and res.m.r refer to
@@ -426,6 +453,8 @@ typedef struct {
     int jump;              /* adaptive, accepted at the smallest ratio although too far:
                             * 1 a jump (it shrank with the step), 2 drift (it did not) */
     pf_segment segment;    /* certification of previous point -> this one (n = 1 at the start) */
+    const pf_path_state *state; /* main-path points after the start: the state to resume
+                                 * from (valid during the callback), else NULL */
 } pf_path_point;
 
 /* Called after every point with its model; a non-zero return stops the
@@ -451,21 +480,13 @@ typedef struct {
     pf_certify_config certify;
     int bridge_depth;            /* levels of bridges (0: none) */
     double bridge_barrier;       /* error units (points): bridge segments that climb more */
+    /* Resume: theta holds the point the state was taken at, the trainer has
+     * its RNG and optimizer state back, and start is the path's start (NULL
+     * for a fresh path, which starts at theta). The start is not emitted
+     * again. */
+    const pf_path_state *resume;
+    const float *start;
 } pf_path_config;
-
-typedef struct {
-    long n_points;       /* the start included */
-    long rejected;       /* adaptive tries that were undone */
-    long jumps;          /* adaptive steps accepted as jumps (at the smallest ratio) */
-    long drifts;         /* adaptive steps accepted as drift (at the smallest ratio) */
-    long bridges_tried;  /* segments that climbed more than bridge_barrier, at any level */
-    long bridges;        /* of them, bridged (the bridge climbed less) */
-    long bridge_points;  /* points on accepted bridges */
-    int converged;       /* the last point is within tol of the anchor */
-    double length;       /* sum of steps between points (the closing segment not included) */
-    double final_beta;
-    double seconds;
-} pf_path_result;
 
 /* Trace a path: theta holds the start on entry and the last point on
  * return. Every beta is trained by base (with beta and anchor set),

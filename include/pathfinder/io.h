@@ -128,6 +128,8 @@ void pf_sweep_state_free(pf_sweep_state *s);
 /* CRC-32 of a dataset's arrays (features, labels, targets), as recorded in
  * a run's config.json. */
 uint32_t pf_dataset_checksum(const pf_dataset *d);
+/* CRC-32 (zlib's) of n bytes, continuing from crc (start with 0). */
+uint32_t pf_crc32(uint32_t crc, const void *buf, size_t n);
 
 /* Read a whole (small) file; *buf is NUL-terminated and allocated. */
 int pf_read_file(const char *path, char **buf, size_t *n, size_t max, pf_error *err);

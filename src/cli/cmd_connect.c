@@ -13,8 +13,10 @@
  * and explained as in a sweep.
  *
  * A pair's folder holds path.csv (rewritten atomically after every point),
- * transitions.json, summary.json (written last: its presence marks the
- * pair done) and the figures path_profile.* and path_beta.*. */
+ * state.bin (after every main-path point, for a rerun to continue from;
+ * removed when the pair is done), transitions.json, summary.json (written
+ * last: its presence marks the pair done) and the figures path_profile.*
+ * and path_beta.*. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -92,7 +94,8 @@ static const char *const connect_help[] = {
     "to convergence at each beta warm-started from the previous one. Certifies the path and\n"
     "compares its error barrier with the straight line A -> B's.\n"
     "With more than two models: every pair i < j (or a star with --star), each in DIR/pair_I_J/;\n"
-    "pairs whose summary.json exists are skipped, so a rerun resumes.\n\n"
+    "pairs whose summary.json exists are skipped, and a pair stopped midway continues from\n"
+    "its last point (its state.bin), so a rerun resumes.\n\n"
     "  --out DIR            output folder (required)\n"
     "  --star I             paths from model I (0-based) to every other model\n",
     SCHEDULE_HELP, PROTOCOL_HELP CLI_DATA_HELP,
@@ -114,7 +117,8 @@ static const char *const probe_help[] = {
     "with A = --from and B = --anchor.\n\n"
     "  --anchor FILE        the saddle model (required)\n"
     "  --from FILE          the start model (required)\n"
-    "  --out DIR            output folder (required); done when DIR/summary.json exists\n",
+    "  --out DIR            output folder (required); done when DIR/summary.json exists;\n"
+    "                       a probe stopped midway continues from DIR/state.bin\n",
     SCHEDULE_HELP, PROTOCOL_HELP CLI_DATA_HELP,
     "\nOutputs in DIR: path.csv, transitions.json (transitions crossed and phases), summary.json,\n"
     "path_profile.png/.pdf/.svg, path_beta.png/.pdf/.svg.\n"
@@ -363,6 +367,8 @@ typedef struct {
     pf_work hwork;              /* Hessian workspace (with --hessian) */
     double t0;
     int show;                   /* progress on stderr */
+    uint32_t fingerprint;       /* of the settings, models and data (state.bin) */
+    int keep_moments;           /* --keep-optimizer: the state holds Adam's moments */
 } path_ctx;
 
 /* A growing text buffer for the CSV tables. */
@@ -454,6 +460,152 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
     return rc;
 }
 
+/* ---- resuming a pair ------------------------------------------------------------- */
+
+/* DIR/state.bin, rewritten atomically after every main-path point: the
+ * tracer's state, the point's parameters, the trainer's RNG and optimizer
+ * step (and Adam's moments with --keep-optimizer), and every row and
+ * profile sample so far. A rerun continues from it exactly as the first run
+ * would have gone on. The rows are raw structs, so a state is read back only
+ * by a build with the same layouts (the header's sizes) and for the same
+ * settings, models and data (the fingerprint). */
+static const char path_magic[8] = {'P', 'F', 'P', 'A', 'T', 'H', '1', '\0'};
+
+typedef struct {
+    char magic[8];
+    uint64_t point_size, state_size, hess_size, n_params;
+    uint64_t n_rows, n_profile;
+    uint64_t rng[4];
+    int64_t optim_step;
+    uint32_t fingerprint, has_moments;
+} path_state_header;
+
+static int save_state(const path_ctx *c, const pf_path_state *st, const float *theta,
+                      const pf_trainer *t, pf_error *err)
+{
+    path_state_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, path_magic, 8);
+    h.point_size = sizeof(pf_path_point), h.state_size = sizeof *st, h.hess_size = sizeof(hessian_row);
+    h.n_params = c->arch->n_params;
+    h.n_rows = (uint64_t)c->n, h.n_profile = (uint64_t)c->profile.n;
+    memcpy(h.rng, t->rng.s, sizeof h.rng);
+    h.optim_step = t->optim.step;
+    h.fingerprint = c->fingerprint;
+    h.has_moments = c->keep_moments && t->optim.m && t->optim.v;
+    size_t vec = h.n_params * sizeof(float), np = (size_t)c->profile.n;
+    size_t total = sizeof h + sizeof *st + vec * (h.has_moments ? 3 : 1) +
+                   (size_t)c->n * (sizeof *c->rows + sizeof *c->hess) + np * (3 * sizeof(double) + 1) + 4;
+    unsigned char *buf = malloc(total), *q = buf;
+    if (!buf) return pf_fail(err, PF_ERUNTIME, "%s/state.bin: out of memory", c->dir);
+#define PUT(src, bytes) (memcpy(q, (src), (bytes)), q += (bytes))
+    PUT(&h, sizeof h);
+    PUT(st, sizeof *st);
+    PUT(theta, vec);
+    if (h.has_moments) {
+        PUT(t->optim.m, vec);
+        PUT(t->optim.v, vec);
+    }
+    for (long i = 0; i < c->n; i++) {
+        pf_path_point p = c->rows[i];
+        p.segment.samples = NULL;
+        p.state = NULL;
+        PUT(&p, sizeof p);
+    }
+    PUT(c->hess, (size_t)c->n * sizeof *c->hess);
+    PUT(c->profile.s, np * sizeof(double));
+    PUT(c->profile.train_error, np * sizeof(double));
+    PUT(c->profile.test_error, np * sizeof(double));
+    PUT(c->profile.node, np);
+    uint32_t crc = pf_crc32(0, buf, (size_t)(q - buf));
+    PUT(&crc, 4);
+#undef PUT
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state.bin", c->dir);
+    int rc = pf_write_file_atomic(path, buf, (size_t)(q - buf), err);
+    free(buf);
+    return rc;
+}
+
+/* Read DIR/state.bin back into c (rows, Hessian rows, profile), theta, the
+ * trainer and *st. */
+static int load_state(path_ctx *c, pf_path_state *st, float *theta, pf_trainer *t, pf_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state.bin", c->dir);
+    char *buf;
+    size_t n;
+    int rc = pf_read_file(path, &buf, &n, (size_t)1 << 36, err);
+    if (rc) return rc;
+    path_state_header h;
+    const unsigned char *q = (const unsigned char *)buf;
+    size_t vec = c->arch->n_params * sizeof(float);
+    if (n < sizeof h + 4 || memcmp(buf, path_magic, 8) != 0) {
+        rc = pf_fail(err, PF_EINPUT, "%s: not a pathfinder path state", path);
+        goto done;
+    }
+    memcpy(&h, q, sizeof h);
+    q += sizeof h;
+    uint32_t crc;
+    memcpy(&crc, buf + n - 4, 4);
+    if (h.point_size != sizeof(pf_path_point) || h.state_size != sizeof *st ||
+        h.hess_size != sizeof(hessian_row) || h.n_params != c->arch->n_params) {
+        rc = pf_fail(err, PF_EINPUT, "%s: written by a different build or for another model; "
+                     "delete %s to start this pair afresh", path, c->dir);
+        goto done;
+    }
+    size_t np = (size_t)h.n_profile;
+    if (h.n_rows < 1 || h.n_rows > (1u << 24) || np > (1u << 30) ||
+        n != sizeof h + sizeof *st + vec * (h.has_moments ? 3 : 1) +
+                 (size_t)h.n_rows * (sizeof *c->rows + sizeof *c->hess) + np * (3 * sizeof(double) + 1) + 4) {
+        rc = pf_fail(err, PF_EINPUT, "%s: truncated or malformed state", path);
+        goto done;
+    }
+    if (pf_crc32(0, buf, n - 4) != crc) {
+        rc = pf_fail(err, PF_EINPUT, "%s: checksum mismatch (corrupted state)", path);
+        goto done;
+    }
+    if (h.fingerprint != c->fingerprint || (h.has_moments != 0) != (c->keep_moments != 0)) {
+        rc = pf_fail(err, PF_EINPUT, "%s: this pair was started with other settings, models or data; "
+                     "rerun with those, or delete %s to start it afresh", path, c->dir);
+        goto done;
+    }
+    long rows = (long)h.n_rows;
+    c->rows = malloc((size_t)rows * sizeof *c->rows);
+    c->hess = malloc((size_t)rows * sizeof *c->hess);
+    pf_profile *P = &c->profile;
+    P->s = malloc((np ? np : 1) * sizeof(double));
+    P->train_error = malloc((np ? np : 1) * sizeof(double));
+    P->test_error = malloc((np ? np : 1) * sizeof(double));
+    P->node = malloc(np ? np : 1);
+    if (!c->rows || !c->hess || !P->s || !P->train_error || !P->test_error || !P->node) {
+        rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+        goto done;
+    }
+    c->cap = c->n = rows;
+    P->cap = P->n = (long)np;
+#define GET(dst, bytes) (memcpy((dst), q, (bytes)), q += (bytes))
+    GET(st, sizeof *st);
+    GET(theta, vec);
+    if (h.has_moments) {
+        GET(t->optim.m, vec);
+        GET(t->optim.v, vec);
+    }
+    GET(c->rows, (size_t)rows * sizeof *c->rows);
+    GET(c->hess, (size_t)rows * sizeof *c->hess);
+    GET(P->s, np * sizeof(double));
+    GET(P->train_error, np * sizeof(double));
+    GET(P->test_error, np * sizeof(double));
+    GET(P->node, np);
+    memcpy(t->rng.s, h.rng, sizeof h.rng);
+    t->optim.step = (long)h.optim_step;
+    for (long i = 0; i < rows; i++) c->rows[i].segment.samples = NULL, c->rows[i].state = NULL;
+#undef GET
+done:
+    free(buf);
+    return rc;
+}
+
 /* Keep a point (its segment statistics, not its samples) and its profile. */
 static int keep_point(path_ctx *c, const pf_path_point *p, pf_error *err)
 {
@@ -495,6 +647,7 @@ static int on_point(void *vctx, const pf_path_point *p, const float *theta, cons
         h->converged = hx.converged;
     }
     if ((rc = write_path_csv(c, err))) return rc;
+    if (p->state && (rc = save_state(c, p->state, theta, t, err))) return rc;
     if (c->show) {
         pf_path_sample s;
         pf_path_sample_from_evals(&p->res.m.train, &p->res.m.test, &s);
@@ -692,6 +845,33 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     pc.certify = a->certify;
     pc.bridge_depth = (int)a->bridge_depth;
     pc.bridge_barrier = a->bridge_barrier;
+
+    /* a pair stopped midway continues from its last main-path point */
+    cJSON *fp = settings_json(e);
+    char *fp_text = fp ? cJSON_PrintUnformatted(fp) : NULL;
+    cJSON_Delete(fp);
+    if (!fp_text) {
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
+    uint32_t crc_data = pf_dataset_checksum(e->train);
+    c.fingerprint = pf_crc32(0, fp_text, strlen(fp_text));
+    free(fp_text);
+    c.fingerprint = pf_crc32(c.fingerprint, &crc_data, sizeof crc_data);
+    c.fingerprint = pf_crc32(c.fingerprint, theta_a, np * sizeof *theta_a);
+    c.fingerprint = pf_crc32(c.fingerprint, theta_b, np * sizeof *theta_b);
+    c.keep_moments = a->model.keep_optimizer;
+    pf_path_state resume;
+    snprintf(path, sizeof path, "%s/state.bin", sum->dir);
+    if (file_exists(path)) {
+        if ((rc = load_state(&c, &resume, theta, &trainer, err))) goto done;
+        pc.resume = &resume;
+        pc.start = theta_a;
+        if ((rc = write_path_csv(&c, err))) goto done;
+        if (!a->common.quiet)
+            fprintf(stderr, "pathfinder %s: resuming %s after point %ld\n", a->probe ? "probe" : "connect",
+                    sum->dir, c.n - 1);
+    }
     pf_path_result pr;
     if ((rc = pf_path_trace(&trainer, theta, theta_b, e->train, e->test, &cfg, &pc, on_point, &c,
                             &pr, err)))
@@ -831,6 +1011,11 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     cJSON_AddNumberToObject(summary, "wall_seconds", sum->seconds);
     snprintf(path, sizeof path, "%s/summary.json", sum->dir);
     rc = post_write_json(path, summary, err);
+    if (!rc) {
+        /* the pair is done: its summary marks it so, the state is spent */
+        snprintf(path, sizeof path, "%s/state.bin", sum->dir);
+        unlink(path);
+    }
 done:
     if (c.show) fprintf(stderr, "\r\033[K");
     if (rc) post_leg_free(leg);

@@ -490,8 +490,20 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
     long gi = 0, points = 0;
     int retries = 0;
     double length = length0;
+    const pf_path_state *resume = depth == 0 ? pc->resume : NULL;
+    if (resume) {
+        sched = resume->schedule;
+        gi = resume->grid_index;
+        points = resume->points - 1;
+        length = resume->length;
+        prev_r = resume->prev_r;
+        prev_sample = resume->prev_sample;
+    }
     while (1) {
         double beta;
+        /* reached the anchor (checked here too so that a resumed path that
+         * had reached it stops) */
+        if (adaptive && points > 0 && prev_r <= sc.tol) break;
         if (adaptive) {
             if (points + 1 >= sc.max_points) break;
             beta = pf_schedule_next(&sched);
@@ -559,13 +571,29 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
         p.step = step;
         p.length = length;
         points++;
+        pf_path_state state;
+        if (depth == 0) {
+            /* as it will stand once this point is out */
+            memset(&state, 0, sizeof state);
+            state.schedule = sched;
+            state.grid_index = gi;
+            state.points = points + 1;
+            state.length = length;
+            state.prev_r = res.m.r;
+            state.prev_sample = cur;
+            state.result = *tr->out;
+            state.result.n_points++;
+            state.result.length = length;
+            state.result.final_beta = beta;
+            p.state = &state;
+        }
         if ((rc = emit(ectx, &p, theta, err))) goto done;
+        p.state = NULL;
         pf_segment_free(&p.segment);
         memcpy(prev, theta, n * sizeof *theta);
         prev_sample = cur;
         prev_r = res.m.r;
         if (depth == 0) tr->out->final_beta = beta;
-        if (adaptive && res.m.r <= sc.tol) break;
     }
     *leg_length = length - length0;
 done:
@@ -600,23 +628,32 @@ int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dat
         rc = pf_fail(err, PF_ERUNTIME, "out of memory tracing a path");
         goto done;
     }
-    memcpy(start, theta, n * sizeof *theta);
+    memcpy(start, pc->resume && pc->start ? pc->start : theta, n * sizeof *theta);
     tracer tr = {t, train, test, base, pc, start, anchor, pf_distance(start, anchor, n), out, on_point, ctx};
-
-    /* point 0: the start itself */
-    if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, 0.0, &p.res.m, err))) goto done;
-    p.res.point.direction = 1;
-    p.dist_anchor = p.res.m.r;
     pf_path_sample start_sample;
-    sample_from_metrics(&p.res.m, &start_sample);
-    p.segment.n = 1;
-    p.segment.samples = &start_sample;
-    p.segment.max_train_error = start_sample.train_error;
-    p.segment.max_test_error = start_sample.test_error;
-    if ((rc = emit_main(&tr, &p, theta, err))) goto done;
+    double length0 = 0.0;
+    if (pc->resume) {
+        /* the start and the points up to the state are out already */
+        *out = pc->resume->result;
+        start_sample = pc->resume->prev_sample;
+        length0 = pc->resume->length;
+    } else {
+        /* point 0: the start itself */
+        if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, 0.0, &p.res.m, err))) goto done;
+        p.res.point.direction = 1;
+        p.dist_anchor = p.res.m.r;
+        sample_from_metrics(&p.res.m, &start_sample);
+        p.segment.n = 1;
+        p.segment.samples = &start_sample;
+        p.segment.max_train_error = start_sample.train_error;
+        p.segment.max_test_error = start_sample.test_error;
+        if ((rc = emit_main(&tr, &p, theta, err))) goto done;
+    }
 
-    if ((rc = trace_leg(&tr, theta, anchor, 0, 0.0, &start_sample, emit_main, &tr, &out->length, err)))
+    double leg_length;
+    if ((rc = trace_leg(&tr, theta, anchor, 0, length0, &start_sample, emit_main, &tr, &leg_length, err)))
         goto done;
+    out->length = length0 + leg_length;
     out->converged = pf_distance(theta, anchor, n) <= sc->tol;
 done:
     out->seconds = pf_now() - t0;

@@ -308,6 +308,19 @@ void pf_sweep_state_free(pf_sweep_state *s)
     s->theta = s->m = s->v = NULL;
 }
 
+uint32_t pf_crc32(uint32_t crc, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    uLong c = crc;
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)c;
+}
+
 uint32_t pf_dataset_checksum(const pf_dataset *d)
 {
     uLong crc = crc32(0L, Z_NULL, 0);
