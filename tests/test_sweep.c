@@ -43,8 +43,14 @@ static void test_grid_parse(void **state)
     assert_int_equal(n, 4);
     assert_true(fabs(b[1] - 1e-3) < 1e-15 && b[3] == 1e-1);
     free(b);
+    /* parts joined by commas: values and ranges, merged */
+    assert_int_equal(pf_grid_parse("0,0.5:1.5:0.5,geom:1e-3:1e-1:3,1", &b, &n, &err), PF_OK);
+    assert_int_equal(n, 7); /* 1 twice, once */
+    assert_true(b[0] == 0.0 && fabs(b[1] - 1e-3) < 1e-15 && fabs(b[2] - 1e-2) < 1e-15 && b[3] == 0.1 &&
+                b[4] == 0.5 && b[5] == 1.0 && b[6] == 1.5);
+    free(b);
     const char *bad[] = {"", "a", "0:1", "0:1:0", "1:0:0.1", "geom:0:1:5", "geom:1:2:1", "-1,2",
-                         "0,,1", "0:1:-1", "geom:1e-3:1e-1:2.5", "nan"};
+                         "0,,1", "0:1:-1", "geom:1e-3:1e-1:2.5", "nan", "0,0:1", "0.1,", "geom:"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (pf_grid_parse(bad[i], &b, &n, &err) != PF_EINPUT) fail_msg("grid '%s' accepted", bad[i]);
     pf_grid_point *p;

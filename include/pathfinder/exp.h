@@ -112,8 +112,9 @@ typedef struct {
     int direction;   /* +1 going up in beta, -1 coming down */
 } pf_grid_point;
 
-/* Parse a beta grid: "0,0.001,0.002", "start:stop:step" (inclusive, steps
- * counted, not accumulated), or "geom:start:stop:n" (n points, start > 0).
+/* Parse a beta grid: a comma-separated list of parts, each a value, a
+ * range "start:stop:step" (inclusive, steps counted, not accumulated) or
+ * "geom:start:stop:n" (n points, start > 0), e.g. "0,0.02:0.09:0.0005".
  * The values come back sorted ascending without duplicates. */
 int pf_grid_parse(const char *spec, double **betas, long *n, pf_error *err);
 

@@ -27,60 +27,72 @@ static int parse_num(const char *s, const char *end, double *v)
 
 enum { MAX_GRID = 10000000 };
 
+/* Append one part of a grid spec, [p, end): a number, start:stop:step or
+ * geom:start:stop:n. Returns -1 if it is malformed. */
+static int grid_part(const char *p, const char *end, double **v, long *count, long *cap, pf_error *err)
+{
+    int geom = end - p > 5 && strncmp(p, "geom:", 5) == 0;
+    int range = geom || memchr(p, ':', (size_t)(end - p)) != NULL;
+    double a[3] = {0, 0, 0};
+    long add = 1;
+    if (range) {
+        const char *q = p + (geom ? 5 : 0);
+        for (int k = 0; k < 3; k++) {
+            const char *e = k < 2 ? memchr(q, ':', (size_t)(end - q)) : end;
+            if (!e || parse_num(q, e, &a[k])) return -1;
+            q = e + 1;
+        }
+        if (a[0] < 0 || a[1] < a[0]) return -1;
+        if (geom) {
+            if (!(a[0] > 0) || a[2] < 2 || a[2] != floor(a[2]) || a[2] > MAX_GRID) return -1;
+            add = (long)a[2];
+        } else {
+            if (!(a[2] > 0)) return -1;
+            double steps = floor((a[1] - a[0]) / a[2] + 1e-9);
+            if (steps + 1 > MAX_GRID) return -1;
+            add = (long)steps + 1;
+        }
+    } else if (parse_num(p, end, &a[0]) || a[0] < 0) {
+        return -1;
+    }
+    if (*count + add > MAX_GRID) return -1;
+    if (*count + add > *cap) {
+        long c = *cap ? *cap : 16;
+        while (c < *count + add) c *= 2;
+        double *g = realloc(*v, (size_t)c * sizeof *g);
+        if (!g) return pf_fail(err, PF_ERUNTIME, "out of memory for %ld grid points", *count + add);
+        *v = g;
+        *cap = c;
+    }
+    for (long i = 0; i < add; i++) {
+        double x = a[0];
+        if (geom) x = i == add - 1 ? a[1] : a[0] * pow(a[1] / a[0], (double)i / (double)(add - 1));
+        else if (range) x = a[0] + (double)i * a[2]; /* counted, so no drift */
+        (*v)[(*count)++] = x;
+    }
+    return PF_OK;
+}
+
 int pf_grid_parse(const char *spec, double **betas, long *n, pf_error *err)
 {
     *betas = NULL;
     *n = 0;
     double *v = NULL;
-    long count = 0;
-    if (strncmp(spec, "geom:", 5) == 0 || strchr(spec, ':')) {
-        int geom = strncmp(spec, "geom:", 5) == 0;
-        const char *p = spec + (geom ? 5 : 0);
-        double a[3];
-        for (int k = 0; k < 3; k++) {
-            const char *end = strchr(p, ':');
-            if (k < 2 && !end) goto bad;
-            if (k == 2) end = p + strlen(p);
-            if (parse_num(p, end, &a[k])) goto bad;
-            p = end + (k < 2);
+    long count = 0, cap = 0;
+    const char *p = spec;
+    while (1) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        int rc = grid_part(p, end, &v, &count, &cap, err);
+        if (rc) {
+            free(v);
+            if (rc > 0) return rc;
+            return pf_fail(err, PF_EINPUT,
+                           "bad beta grid '%s': use a list of values and ranges, each a number, "
+                           "start:stop:step or geom:start:stop:n, with non-negative values", spec);
         }
-        double start = a[0], stop = a[1];
-        if (start < 0 || stop < start) goto bad;
-        if (geom) {
-            if (!(start > 0) || a[2] < 2 || a[2] != floor(a[2]) || a[2] > MAX_GRID) goto bad;
-            count = (long)a[2];
-        } else {
-            double step = a[2];
-            if (!(step > 0)) goto bad;
-            double steps = floor((stop - start) / step + 1e-9);
-            if (steps + 1 > MAX_GRID) goto bad;
-            count = (long)steps + 1;
-        }
-        v = malloc((size_t)count * sizeof *v);
-        if (!v) return pf_fail(err, PF_ERUNTIME, "out of memory for %ld grid points", count);
-        for (long i = 0; i < count; i++) {
-            if (geom)
-                v[i] = i == count - 1 ? stop : start * pow(stop / start, (double)i / (double)(count - 1));
-            else
-                v[i] = start + (double)i * a[2]; /* counted, so no drift */
-        }
-    } else {
-        long cap = 1;
-        for (const char *p = spec; *p; p++) cap += *p == ',';
-        v = malloc((size_t)cap * sizeof *v);
-        if (!v) return pf_fail(err, PF_ERUNTIME, "out of memory for the grid");
-        const char *p = spec;
-        while (1) {
-            const char *end = strchr(p, ',');
-            if (!end) end = p + strlen(p);
-            if (parse_num(p, end, &v[count]) || v[count] < 0) {
-                free(v);
-                goto bad;
-            }
-            count++;
-            if (!*end) break;
-            p = end + 1;
-        }
+        if (!*end) break;
+        p = end + 1;
     }
     qsort(v, (size_t)count, sizeof *v, cmp_double);
     long m = 0;
@@ -89,10 +101,6 @@ int pf_grid_parse(const char *spec, double **betas, long *n, pf_error *err)
     *betas = v;
     *n = m;
     return PF_OK;
-bad:
-    return pf_fail(err, PF_EINPUT,
-                   "bad beta grid '%s': use a list (0,0.001), start:stop:step or geom:start:stop:n "
-                   "with non-negative values", spec);
 }
 
 int pf_grid_expand(const double *betas, long n, const char *direction, pf_grid_point **points,
