@@ -228,7 +228,8 @@ typedef struct {
     const char *title;
 } sweep_ctx;
 
-enum { Q_ACCURACY, Q_R, Q_LOSS, Q_REG, N_QUANTITIES };
+/* Q_LAMBDA (lambda_min of H_L) is drawn only for sweeps run with --hessian. */
+enum { Q_ACCURACY, Q_R, Q_LOSS, Q_REG, N_QUANTITIES, Q_LAMBDA = N_QUANTITIES };
 
 static double quantity(const pf_point_result *p, int q)
 {
@@ -236,6 +237,7 @@ static double quantity(const pf_point_result *p, int q)
     case Q_ACCURACY: return p->m.test.accuracy;
     case Q_R: return log10_or_nan(p->m.r);
     case Q_LOSS: return p->m.train.loss;
+    case Q_LAMBDA: return p->has_hessian ? p->lambda_min_E + p->point.beta : NAN;
     default: return p->m.reg_loss;
     }
 }
@@ -269,13 +271,14 @@ static span quantity_span(const pf_point_result *a, long na, const pf_point_resu
     return s;
 }
 
-static const char *const quantity_label[N_QUANTITIES] = {
+static const char *const quantity_label[N_QUANTITIES + 1] = {
     "test accuracy (%)",
     "r = ‖θ − θ#dc#u‖",
     "E (train loss)",
     "L#dβ#u = E + βr#u2#d/2",
+    "λ#dmin#u(H#dL#u)",
 };
-static const int quantity_color[N_QUANTITIES] = {C_BLUE, C_VERMILLION, C_GREEN, C_PURPLE};
+static const int quantity_color[N_QUANTITIES + 1] = {C_BLUE, C_VERMILLION, C_GREEN, C_PURPLE, C_ORANGE};
 
 static void draw_phase_diagram(const void *p)
 {
@@ -295,23 +298,35 @@ static void draw_phase_diagram(const void *p)
     }
     for (long i = 0; i < c->n; i++) x[i] = c->rows[i].point.beta;
 
+    int nq = N_QUANTITIES;
+    for (long i = 0; i < c->n; i++)
+        if (c->rows[i].has_hessian) nq = N_QUANTITIES + 1;
     const double left = 0.12, right = 0.96, bottom = 0.065, gap = 0.012;
     const double top = c->title ? 0.915 : 0.945;
-    const double h = (top - bottom - 3 * gap) / N_QUANTITIES;
-    for (int q = 0; q < N_QUANTITIES; q++) {
+    const double h = (top - bottom - (nq - 1) * gap) / nq;
+    for (int q = 0; q < nq; q++) {
         double y1 = top - q * (h + gap), y0 = y1 - h;
         span ys = quantity_span(c->rows, c->n, NULL, 0, q);
         for (long i = 0; i < c->n; i++) y[i] = quantity(&c->rows[i], q);
         plvpor(left, right, y0, y1);
         plwind(xs.lo, xs.hi, ys.lo, ys.hi);
-        int last = q == N_QUANTITIES - 1;
+        int last = q == nq - 1;
+        /* small eigenvalues as plain decimals: a "(x10^-2)" would run into the panel above */
+        plsyax(q == Q_LAMBDA ? 6 : 0, 0);
         plot_axes(last ? "bcnst" : "bcst", q == Q_R ? "bcflnstv" : "bcnstv", q == Q_R);
+        plsyax(0, 0);
         draw_transition_lines(c->mid, c->nt, xs.lo, xs.hi, ys.lo, ys.hi, C_GREY, 1.5);
+        if (q == Q_LAMBDA && ys.lo < 0 && ys.hi > 0) {
+            /* zero: where the metastable minimum would lose stability */
+            double zx[2] = {xs.lo, xs.hi}, zy[2] = {0, 0};
+            plot_style zero = {.color = C_GREY, .line_style = 2, .line_width = 1.0};
+            plot_series(zx, zy, NULL, 2, &zero);
+        }
         plot_style style = {.color = quantity_color[q], .line_style = 1, .line_width = 2.0,
                             .marker = "•", .marker_scale = 0.55};
         plot_series(x, y, NULL, c->n, &style);
         plcol0(C_INK);
-        plmtex("l", 4.2, 0.5, 0.5, quantity_label[q]);
+        plmtex("l", q == Q_LAMBDA ? 5.2 : 4.2, 0.5, 0.5, quantity_label[q]);
         if (q == 0) {
             int rows = label_transitions(c->mid, c->nt, xs.lo, xs.hi);
             plot_title(c->title, (1.1 + 1.3 * rows) * TEXT_SCALE / TITLE_SCALE + 0.6);
