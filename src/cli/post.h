@@ -21,10 +21,10 @@ void post_options_default(post_options *o);
  * explains transitions. */
 #define POST_ENCODING_HELP                                                                       \
     "  --encoded-threshold P  a class is encoded on a plateau when its mean accuracy there\n"   \
-    "                       is above P percent (default 50)...\n"                                \
+    "                         is above P percent (default 50)...\n"                              \
     "  --encoded-fraction F   ...and it is above P on at least F of the plateau's points\n"     \
-    "                       (default 0.8; 0: the mean alone). Classes above P on a quarter\n"   \
-    "                       of the points or more but not encoded are listed as partial.\n"
+    "                         (default 0.8; 0: the mean alone). Classes above P on a\n"         \
+    "                         quarter of the points or more but not encoded are partial.\n"
 /* Parse the option named `name` ("encoded-threshold" or "encoded-fraction"). */
 int post_encoding_option(const char *cmd, const char *name, const char *arg, pf_encoding *e);
 
