@@ -48,19 +48,13 @@ static void make_csv_dataset(const char *dir)
 static int setup(void **state)
 {
     (void)state;
-    const char *build = getenv("PF_TEST_BUILD");
-    snprintf(tool, sizeof tool, "%s/pathfinder", build ? build : "build");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf_cli_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    return access(tool, X_OK) == 0 ? 0 : -1;
+    return tool_setup("cli");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tool_teardown();
 }
 
 static void test_help_and_version(void **state)

@@ -600,18 +600,6 @@ static void test_connect_pair(void **state)
     assert_non_null(strstr(r.err, "summary.json"));
 }
 
-/* The exit status of a shell command. */
-static int run_status(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* A table without one of its columns (by header name). */
 static char *drop_column(const char *csv, const char *name)
 {
@@ -649,45 +637,32 @@ static void test_connect_resume_after_kill(void **state)
     (void)state;
     char opts[2048];
     snprintf(opts, sizeof opts, "%s %s --data %s %s", ck_a, ck_b, data_dir, common_opts);
-    struct timespec c0, c1;
+    struct timespec c0;
     clock_gettime(CLOCK_MONOTONIC, &c0);
     run_result r;
     run(&r, "connect %s --out %s/whole", opts, tmpdir);
     assert_int_equal(r.status, 0);
-    clock_gettime(CLOCK_MONOTONIC, &c1);
-    long whole_ms = (c1.tv_sec - c0.tv_sec) * 1000L + (c1.tv_nsec - c0.tv_nsec) / 1000000L;
+    long whole_ms = ms_since(&c0);
     if (whole_ms < 80) whole_ms = 80;
     srand((unsigned)time(NULL) ^ 0x5eedu);
     int finished = 0, kills = 0, resumed = 0, refused = 0;
-    for (int attempt = 0; attempt < 20 && !finished; attempt++) {
-        char cmd[4096];
-        snprintf(cmd, sizeof cmd, "exec %s connect %s --out %s/cut > /dev/null 2>&1", tool, opts, tmpdir);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-            _exit(127);
-        }
-        long ms = whole_ms / 6 + rand() % (whole_ms / 6);
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            finished = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-            continue;
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
+    for (int attempt = 0; attempt < 10 && !finished; attempt++) {
+        /* cut between a sixth and a third of a whole run (the drawing after
+         * the last point takes about that, so the last rerun is whole) */
+        int got = run_and_kill(whole_ms / 6, "connect %s --out %s/cut", opts, tmpdir);
+        finished = got == 1;
+        if (got != 0) continue;
         kills++;
         resumed += exists("%s/cut/state.bin", tmpdir); /* the next run picks it up */
         if (!refused && exists("%s/cut/state.bin", tmpdir)) {
             /* a state is only taken up with the settings it was made with,
              * and a damaged one is refused, naming the file */
-            assert_int_equal(run_status("rm -rf %s/other && cp -r %s/cut %s/other", tmpdir, tmpdir, tmpdir), 0);
+            assert_int_equal(shell("rm -rf %s/other && cp -r %s/cut %s/other", tmpdir, tmpdir, tmpdir), 0);
             run(&r, "connect %s --rise 0.7 --out %s/other", opts, tmpdir);
             assert_int_equal(r.status, 2);
             assert_non_null(strstr(r.err, "state.bin"));
             assert_non_null(strstr(r.err, "other settings"));
-            assert_int_equal(run_status("printf 'X' | dd of=%s/other/state.bin bs=1 seek=200 conv=notrunc "
+            assert_int_equal(shell("printf 'X' | dd of=%s/other/state.bin bs=1 seek=200 conv=notrunc "
                                         "2>/dev/null", tmpdir), 0);
             run(&r, "connect %s --out %s/other", opts, tmpdir);
             assert_int_equal(r.status, 2);
@@ -948,19 +923,13 @@ static void test_train_seeds(void **state)
 static int setup(void **state)
 {
     (void)state;
-    const char *build = getenv("PF_TEST_BUILD");
-    snprintf(tool, sizeof tool, "%s/pathfinder", build ? build : "build");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf_connect_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    return access(tool, X_OK) == 0 ? 0 : -1;
+    return tool_setup("connect");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tool_teardown();
 }
 
 static void test_write_problem(void **state)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tool.h"
 #include <cJSON.h>
 #include <lapacke.h>
 #include <math.h>
@@ -716,33 +717,14 @@ static void test_library_rejects_bad_input(void **state)
 
 /* ---- the command line ----------------------------------------------------- */
 
-static char tool[1024];
-static char tmpdir[200];
-
 static int run_tool(const char *fmt, ...)
 {
-    char args[4096], cmd[8192];
+    char args[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s >%s/stdout.txt 2>%s/stderr.txt", tool, args, tmpdir, tmpdir);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    return shell("%s %s >%s/stdout.txt 2>%s/stderr.txt", tool, args, tmpdir, tmpdir);
 }
 
 /* stderr of the last run: one line naming the problem */
@@ -874,19 +856,13 @@ static void test_cli(void **state)
 static int setup(void **state)
 {
     (void)state;
-    const char *build = getenv("PF_TEST_BUILD");
-    snprintf(tool, sizeof tool, "%s/pathfinder", build ? build : "build");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf_hessian_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    return 0;
+    return tool_setup("hessian");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tool_teardown();
 }
 
 int main(void)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tool.h"
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,8 +21,6 @@
 #include "pathfinder/exp.h"
 #include "pathfinder/io.h"
 
-static char tmpdir[200];
-static char tool[1024];
 
 static void test_grid_parse(void **state)
 {
@@ -271,25 +270,6 @@ static void test_csv_and_state_roundtrip(void **state)
     assert_non_null(strstr(err.msg, "checksum"));
 }
 
-static int run_cmd(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    char *buf = NULL;
-    pf_error err;
-    if (pf_read_file(path, &buf, NULL, 1 << 26, &err)) return NULL;
-    return buf;
-}
-
 /* Drop the seconds column (wall time) so tables can be compared. */
 static void strip_seconds(char *csv)
 {
@@ -320,37 +300,20 @@ static void test_resume_after_kill(void **state)
     (void)state;
     const char *args = "--beta 0:0.006:0.0005 --train-subset 3000 --max-epochs 4 --threads 2 "
                        "--quiet --no-refine";
-    struct timespec c0, c1;
+    struct timespec c0;
     clock_gettime(CLOCK_MONOTONIC, &c0);
-    assert_int_equal(run_cmd("%s sweep %s --out %s/clean >/dev/null", tool, args, tmpdir), 0);
-    clock_gettime(CLOCK_MONOTONIC, &c1);
+    assert_int_equal(shell("%s sweep %s --out %s/clean >/dev/null", tool, args, tmpdir), 0);
     /* kill at a random moment between an eighth and a quarter of a whole run, so
      * that every attempt is cut short whatever the speed of the machine */
-    long whole_ms = (c1.tv_sec - c0.tv_sec) * 1000L + (c1.tv_nsec - c0.tv_nsec) / 1000000L;
+    long whole_ms = ms_since(&c0);
     if (whole_ms < 60) whole_ms = 60;
     srand((unsigned)time(NULL));
     int finished = 0, kills = 0;
     for (int attempt = 0; attempt < 12 && !finished; attempt++) {
-        char cmd[4096];
-        snprintf(cmd, sizeof cmd, "%s sweep %s --out %s/crash >/dev/null 2>&1", tool, args, tmpdir);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-            _exit(127);
-        }
-        long ms = whole_ms / 8 + rand() % (whole_ms / 8);
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            finished = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-            continue;
-        }
+        int got = run_and_kill(whole_ms / 8, "sweep %s --out %s/crash", args, tmpdir);
+        finished = got == 1;
+        if (got != 0) continue;
         kills++;
-        char pk[600];
-        snprintf(pk, sizeof pk, "pkill -KILL -f -- '--out %s/crash' 2>/dev/null", tmpdir);
-        if (system(pk)) { /* nothing left to kill is fine */ }
-        waitpid(pid, &st, 0);
         /* after every kill the table is whole and matches the state */
         char csv[600];
         snprintf(csv, sizeof csv, "%s/crash/sweep.csv", tmpdir);
@@ -365,7 +328,7 @@ static void test_resume_after_kill(void **state)
     }
     print_message("sweep killed %d times before it completed\n", kills);
     assert_true(kills >= 2);
-    if (!finished) assert_int_equal(run_cmd("%s sweep %s --out %s/crash >/dev/null", tool, args, tmpdir), 0);
+    if (!finished) assert_int_equal(shell("%s sweep %s --out %s/crash >/dev/null", tool, args, tmpdir), 0);
     char a[600], b[600];
     snprintf(a, sizeof a, "%s/clean/sweep.csv", tmpdir);
     snprintf(b, sizeof b, "%s/crash/sweep.csv", tmpdir);
@@ -384,20 +347,20 @@ static void test_bad_folders_and_args(void **state)
 {
     (void)state;
     const char *base = "--beta 0,0.001 --train-subset 500 --max-epochs 1 --quiet --no-refine";
-    assert_int_equal(run_cmd("%s sweep %s --out %s/ok >/dev/null", tool, base, tmpdir), 0);
+    assert_int_equal(shell("%s sweep %s --out %s/ok >/dev/null", tool, base, tmpdir), 0);
     /* same folder, other settings */
-    assert_int_equal(run_cmd("%s sweep --beta 0,0.002 --train-subset 500 --max-epochs 1 --quiet "
+    assert_int_equal(shell("%s sweep --beta 0,0.002 --train-subset 500 --max-epochs 1 --quiet "
                              "--out %s/ok 2>/dev/null", tool, tmpdir), 2);
     /* corrupted state */
-    assert_int_equal(run_cmd("printf garbage > %s/ok/state.bin", tmpdir), 0);
-    assert_int_equal(run_cmd("%s sweep %s --out %s/ok 2>/dev/null", tool, base, tmpdir), 2);
+    assert_int_equal(shell("printf garbage > %s/ok/state.bin", tmpdir), 0);
+    assert_int_equal(shell("%s sweep %s --out %s/ok 2>/dev/null", tool, base, tmpdir), 2);
     /* a file where the folder should be */
-    assert_int_equal(run_cmd("touch %s/afile", tmpdir), 0);
-    assert_int_equal(run_cmd("%s sweep %s --out %s/afile 2>/dev/null", tool, base, tmpdir), 2);
-    assert_int_equal(run_cmd("%s sweep --beta 0:1 --out %s/x 2>/dev/null", tool, tmpdir), 2);
-    assert_int_equal(run_cmd("%s sweep --direction sideways --out %s/x 2>/dev/null", tool, tmpdir), 2);
-    assert_int_equal(run_cmd("%s sweep --beta 0,1 2>/dev/null", tool), 2);
-    assert_int_equal(run_cmd("%s sweep --help >/dev/null", tool), 0);
+    assert_int_equal(shell("touch %s/afile", tmpdir), 0);
+    assert_int_equal(shell("%s sweep %s --out %s/afile 2>/dev/null", tool, base, tmpdir), 2);
+    assert_int_equal(shell("%s sweep --beta 0:1 --out %s/x 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(shell("%s sweep --direction sideways --out %s/x 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(shell("%s sweep --beta 0,1 2>/dev/null", tool), 2);
+    assert_int_equal(shell("%s sweep --help >/dev/null", tool), 0);
 }
 
 /* A small real sweep end to end: every output is there and readable, and
@@ -407,7 +370,7 @@ static void test_small_real_sweep(void **state)
     (void)state;
     char dir[400], path[600];
     snprintf(dir, sizeof dir, "%s/real", tmpdir);
-    assert_int_equal(run_cmd("%s sweep --beta 0:0.09:0.006 --train-subset 3000 --max-epochs 4 "
+    assert_int_equal(shell("%s sweep --beta 0:0.09:0.006 --train-subset 3000 --max-epochs 4 "
                              "--threads 1 --quiet --refine-tol 1e-3 --out %s > %s/out.txt",
                              tool, dir, tmpdir), 0);
     snprintf(path, sizeof path, "%s/out.txt", tmpdir);
@@ -437,33 +400,30 @@ static void test_small_real_sweep(void **state)
                          0.5 * rows[i].point.beta * rows[i].m.r * rows[i].m.r) < 1e-9);
     free(rows);
     /* the analysis commands reproduce and merge */
-    assert_int_equal(run_cmd("%s transitions %s > /dev/null", tool, dir), 0);
-    assert_int_equal(run_cmd("%s hierarchy %s %s --out %s/merged > /dev/null", tool, dir, dir, tmpdir), 0);
+    assert_int_equal(shell("%s transitions %s > /dev/null", tool, dir), 0);
+    assert_int_equal(shell("%s hierarchy %s %s --out %s/merged > /dev/null", tool, dir, dir, tmpdir), 0);
     snprintf(path, sizeof path, "%s/merged/phases.json", tmpdir);
     char *ph = slurp(path);
     assert_non_null(ph);
     assert_non_null(strstr(ph, "\"hierarchy\""));
     free(ph);
     /* malformed folders */
-    assert_int_equal(run_cmd("%s transitions %s/nothing-here 2>/dev/null", tool, tmpdir), 2);
-    assert_int_equal(run_cmd("mkdir -p %s/junk && printf 'a,b\\n1,2\\n' > %s/junk/sweep.csv", tmpdir, tmpdir), 0);
-    assert_int_equal(run_cmd("%s transitions %s/junk 2>/dev/null", tool, tmpdir), 2);
-    assert_int_equal(run_cmd("%s hierarchy 2>/dev/null", tool), 2);
+    assert_int_equal(shell("%s transitions %s/nothing-here 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(shell("mkdir -p %s/junk && printf 'a,b\\n1,2\\n' > %s/junk/sweep.csv", tmpdir, tmpdir), 0);
+    assert_int_equal(shell("%s transitions %s/junk 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(shell("%s hierarchy 2>/dev/null", tool), 2);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    const char *build = getenv("PF_TEST_BUILD");
-    snprintf(tool, sizeof tool, "%s/pathfinder", build ? build : "build");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf_sweep_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tool_setup("sweep");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return run_cmd("rm -rf %s", tmpdir) == 0 ? 0 : -1;
+    return tool_teardown();
 }
 
 /* sweep --hessian: every row carries the extremes of H_E and H_L = H_E +
@@ -476,7 +436,7 @@ static void test_sweep_hessian_columns(void **state)
     snprintf(dir, sizeof dir, "%s/hess", tmpdir);
     const char *cmd = "%s sweep --beta 0:0.02:0.01 --train-subset 1000 --max-epochs 2 --threads 1 "
                       "--quiet --no-refine --hessian 300 --out %s > /dev/null";
-    assert_int_equal(run_cmd(cmd, tool, dir), 0);
+    assert_int_equal(shell(cmd, tool, dir), 0);
     snprintf(path, sizeof path, "%s/sweep.csv", dir);
     char *text = slurp(path);
     assert_non_null(text);
@@ -509,12 +469,12 @@ static void test_sweep_hessian_columns(void **state)
         line = end + 1;
     }
     free(text);
-    assert_int_equal(run_cmd(cmd, tool, dir), 0);
+    assert_int_equal(shell(cmd, tool, dir), 0);
     assert_int_equal(pf_sweep_csv_read(path, &rows, &n, &err), PF_OK);
     assert_int_equal(n, 3);
     assert_true(rows[2].has_hessian);
     free(rows);
-    assert_int_equal(run_cmd("%s sweep --hessian -3 --out %s/x 2>/dev/null", tool, tmpdir), 2);
+    assert_int_equal(shell("%s sweep --hessian -3 --out %s/x 2>/dev/null", tool, tmpdir), 2);
 }
 
 int main(void)

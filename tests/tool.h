@@ -1,15 +1,58 @@
 /* Running the built tool from a test: `$PF_TEST_BUILD/pathfinder` (set by
  * tests/run.sh) in a scratch folder, capturing stdout, stderr and the exit
- * status. Include after cmocka.h; the test's setup fills tool and tmpdir. */
+ * status; shell commands, whole text files, and runs cut short by SIGKILL.
+ * Include after cmocka.h; the test's group setup calls tool_setup. The
+ * helpers are static inline so that a test need not use all of them. */
 #ifndef PATHFINDER_TESTS_TOOL_H
 #define PATHFINDER_TESTS_TOOL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static char tool[1024];
 static char tmpdir[200];
+
+/* Group setup: the tool's path and a fresh scratch folder /tmp/pf_NAME_XXXXXX;
+ * fails if the tool is not built. */
+static inline int tool_setup(const char *name)
+{
+    const char *build = getenv("PF_TEST_BUILD");
+    snprintf(tool, sizeof tool, "%s/pathfinder", build ? build : "build");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pf_%s_XXXXXX", name);
+    if (!mkdtemp(tmpdir)) return -1;
+    return access(tool, X_OK) == 0 ? 0 : -1;
+}
+
+/* The exit status of a shell command (-1 if it did not exit). */
+static inline int shell(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static inline int tool_teardown(void) { return shell("rm -rf %s", tmpdir) == 0 ? 0 : -1; }
+
+/* A whole text file, NUL-terminated (NULL if it cannot be read). */
+static inline char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) s[fread(s, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return s;
+}
 
 typedef struct {
     int status;
@@ -18,7 +61,7 @@ typedef struct {
 } run_result;
 
 /* Run "pathfinder ARGS" through the shell. */
-static void run(run_result *r, const char *fmt, ...)
+static inline void run(run_result *r, const char *fmt, ...)
 {
     char args[8192], cmd[8192 + 1024 + 512], errfile[256];
     va_list ap;
@@ -39,11 +82,46 @@ static void run(run_result *r, const char *fmt, ...)
     if (e) fclose(e);
 }
 
-static int count_lines(const char *s)
+static inline int count_lines(const char *s)
 {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+/* Milliseconds since t0 (CLOCK_MONOTONIC). */
+static inline long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* Start "pathfinder ARGS" (output discarded) and SIGKILL it at a random
+ * moment in [lo_ms, 2 lo_ms). Returns 1 if it had already finished with
+ * status 0, 0 if it was killed, -1 if it had failed. */
+static inline int run_and_kill(long lo_ms, const char *fmt, ...)
+{
+    char args[8192], cmd[8192 + 1024 + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    /* exec: the child is the tool itself, so the signal reaches it */
+    snprintf(cmd, sizeof cmd, "exec %s %s >/dev/null 2>&1", tool, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    long ms = lo_ms + rand() % (lo_ms > 0 ? lo_ms : 1);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : -1;
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return 0;
 }
 
 #endif
