@@ -141,6 +141,10 @@ void cli_progress_done(cli_progress *p);
 /* JSON helpers for metric lines. */
 cJSON *cli_eval_json(const pf_eval *e);
 cJSON *cli_metrics_json(const pf_metrics *m);
+/* The per-beta training protocol (everything that decides the trained
+ * models, threads included), as recorded in config.json and summary.json
+ * and compared when a run resumes. */
+cJSON *cli_protocol_json(const pf_train_config *cfg, int threads);
 /* Print obj as one line on stdout and delete it. */
 void cli_print_json(cJSON *obj);
 

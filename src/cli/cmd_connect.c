@@ -767,15 +767,10 @@ static cJSON *settings_json(const run_env *e)
     cJSON *b = cJSON_AddObjectToObject(s, "bridges");
     cJSON_AddNumberToObject(b, "depth", (double)a->bridge_depth);
     cJSON_AddNumberToObject(b, "barrier", a->bridge_barrier);
-    cJSON *p = cJSON_AddObjectToObject(s, "protocol");
-    cJSON_AddStringToObject(p, "optimizer", pf_opt_name(e->cfg.opt.kind));
-    cJSON_AddNumberToObject(p, "lr", e->cfg.opt.lr);
-    cJSON_AddNumberToObject(p, "batch", e->cfg.batch);
-    cJSON_AddNumberToObject(p, "max_epochs", e->cfg.max_epochs);
-    cJSON_AddNumberToObject(p, "patience", e->cfg.patience);
-    cJSON_AddBoolToObject(p, "reset_optimizer", e->cfg.reset_optimizer);
+    cJSON *p = cli_protocol_json(&e->cfg, a->common.threads);
     cJSON_AddNumberToObject(p, "seed", (double)a->model.seed);
-    cJSON_AddNumberToObject(p, "threads", a->common.threads);
+    cJSON_AddBoolToObject(p, "keep_optimizer", a->model.keep_optimizer);
+    cJSON_AddItemToObject(s, "protocol", p);
     cJSON *d = cJSON_AddObjectToObject(s, "data");
     cJSON_AddStringToObject(d, "name", e->train->name);
     cJSON_AddNumberToObject(d, "n_train", (double)e->train->n);

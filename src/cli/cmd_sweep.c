@@ -175,17 +175,7 @@ static cJSON *settings_json(const sweep_args *a, const pf_arch *arch, const pf_t
     cJSON_AddStringToObject(m, "init", a->model.init ? a->model.init : "nn.Linear default");
     cJSON_AddStringToObject(m, "anchor", a->model.anchor ? a->model.anchor : "origin");
     cJSON_AddNumberToObject(m, "seed", (double)a->model.seed);
-    cJSON *p = cJSON_AddObjectToObject(s, "protocol");
-    cJSON_AddStringToObject(p, "optimizer", pf_opt_name(cfg->opt.kind));
-    cJSON_AddNumberToObject(p, "lr", cfg->opt.lr);
-    cJSON_AddNumberToObject(p, "momentum", cfg->opt.momentum);
-    cJSON_AddNumberToObject(p, "batch", cfg->batch);
-    cJSON_AddNumberToObject(p, "max_epochs", cfg->max_epochs);
-    cJSON_AddNumberToObject(p, "patience", cfg->patience);
-    cJSON_AddNumberToObject(p, "min_delta", cfg->min_delta);
-    cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
-    cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
-    cJSON_AddNumberToObject(p, "threads", a->common.threads);
+    cJSON_AddItemToObject(s, "protocol", cli_protocol_json(cfg, a->common.threads));
     cJSON *g = cJSON_AddObjectToObject(s, "grid");
     cJSON_AddStringToObject(g, "beta", a->grid);
     cJSON_AddStringToObject(g, "direction", a->direction);

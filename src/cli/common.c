@@ -168,6 +168,22 @@ cJSON *cli_eval_json(const pf_eval *e)
     return o;
 }
 
+cJSON *cli_protocol_json(const pf_train_config *cfg, int threads)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "optimizer", pf_opt_name(cfg->opt.kind));
+    cJSON_AddNumberToObject(p, "lr", cfg->opt.lr);
+    cJSON_AddNumberToObject(p, "momentum", cfg->opt.momentum);
+    cJSON_AddNumberToObject(p, "batch", cfg->batch);
+    cJSON_AddNumberToObject(p, "max_epochs", cfg->max_epochs);
+    cJSON_AddNumberToObject(p, "patience", cfg->patience);
+    cJSON_AddNumberToObject(p, "min_delta", cfg->min_delta);
+    cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
+    cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
+    cJSON_AddNumberToObject(p, "threads", threads);
+    return p;
+}
+
 cJSON *cli_metrics_json(const pf_metrics *m)
 {
     cJSON *o = cJSON_CreateObject();
