@@ -466,7 +466,7 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
     int adaptive = depth > 0 || pc->grid == NULL;
     if (depth > 0) {
         /* a bridge's moves and tolerance in proportion to its length */
-        double scale = pf_distance(theta, anchor, n) / tr->distance;
+        double scale = tr->distance > 0 ? pf_distance(theta, anchor, n) / tr->distance : 1.0;
         sc.step_cap *= scale;
         sc.tol *= scale;
     }

@@ -28,7 +28,8 @@ static int parse_num(const char *s, const char *end, double *v)
 enum { MAX_GRID = 10000000 };
 
 /* Append one part of a grid spec, [p, end): a number, start:stop:step or
- * geom:start:stop:n. Returns -1 if it is malformed. */
+ * geom:start:stop:n. Returns -1 if it is malformed, PF_ERUNTIME (with err
+ * filled) if memory runs out. */
 static int grid_part(const char *p, const char *end, double **v, long *count, long *cap, pf_error *err)
 {
     int geom = end - p > 5 && strncmp(p, "geom:", 5) == 0;
