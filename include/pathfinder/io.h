@@ -134,6 +134,12 @@ uint32_t pf_crc32(uint32_t crc, const void *buf, size_t n);
 /* Read a whole (small) file; *buf is NUL-terminated and allocated. */
 int pf_read_file(const char *path, char **buf, size_t *n, size_t max, pf_error *err);
 
+/* Open an input file (input.c) without ever blocking: a FIFO, device or
+ * directory is refused with PF_EINPUT "PATH: not a regular file". *size
+ * (if non-NULL) gets the file's size. The fd variant is for gzdopen. */
+int pf_open_input(const char *path, FILE **f, uint64_t *size, pf_error *err);
+int pf_open_input_fd(const char *path, int *fd, uint64_t *size, pf_error *err);
+
 /* --------------------------------------------------------------- figures */
 
 /* Figures are drawn with PLplot's cairo drivers. Each call writes
@@ -174,7 +180,37 @@ int pf_fig_curves(const char *base, const double *x, long n, const double *const
 
 /* ------------------------------------------------------------ utilities */
 
-/* Write a whole buffer to path via path.tmp + rename. */
+/* Writing results (output.c). A regular or new file is written to a unique
+ * temporary name beside it (PATH.tmp.PID.SEQ), flushed, and renamed into
+ * place: a failed write (full disk) leaves the previous file as it was. A
+ * symbolic link is followed and its target written that way; a character
+ * device or a FIFO with a reader is written straight to; anything else is
+ * refused with PF_EINPUT. */
 int pf_write_file_atomic(const char *path, const void *buf, size_t n, pf_error *err);
+
+/* What an output path names once its links are followed (into target). */
+enum { PF_OUT_NEW, PF_OUT_REGULAR, PF_OUT_DEVICE, PF_OUT_FIFO };
+int pf_output_target(const char *path, char *target, size_t n, int *kind, pf_error *err);
+/* A fresh temporary name for path (-1 if it does not fit in n). */
+int pf_temp_name(const char *path, char *tmp, size_t n);
+
+/* mkdir -p: path and its missing parents. */
+int pf_make_dirs(const char *path, pf_error *err);
+/* Before long work: path can be written (its folder exists or is made, and
+ * is writable; it is not a directory or a device that cannot take it). */
+int pf_check_output_file(const char *path, pf_error *err);
+
+/* An exclusive lock on a run folder (flock on DIR/.lock), held until
+ * released or the process ends: a second process gets PF_EINPUT naming the
+ * folder and the holder's pid. */
+typedef struct pf_dir_lock pf_dir_lock;
+int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err);
+void pf_dir_lock_release(pf_dir_lock *lock);
+/* Remove temporary files (NAME.tmp.PID[.SEQ]) in dir and, depth levels
+ * down, its subfolders; counts them into *removed (may be NULL). */
+int pf_remove_stale_temps(const char *dir, int depth, long *removed, pf_error *err);
+/* Make a run folder (and its parents), check it is writable, lock it and
+ * remove the temporary files a killed run left in it. */
+int pf_run_folder_open(const char *dir, pf_dir_lock **lock, pf_error *err);
 
 #endif

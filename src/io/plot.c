@@ -2,9 +2,9 @@
  * the title, axes and series helpers, and rendering to files.
  *
  * plot_render() runs a figure's draw function once per device (pngcairo,
- * pdfcairo, svgcairo) on a fresh PLplot stream, writing BASE.EXT.tmp and
- * renaming it into place only when the drawing finished and left a
- * non-empty file.
+ * pdfcairo, svgcairo) on a fresh PLplot stream, into memory, and writes
+ * the file with pf_write_file_atomic only when the drawing finished and
+ * ends with its format's trailer.
  *
  * PLplot reports fatal errors through plexit(), which ends the process after
  * calling the handler installed with plsexit(); our handler longjmps back
@@ -17,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <plplot.h>
 
+#include "pathfinder/io.h"
 #include "plot.h"
 
 /* ------------------------------------------------------------- colours */
@@ -157,34 +157,38 @@ static int have_device(const char *dev)
     return 0;
 }
 
-/* Draw fig with device dev into path, through path.tmp. */
+/* A complete file of its kind ends with its trailer: PNG's IEND chunk,
+ * PDF's %%EOF, SVG's closing tag (cairo may add a newline). */
+static int complete(const char *dev, const char *buf, size_t n)
+{
+    const char *tail = strcmp(dev, "pngcairo") == 0   ? "IEND\xae\x42\x60\x82"
+                       : strcmp(dev, "pdfcairo") == 0 ? "%%EOF"
+                                                      : "</svg>";
+    size_t t = strlen(tail);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    return n >= t && memcmp(buf + n - t, tail, t) == 0;
+}
+
+/* Draw fig with device dev into memory, check the drawing is complete, and
+ * write it to path through pf_write_file_atomic (so a full disk or a crash
+ * leaves the previous file, and devices and links are handled as for every
+ * other output). */
 static int render_one(const plot_figure *fig, const char *dev, const char *path, pf_error *err)
 {
     if (!have_device(dev))
         return pf_fail(err, PF_ERUNTIME, "%s: PLplot has no %s driver (plplot-driver-cairo)", path,
                        dev);
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 5);
-    if (!tmp) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-
-    /* PLplot retries a failed fopen ten times, printing each, then exits: so
-     * make sure the file can be created before handing it the name. */
-    FILE *probe = fopen(tmp, "wb");
-    if (!probe) {
-        int rc = pf_fail(err, PF_ERUNTIME, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    fclose(probe);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *mem = open_memstream(&buf, &n);
+    if (!mem) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
 
     PLINT previous = 0, stream = -1;
     plgstrm(&previous);
     plmkstrm(&stream);
     if (stream < 0) {
-        remove(tmp);
-        free(tmp);
+        fclose(mem);
+        free(buf);
         return pf_fail(err, PF_ERUNTIME, "%s: no free PLplot stream", path);
     }
     plot_message[0] = '\0';
@@ -193,7 +197,7 @@ static int render_one(const plot_figure *fig, const char *dev, const char *path,
     volatile int crashed = 0;
     if (setjmp(plot_escape) == 0) {
         plsdev(dev);
-        plsfnam(tmp);
+        plsfile(mem);   /* PLplot closes it in plend1 */
         plspage(0, 0, fig->width, fig->height, 0, 0);
         plscmap0(cmap0_r, cmap0_g, cmap0_b, N_COLORS);
         page_text_factor = 2700.0 / (fig->width + fig->height);
@@ -208,18 +212,16 @@ static int render_one(const plot_figure *fig, const char *dev, const char *path,
     plsabort(NULL);
     plsstrm(previous);
 
-    struct stat st;
     int rc = PF_OK;
     if (crashed)
         rc = pf_fail(err, PF_ERUNTIME, "%s: PLplot error: %s", path,
                      plot_message[0] ? plot_message : "unknown");
-    else if (stat(tmp, &st) != 0 || st.st_size == 0)
-        rc = pf_fail(err, PF_ERUNTIME, "%s: the %s driver wrote nothing%s%s", path, dev,
-                     plot_message[0] ? ": " : "", plot_message);
-    else if (rename(tmp, path) != 0)
-        rc = pf_fail(err, PF_ERUNTIME, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-    if (rc) remove(tmp);
-    free(tmp);
+    else if (!buf || !complete(dev, buf, n))
+        rc = pf_fail(err, PF_ERUNTIME, "%s: the %s driver left an incomplete file (%zu bytes)%s%s",
+                     path, dev, n, plot_message[0] ? ": " : "", plot_message);
+    else
+        rc = pf_write_file_atomic(path, buf, n, err);
+    free(buf);
     return rc;
 }
 

@@ -32,9 +32,10 @@ typedef struct {
     const void *ctx;
 } plot_figure;
 
-/* Write BASE.png, BASE.pdf and BASE.svg, each through BASE.EXT.tmp renamed
- * into place only when the drawing finished and left a non-empty file. A
- * fatal PLplot error becomes PF_ERUNTIME with PLplot's message. */
+/* Write BASE.png, BASE.pdf and BASE.svg, each drawn into memory and written
+ * atomically (pf_write_file_atomic) only when the drawing finished and the
+ * file ends with its format's trailer. A fatal PLplot error becomes
+ * PF_ERUNTIME with PLplot's message. */
 int plot_render(const char *base, const plot_figure *fig, pf_error *err);
 
 /* PLplot's default character height grows with the mean of the page's
