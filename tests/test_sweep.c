@@ -210,7 +210,7 @@ static void test_phases_flickering_classes(void **state)
     assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_EINPUT);
 }
 
-static void test_csv_and_state_roundtrip(void **state)
+static void test_csv_roundtrip(void **state)
 {
     (void)state;
     char path[512];
@@ -248,26 +248,6 @@ static void test_csv_and_state_roundtrip(void **state)
     fclose(f);
     assert_int_equal(pf_sweep_csv_read(path, &back, &n, &err), PF_EINPUT);
     assert_non_null(strstr(err.msg, path));
-
-    float theta[10], m[10], v[10];
-    for (int i = 0; i < 10; i++) theta[i] = (float)i, m[i] = -(float)i, v[i] = 0.5f * i;
-    pf_sweep_state st = {7, {{1, 2, 3, 4}}, 42, 10, theta, m, v}, got;
-    snprintf(path, sizeof path, "%s/state.bin", tmpdir);
-    assert_int_equal(pf_sweep_state_write(path, &st, &err), PF_OK);
-    assert_int_equal(pf_sweep_state_read(path, 10, &got, &err), PF_OK);
-    assert_int_equal(got.next_index, 7);
-    assert_true(got.rng.s[3] == 4 && got.optim_step == 42);
-    assert_memory_equal(got.theta, theta, sizeof theta);
-    assert_memory_equal(got.v, v, sizeof v);
-    pf_sweep_state_free(&got);
-    assert_int_equal(pf_sweep_state_read(path, 11, &got, &err), PF_EINPUT);
-    /* flip one byte: the checksum catches it */
-    f = fopen(path, "r+b");
-    fseek(f, 70, SEEK_SET);
-    fputc(0x5a, f);
-    fclose(f);
-    assert_int_equal(pf_sweep_state_read(path, 10, &got, &err), PF_EINPUT);
-    assert_non_null(strstr(err.msg, "checksum"));
 }
 
 /* Drop the seconds column (wall time) so tables can be compared. */
@@ -292,54 +272,64 @@ static void strip_seconds(char *csv)
     *out = '\0';
 }
 
-/* kill -9 at random moments, rerun the same command each time: the final
- * table equals an uninterrupted run's (up to wall time), with no row lost
- * or duplicated. Adam with a fixed seed and thread count is deterministic. */
-static void test_resume_after_kill(void **state)
+/* kill -9 at random points of the work, rerun the same command each time:
+ * the final table equals an uninterrupted run's (up to wall time), with no
+ * row lost or duplicated, and every table left by a kill is whole. Each
+ * option set covers an optimizer's state: Adam's moments, SGD's momentum
+ * buffer (kept across betas with --keep-optimizer), L-BFGS. */
+static void check_resume(const char *name, const char *opts)
 {
-    (void)state;
-    const char *args = "--beta 0:0.006:0.0005 --train-subset 3000 --max-epochs 4 --threads 2 "
-                       "--quiet --no-refine";
-    struct timespec c0;
-    clock_gettime(CLOCK_MONOTONIC, &c0);
-    assert_int_equal(shell("%s sweep %s --out %s/clean >/dev/null", tool, args, tmpdir), 0);
-    /* kill at a random moment between an eighth and a quarter of a whole run, so
-     * that every attempt is cut short whatever the speed of the machine */
-    long whole_ms = ms_since(&c0);
-    if (whole_ms < 60) whole_ms = 60;
-    srand((unsigned)time(NULL));
+    char args[1024], clean[600], crash[600];
+    snprintf(args, sizeof args, "--beta 0:0.006:0.0005 --train-subset 1000 --threads 2 --quiet "
+             "--no-refine %s", opts);
+    snprintf(clean, sizeof clean, "%s/%s-clean", tmpdir, name);
+    snprintf(crash, sizeof crash, "%s/%s-crash", tmpdir, name);
+    assert_int_equal(shell("%s sweep %s --out %s >/dev/null", tool, args, clean), 0);
+    char csv[700], ca_path[700];
+    snprintf(csv, sizeof csv, "%s/sweep.csv", crash);
+    snprintf(ca_path, sizeof ca_path, "%s/sweep.csv", clean);
+    pf_point_result *rows;
+    long n_clean, n;
+    pf_error err;
+    assert_int_equal(pf_sweep_csv_read(ca_path, &rows, &n_clean, &err), PF_OK);
+    free(rows);
     int finished = 0, kills = 0;
-    for (int attempt = 0; attempt < 12 && !finished; attempt++) {
-        int got = run_and_kill(whole_ms / 8, "sweep %s --out %s/crash", args, tmpdir);
+    for (int attempt = 0; attempt < 20 && !finished && kills < 6; attempt++) {
+        /* a random number of points into this run, then a random part of one */
+        int got = run_and_kill_after(csv, 1 + rand() % 3, "sweep %s --out %s", args, crash);
+        assert_true(got >= 0);
         finished = got == 1;
         if (got != 0) continue;
         kills++;
-        /* after every kill the table is whole and matches the state */
-        char csv[600];
-        snprintf(csv, sizeof csv, "%s/crash/sweep.csv", tmpdir);
-        pf_point_result *rows;
-        long n;
-        pf_error err;
         if (access(csv, F_OK) == 0) {
             assert_int_equal(pf_sweep_csv_read(csv, &rows, &n, &err), PF_OK);
             for (long i = 0; i < n; i++) assert_int_equal(rows[i].index, i);
             free(rows);
         }
     }
-    print_message("sweep killed %d times before it completed\n", kills);
+    print_message("%s: killed %d times before it completed\n", name, kills);
     assert_true(kills >= 2);
-    if (!finished) assert_int_equal(shell("%s sweep %s --out %s/crash >/dev/null", tool, args, tmpdir), 0);
-    char a[600], b[600];
-    snprintf(a, sizeof a, "%s/clean/sweep.csv", tmpdir);
-    snprintf(b, sizeof b, "%s/crash/sweep.csv", tmpdir);
-    char *ca = slurp(a), *cb = slurp(b);
+    if (!finished) assert_int_equal(shell("%s sweep %s --out %s >/dev/null", tool, args, crash), 0);
+    char *ca = slurp(ca_path), *cb = slurp(csv);
     assert_non_null(ca);
     assert_non_null(cb);
     strip_seconds(ca);
     strip_seconds(cb);
-    assert_string_equal(ca, cb);
+    if (strcmp(ca, cb) != 0) fail_msg("%s: the resumed table differs from the uninterrupted one", name);
     free(ca);
     free(cb);
+}
+
+static void test_resume_after_kill(void **state)
+{
+    (void)state;
+    srand((unsigned)time(NULL));
+    check_resume("adam", "--max-epochs 3");
+    check_resume("adam-keep", "--max-epochs 3 --keep-optimizer");
+    check_resume("sgd-keep", "--optimizer sgd --lr 0.05 --max-epochs 3 --keep-optimizer");
+    check_resume("sgd-plain", "--optimizer sgd --lr 0.05 --momentum 0 --max-epochs 3 --keep-optimizer");
+    check_resume("sgd-reset", "--optimizer sgd --lr 0.05 --max-epochs 3");
+    check_resume("lbfgs", "--optimizer lbfgs --max-epochs 15");
 }
 
 /* Malformed folders and arguments: clear errors, exit 2, nothing damaged. */
@@ -485,7 +475,7 @@ int main(void)
         cmocka_unit_test(test_detect_smooth_curves),
         cmocka_unit_test(test_detect_rejects_outliers),
         cmocka_unit_test(test_phases_flickering_classes),
-        cmocka_unit_test(test_csv_and_state_roundtrip),
+        cmocka_unit_test(test_csv_roundtrip),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_bad_folders_and_args),
         cmocka_unit_test(test_small_real_sweep),

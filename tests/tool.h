@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +119,58 @@ static inline int run_and_kill(long lo_ms, const char *fmt, ...)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : -1;
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return 0;
+}
+
+/* Start "pathfinder ARGS" (output discarded) and SIGKILL it at a random
+ * point of its work: once the file `watch` (one the run replaces after every
+ * unit of work, such as sweep.csv) has been replaced `after` times, wait a
+ * random part of the time the last unit took, then kill. So the cut lands
+ * inside the (after+1)-th unit however fast the machine is. Returns 1 if
+ * the run finished with status 0 first, 0 if it was killed, -1 if it
+ * failed. */
+static inline int run_and_kill_after(const char *watch, int after, const char *fmt, ...)
+{
+    char args[8192], cmd[8192 + 1024 + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "exec %s %s >/dev/null 2>&1", tool, args);
+    struct stat st0;
+    int have0 = stat(watch, &st0) == 0;
+    struct timespec start, last;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    last = start;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int seen = 0, st;
+    long unit_ms = 0;
+    ino_t ino = have0 ? st0.st_ino : 0;
+    struct timespec mtime = have0 ? st0.st_mtim : (struct timespec){0, 0};
+    const struct timespec tick = {0, 1000000L};
+    while (seen < after) {
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : -1;
+        struct stat s;
+        if (stat(watch, &s) == 0 && (s.st_ino != ino || s.st_mtim.tv_sec != mtime.tv_sec ||
+                                     s.st_mtim.tv_nsec != mtime.tv_nsec)) {
+            ino = s.st_ino;
+            mtime = s.st_mtim;
+            seen++;
+            unit_ms = ms_since(&last);
+            clock_gettime(CLOCK_MONOTONIC, &last);
+        }
+        nanosleep(&tick, NULL);
+    }
+    long ms = unit_ms > 0 ? rand() % (unit_ms + 1) : 0;
+    struct timespec wait = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&wait, NULL);
     if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : -1;
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);

@@ -88,6 +88,24 @@ int pf_trainer_init(pf_trainer *t, const pf_arch *arch, const pf_opt_config *opt
                     size_t n_train, uint64_t seed, pf_error *err);
 void pf_trainer_free(pf_trainer *t);
 
+/* Everything of a trainer's that carries from one beta to the next and so
+ * decides what a resumed run computes: the optimizer's kind, step count and
+ * buffers (Adam's moments, SGD's momentum buffer), and the shuffling RNG.
+ * pf_trainer_get_state copies them out (m, v allocated; NULL for a buffer
+ * the optimizer does not have), pf_trainer_set_state puts them back after
+ * checking they belong to this kind of optimizer and this model. */
+typedef struct {
+    pf_opt_kind kind;
+    long step;
+    pf_rng rng;
+    size_t n;        /* parameters */
+    float *m, *v;    /* (n) or NULL */
+} pf_trainer_state;
+
+int pf_trainer_get_state(const pf_trainer *t, pf_trainer_state *s, pf_error *err);
+int pf_trainer_set_state(pf_trainer *t, const pf_trainer_state *s, pf_error *err);
+void pf_trainer_state_free(pf_trainer_state *s);
+
 typedef struct {
     int epochs;
     long steps;
@@ -97,7 +115,9 @@ typedef struct {
     double seconds;
 } pf_train_result;
 
-/* Train theta at one beta, warm-started from its current value. */
+/* Train theta at one beta, warm-started from its current value. The config
+ * must ask for the optimizer and batch size the trainer was built for
+ * (PF_EINPUT otherwise). */
 int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
                   const pf_train_config *cfg, pf_train_result *res, pf_error *err);
 

@@ -229,6 +229,48 @@ static int check_config(const char *dir, cJSON *settings, int argc, char **argv,
     return rc;
 }
 
+/* state.bin after a point: the index of the next point, the parameters and
+ * the trainer's whole state (every optimizer buffer, with or without
+ * --keep-optimizer, so every option resumes bit for bit). */
+static int write_state(const char *path, long next, const float *theta, const pf_trainer *t,
+                       size_t n_params, pf_error *err)
+{
+    pf_trainer_state ts;
+    int rc = pf_trainer_get_state(t, &ts, err);
+    if (rc) return rc;
+    pf_state *st = pf_state_new("sweep");
+    if (!st) {
+        pf_trainer_state_free(&ts);
+        return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    }
+    pf_state_put_i64(st, "next_index", next);
+    pf_state_put(st, "theta", PF_STATE_F32, theta, n_params);
+    pf_state_put_trainer(st, "trainer", &ts);
+    rc = pf_state_write(st, path, err);
+    pf_state_free(st);
+    pf_trainer_state_free(&ts);
+    return rc;
+}
+
+static int read_state(const char *path, long *next, float *theta, pf_trainer *t, size_t n_params,
+                      pf_error *err)
+{
+    pf_state *st;
+    int rc = pf_state_read(path, "sweep", &st, err);
+    if (rc) return rc;
+    int64_t next_index;
+    pf_trainer_state ts = {0};
+    if (!(rc = pf_state_get_i64(st, "next_index", &next_index, err)) &&
+        !(rc = pf_state_get(st, "theta", PF_STATE_F32, theta, n_params, err)) &&
+        !(rc = pf_state_get_trainer(st, "trainer", n_params, &ts, err)) &&
+        (rc = pf_trainer_set_state(t, &ts, err)))
+        rc = pf_fail(err, PF_EINPUT, "%s: %s", path, err->msg);
+    *next = (long)next_index;
+    pf_trainer_state_free(&ts);
+    pf_state_free(st);
+    return rc;
+}
+
 typedef struct {
     const char *dir;
     const pf_arch *arch;
@@ -266,11 +308,8 @@ static int on_point(void *vctx, const pf_point_result *res, const float *theta, 
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/sweep.csv", c->dir);
     if ((rc = pf_sweep_csv_write(path, c->rows, c->n_rows, err))) return rc;
-    pf_sweep_state st = {res->index + 1, t->rng, t->optim.step, c->arch->n_params, (float *)theta,
-                         c->a->model.keep_optimizer ? t->optim.m : NULL,
-                         c->a->model.keep_optimizer ? t->optim.v : NULL};
     snprintf(path, sizeof path, "%s/state.bin", c->dir);
-    if ((rc = pf_sweep_state_write(path, &st, err))) return rc;
+    if ((rc = write_state(path, res->index + 1, theta, t, c->arch->n_params, err))) return rc;
     if (c->prog->enabled) {
         cli_progress_done(c->prog);
         double el = pf_now() - c->t0;
@@ -334,17 +373,7 @@ int cmd_sweep(int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof path, "%s/state.bin", a.out);
     if (access(path, F_OK) == 0) {
-        pf_sweep_state st;
-        if ((rc = pf_sweep_state_read(path, arch.n_params, &st, &err))) goto done;
-        memcpy(theta, st.theta, arch.n_params * sizeof *theta);
-        trainer.rng = st.rng;
-        trainer.optim.step = st.optim_step;
-        if (st.m && st.v && a.model.keep_optimizer) {
-            memcpy(trainer.optim.m, st.m, arch.n_params * sizeof(float));
-            if (trainer.optim.v) memcpy(trainer.optim.v, st.v, arch.n_params * sizeof(float));
-        }
-        start = st.next_index;
-        pf_sweep_state_free(&st);
+        if ((rc = read_state(path, &start, theta, &trainer, arch.n_params, &err))) goto done;
         if (start < 0 || start > n_points) {
             rc = pf_fail(&err, PF_EINPUT, "%s: state points past the end of the grid", path);
             goto done;

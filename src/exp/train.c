@@ -63,6 +63,50 @@ fail:
     return rc;
 }
 
+int pf_trainer_get_state(const pf_trainer *t, pf_trainer_state *s, pf_error *err)
+{
+    memset(s, 0, sizeof *s);
+    const pf_optim *o = &t->optim;
+    s->kind = o->cfg.kind;
+    s->step = o->step;
+    s->rng = t->rng;
+    s->n = o->n;
+    size_t bytes = o->n * sizeof(float);
+    if (o->m && !(s->m = malloc(bytes ? bytes : 1))) goto oom;
+    if (o->v && !(s->v = malloc(bytes ? bytes : 1))) goto oom;
+    if (o->m) memcpy(s->m, o->m, bytes);
+    if (o->v) memcpy(s->v, o->v, bytes);
+    return PF_OK;
+oom:
+    pf_trainer_state_free(s);
+    return pf_fail(err, PF_ERUNTIME, "out of memory copying the optimizer state");
+}
+
+int pf_trainer_set_state(pf_trainer *t, const pf_trainer_state *s, pf_error *err)
+{
+    pf_optim *o = &t->optim;
+    if (s->kind != o->cfg.kind)
+        return pf_fail(err, PF_EINPUT, "the state is of a %s optimizer, the trainer runs %s",
+                       pf_opt_name(s->kind), pf_opt_name(o->cfg.kind));
+    if (s->n != o->n)
+        return pf_fail(err, PF_EINPUT, "the state is for %zu parameters, the model has %zu", s->n, o->n);
+    if ((s->m != NULL) != (o->m != NULL) || (s->v != NULL) != (o->v != NULL))
+        return pf_fail(err, PF_EINPUT, "the state's optimizer buffers do not match a %s optimizer",
+                       pf_opt_name(o->cfg.kind));
+    o->step = s->step;
+    if (o->m) memcpy(o->m, s->m, o->n * sizeof(float));
+    if (o->v) memcpy(o->v, s->v, o->n * sizeof(float));
+    t->rng = s->rng;
+    return PF_OK;
+}
+
+void pf_trainer_state_free(pf_trainer_state *s)
+{
+    free(s->m);
+    free(s->v);
+    s->m = s->v = NULL;
+}
+
 void pf_trainer_free(pf_trainer *t)
 {
     pf_work_free(&t->work);
@@ -185,6 +229,12 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     if (t->n_threads != pf_threads())
         return pf_fail(err, PF_EINPUT, "trainer set up for %d threads, the team has %d",
                        t->n_threads, pf_threads());
+    if (cfg->opt.kind != t->optim.cfg.kind)
+        return pf_fail(err, PF_EINPUT, "trainer set up for the %s optimizer, the config asks for %s",
+                       pf_opt_name(t->optim.cfg.kind), pf_opt_name(cfg->opt.kind));
+    if ((cfg->batch > 0 ? cfg->batch : 0) != t->batch)
+        return pf_fail(err, PF_EINPUT, "trainer set up for batch %d, the config asks for %d (0: full batch)",
+                       t->batch, cfg->batch);
     const pf_arch *A = t->arch;
     if (train->dim != A->sizes[0] || pf_dataset_out_dim(train) > A->sizes[A->n_layers] ||
         (A->loss == PF_LOSS_CE) != (train->labels != NULL) ||

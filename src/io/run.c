@@ -1,5 +1,5 @@
 /* Run folders: the sweep table (CSV in the paper's column names) and the
- * resumable state, both written atomically. */
+ * dataset checksums. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -204,108 +204,6 @@ done:
     free(f);
     free(buf);
     return rc;
-}
-
-/* ---- state -------------------------------------------------------------- */
-
-static const char state_magic[8] = {'P', 'F', 'S', 'T', 'A', 'T', 'E', '1'};
-
-typedef struct {
-    char magic[8];
-    uint64_t n_params;
-    int64_t next_index;
-    uint64_t rng[4];
-    int64_t optim_step;
-    uint64_t has_moments;
-} state_header;
-
-int pf_sweep_state_write(const char *path, const pf_sweep_state *s, pf_error *err)
-{
-    state_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, state_magic, 8);
-    h.n_params = s->n_params;
-    h.next_index = s->next_index;
-    memcpy(h.rng, s->rng.s, sizeof h.rng);
-    h.optim_step = s->optim_step;
-    h.has_moments = s->m && s->v;
-    size_t vec = s->n_params * sizeof(float);
-    size_t total = sizeof h + vec * (h.has_moments ? 3 : 1) + 4;
-    unsigned char *buf = malloc(total);
-    if (!buf) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
-    size_t off = 0;
-    memcpy(buf, &h, sizeof h), off += sizeof h;
-    memcpy(buf + off, s->theta, vec), off += vec;
-    if (h.has_moments) {
-        memcpy(buf + off, s->m, vec), off += vec;
-        memcpy(buf + off, s->v, vec), off += vec;
-    }
-    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)off);
-    memcpy(buf + off, &crc, 4), off += 4;
-    int rc = pf_write_file_atomic(path, buf, off, err);
-    free(buf);
-    return rc;
-}
-
-int pf_sweep_state_read(const char *path, size_t n_params, pf_sweep_state *s, pf_error *err)
-{
-    memset(s, 0, sizeof *s);
-    char *buf;
-    size_t n;
-    int rc = pf_read_file(path, &buf, &n, (size_t)1 << 34, err);
-    if (rc) return rc;
-    state_header h;
-    size_t vec = n_params * sizeof(float);
-    if (n < sizeof h + 4) {
-        rc = pf_fail(err, PF_EINPUT, "%s: truncated state file", path);
-        goto done;
-    }
-    memcpy(&h, buf, sizeof h);
-    uint32_t crc;
-    memcpy(&crc, buf + n - 4, 4);
-    if (memcmp(h.magic, state_magic, 8) != 0) {
-        rc = pf_fail(err, PF_EINPUT, "%s: not a pathfinder sweep state", path);
-        goto done;
-    }
-    if (h.n_params != n_params || n != sizeof h + vec * (h.has_moments ? 3 : 1) + 4) {
-        rc = pf_fail(err, PF_EINPUT, "%s: state is for %llu parameters, the model has %zu", path,
-                     (unsigned long long)h.n_params, n_params);
-        goto done;
-    }
-    if ((uint32_t)crc32(0L, (const unsigned char *)buf, (uInt)(n - 4)) != crc) {
-        rc = pf_fail(err, PF_EINPUT, "%s: checksum mismatch (corrupted state)", path);
-        goto done;
-    }
-    s->n_params = n_params;
-    s->next_index = (long)h.next_index;
-    memcpy(s->rng.s, h.rng, sizeof h.rng);
-    s->optim_step = (long)h.optim_step;
-    s->theta = malloc(vec);
-    if (h.has_moments) {
-        s->m = malloc(vec);
-        s->v = malloc(vec);
-    }
-    if (!s->theta || (h.has_moments && (!s->m || !s->v))) {
-        pf_sweep_state_free(s);
-        rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
-        goto done;
-    }
-    memcpy(s->theta, buf + sizeof h, vec);
-    if (h.has_moments) {
-        memcpy(s->m, buf + sizeof h + vec, vec);
-        memcpy(s->v, buf + sizeof h + 2 * vec, vec);
-    }
-done:
-    free(buf);
-    return rc;
-}
-
-void pf_sweep_state_free(pf_sweep_state *s)
-{
-    free(s->theta);
-    free(s->m);
-    free(s->v);
-    s->theta = s->m = s->v = NULL;
 }
 
 uint32_t pf_crc32(uint32_t crc, const void *buf, size_t n)
