@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -368,7 +369,6 @@ typedef struct {
     double t0;
     int show;                   /* progress on stderr */
     uint32_t fingerprint;       /* of the settings, models and data (state.bin) */
-    int keep_moments;           /* --keep-optimizer: the state holds Adam's moments */
 } path_ctx;
 
 /* A growing text buffer for the CSV tables. */
@@ -462,147 +462,290 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
 
 /* ---- resuming a pair ------------------------------------------------------------- */
 
-/* DIR/state.bin, rewritten atomically after every main-path point: the
- * tracer's state, the point's parameters, the trainer's RNG and optimizer
- * step (and Adam's moments with --keep-optimizer), and every row and
- * profile sample so far. A rerun continues from it exactly as the first run
- * would have gone on. The rows are raw structs, so a state is read back only
- * by a build with the same layouts (the header's sizes) and for the same
- * settings, models and data (the fingerprint). */
-static const char path_magic[8] = {'P', 'F', 'P', 'A', 'T', 'H', '1', '\0'};
+/* DIR/state.bin, rewritten atomically after every main-path point, in the
+ * state format (state.c): the tracer's state, the point's parameters, the
+ * trainer's whole state (RNG, optimizer kind, step and every buffer), and
+ * every row and profile sample so far, as named columns. A rerun continues
+ * from it exactly as the first run would have gone on. The fingerprint of
+ * the settings, models and data must match, so a state is never continued
+ * with other ones. */
 
+/* The numeric fields of a path point, by name. */
+typedef enum { F_DOUBLE, F_LONG, F_INT, F_SIZE } field_kind;
 typedef struct {
-    char magic[8];
-    uint64_t point_size, state_size, hess_size, n_params;
-    uint64_t n_rows, n_profile;
-    uint64_t rng[4];
-    int64_t optim_step;
-    uint32_t fingerprint, has_moments;
-} path_state_header;
+    const char *name;
+    size_t offset;
+    field_kind kind;
+} point_field;
 
-static int save_state(const path_ctx *c, const pf_path_state *st, const float *theta,
+#define PF_FIELD(name, member, kind) {name, offsetof(pf_path_point, member), kind}
+static const point_field point_fields[] = {
+    PF_FIELD("index", res.index, F_LONG),
+    PF_FIELD("beta", res.point.beta, F_DOUBLE),
+    PF_FIELD("direction", res.point.direction, F_INT),
+    PF_FIELD("m.beta", res.m.beta, F_DOUBLE),
+    PF_FIELD("m.train.n", res.m.train.n, F_SIZE),
+    PF_FIELD("m.train.loss", res.m.train.loss, F_DOUBLE),
+    PF_FIELD("m.train.accuracy", res.m.train.accuracy, F_DOUBLE),
+    PF_FIELD("m.train.n_classes", res.m.train.n_classes, F_INT),
+    PF_FIELD("m.test.n", res.m.test.n, F_SIZE),
+    PF_FIELD("m.test.loss", res.m.test.loss, F_DOUBLE),
+    PF_FIELD("m.test.accuracy", res.m.test.accuracy, F_DOUBLE),
+    PF_FIELD("m.test.n_classes", res.m.test.n_classes, F_INT),
+    PF_FIELD("m.r", res.m.r, F_DOUBLE),
+    PF_FIELD("m.reg_loss", res.m.reg_loss, F_DOUBLE),
+    PF_FIELD("epochs", res.epochs, F_INT),
+    PF_FIELD("seconds", res.seconds, F_DOUBLE),
+    PF_FIELD("bridge", bridge, F_INT),
+    PF_FIELD("dist_start", dist_start, F_DOUBLE),
+    PF_FIELD("dist_anchor", dist_anchor, F_DOUBLE),
+    PF_FIELD("step", step, F_DOUBLE),
+    PF_FIELD("length", length, F_DOUBLE),
+    PF_FIELD("retries", retries, F_INT),
+    PF_FIELD("jump", jump, F_INT),
+    PF_FIELD("segment.n", segment.n, F_LONG),
+    PF_FIELD("segment.n_refined", segment.n_refined, F_LONG),
+    PF_FIELD("segment.max_train_error", segment.max_train_error, F_DOUBLE),
+    PF_FIELD("segment.max_test_error", segment.max_test_error, F_DOUBLE),
+};
+#undef PF_FIELD
+enum { N_POINT_FIELDS = sizeof point_fields / sizeof *point_fields };
+
+static double field_get(const pf_path_point *p, const point_field *f)
+{
+    const char *at = (const char *)p + f->offset;
+    switch (f->kind) {
+    case F_DOUBLE: return *(const double *)at;
+    case F_LONG: return (double)*(const long *)at;
+    case F_INT: return (double)*(const int *)at;
+    case F_SIZE: return (double)*(const size_t *)at;
+    }
+    return NAN;
+}
+
+static void field_set(pf_path_point *p, const point_field *f, double v)
+{
+    char *at = (char *)p + f->offset;
+    switch (f->kind) {
+    case F_DOUBLE: *(double *)at = v; break;
+    case F_LONG: *(long *)at = (long)v; break;
+    case F_INT: *(int *)at = (int)v; break;
+    case F_SIZE: *(size_t *)at = (size_t)v; break;
+    }
+}
+
+/* Whole numbers of the counters as doubles are exact far beyond any count
+ * a path reaches, so every column is a float64 column. */
+static void put_sample(pf_state *st, const char *prefix, const pf_path_sample *x)
+{
+    char name[64];
+    const double v[5] = {x->t, x->train_error, x->test_error, x->train_loss, x->test_loss};
+    snprintf(name, sizeof name, "%s", prefix);
+    pf_state_put(st, name, PF_STATE_F64, v, 5);
+}
+
+static int get_sample(const pf_state *st, const char *name, pf_path_sample *x, pf_error *err)
+{
+    double v[5];
+    int rc = pf_state_get(st, name, PF_STATE_F64, v, 5, err);
+    if (rc) return rc;
+    x->t = v[0], x->train_error = v[1], x->test_error = v[2], x->train_loss = v[3], x->test_loss = v[4];
+    return PF_OK;
+}
+
+static void put_counters(pf_state *st, const char *prefix, const pf_path_result *r)
+{
+    char name[64];
+    const double v[11] = {(double)r->n_points, (double)r->rejected, (double)r->jumps, (double)r->drifts,
+                          (double)r->bridges_tried, (double)r->bridges, (double)r->bridge_points,
+                          (double)r->converged, r->length, r->final_beta, r->seconds};
+    snprintf(name, sizeof name, "%s", prefix);
+    pf_state_put(st, name, PF_STATE_F64, v, 11);
+}
+
+static int get_counters(const pf_state *st, const char *name, pf_path_result *r, pf_error *err)
+{
+    double v[11];
+    int rc = pf_state_get(st, name, PF_STATE_F64, v, 11, err);
+    if (rc) return rc;
+    r->n_points = (long)v[0], r->rejected = (long)v[1], r->jumps = (long)v[2], r->drifts = (long)v[3];
+    r->bridges_tried = (long)v[4], r->bridges = (long)v[5], r->bridge_points = (long)v[6];
+    r->converged = (int)v[7], r->length = v[8], r->final_beta = v[9], r->seconds = v[10];
+    return PF_OK;
+}
+
+static int save_state(const path_ctx *c, const pf_path_state *ps, const float *theta,
                       const pf_trainer *t, pf_error *err)
 {
-    path_state_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, path_magic, 8);
-    h.point_size = sizeof(pf_path_point), h.state_size = sizeof *st, h.hess_size = sizeof(hessian_row);
-    h.n_params = c->arch->n_params;
-    h.n_rows = (uint64_t)c->n, h.n_profile = (uint64_t)c->profile.n;
-    memcpy(h.rng, t->rng.s, sizeof h.rng);
-    h.optim_step = t->optim.step;
-    h.fingerprint = c->fingerprint;
-    h.has_moments = c->keep_moments && t->optim.m && t->optim.v;
-    size_t vec = h.n_params * sizeof(float), np = (size_t)c->profile.n;
-    size_t total = sizeof h + sizeof *st + vec * (h.has_moments ? 3 : 1) +
-                   (size_t)c->n * (sizeof *c->rows + sizeof *c->hess) + np * (3 * sizeof(double) + 1) + 4;
-    unsigned char *buf = malloc(total), *q = buf;
-    if (!buf) return pf_fail(err, PF_ERUNTIME, "%s/state.bin: out of memory", c->dir);
-#define PUT(src, bytes) (memcpy(q, (src), (bytes)), q += (bytes))
-    PUT(&h, sizeof h);
-    PUT(st, sizeof *st);
-    PUT(theta, vec);
-    if (h.has_moments) {
-        PUT(t->optim.m, vec);
-        PUT(t->optim.v, vec);
-    }
-    for (long i = 0; i < c->n; i++) {
-        pf_path_point p = c->rows[i];
-        p.segment.samples = NULL;
-        p.state = NULL;
-        PUT(&p, sizeof p);
-    }
-    PUT(c->hess, (size_t)c->n * sizeof *c->hess);
-    PUT(c->profile.s, np * sizeof(double));
-    PUT(c->profile.train_error, np * sizeof(double));
-    PUT(c->profile.test_error, np * sizeof(double));
-    PUT(c->profile.node, np);
-    uint32_t crc = pf_crc32(0, buf, (size_t)(q - buf));
-    PUT(&crc, 4);
-#undef PUT
     char path[4200];
     snprintf(path, sizeof path, "%s/state.bin", c->dir);
-    int rc = pf_write_file_atomic(path, buf, (size_t)(q - buf), err);
-    free(buf);
+    pf_trainer_state ts;
+    int rc = pf_trainer_get_state(t, &ts, err);
+    if (rc) return rc;
+    size_t n = (size_t)c->n, np = (size_t)c->profile.n;
+    int K = c->n > 0 ? c->rows[0].res.m.test.n_classes : 0;
+    double *col = malloc((n * (size_t)(K > 0 ? K : 1) + np + 1) * sizeof *col);
+    pf_state *st = pf_state_new("path");
+    if (!col || !st) {
+        free(col);
+        pf_state_free(st);
+        pf_trainer_state_free(&ts);
+        return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    }
+    pf_state_put_i64(st, "fingerprint", c->fingerprint);
+    pf_state_put(st, "theta", PF_STATE_F32, theta, c->arch->n_params);
+    pf_state_put_trainer(st, "trainer", &ts);
+    const pf_schedule *q = &ps->schedule;
+    const double sched[10] = {q->beta, q->ratio, (double)q->easy, q->first_bad, q->ratio_before,
+                              (double)q->accepted, (double)q->rejected, (double)q->forced,
+                              (double)q->drift, 0.0};
+    pf_state_put(st, "schedule", PF_STATE_F64, sched, 10);
+    pf_state_put_i64(st, "grid_index", ps->grid_index);
+    pf_state_put_i64(st, "points", ps->points);
+    pf_state_put_f64(st, "length", ps->length);
+    pf_state_put_f64(st, "prev_r", ps->prev_r);
+    put_sample(st, "prev_sample", &ps->prev_sample);
+    put_counters(st, "result", &ps->result);
+    char name[96];
+    for (int f = 0; f < N_POINT_FIELDS; f++) {
+        for (size_t i = 0; i < n; i++) col[i] = field_get(&c->rows[i], &point_fields[f]);
+        snprintf(name, sizeof name, "rows.%s", point_fields[f].name);
+        pf_state_put(st, name, PF_STATE_F64, col, n);
+    }
+    const char *sets[2] = {"rows.m.train.class_accuracy", "rows.m.test.class_accuracy"};
+    for (int which = 0; which < 2; which++) {
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < K; k++)
+                col[i * (size_t)K + (size_t)k] =
+                    (which ? c->rows[i].res.m.test : c->rows[i].res.m.train).class_accuracy[k];
+        pf_state_put(st, sets[which], PF_STATE_F64, col, n * (size_t)K);
+    }
+    const char *hess[5] = {"hessian.min_E", "hessian.max_E", "hessian.min_L", "hessian.max_L",
+                           "hessian.converged"};
+    for (int h = 0; h < 5; h++) {
+        for (size_t i = 0; i < n; i++) {
+            const hessian_row *r = &c->hess[i];
+            col[i] = h == 0 ? r->min_E : h == 1 ? r->max_E : h == 2 ? r->min_L : h == 3 ? r->max_L
+                                                                                       : r->converged;
+        }
+        pf_state_put(st, hess[h], PF_STATE_F64, col, n);
+    }
+    pf_state_put(st, "profile.s", PF_STATE_F64, c->profile.s, np);
+    pf_state_put(st, "profile.train_error", PF_STATE_F64, c->profile.train_error, np);
+    pf_state_put(st, "profile.test_error", PF_STATE_F64, c->profile.test_error, np);
+    pf_state_put(st, "profile.node", PF_STATE_BYTES, c->profile.node, np);
+    rc = pf_state_write(st, path, err);
+    pf_state_free(st);
+    free(col);
+    pf_trainer_state_free(&ts);
     return rc;
 }
 
 /* Read DIR/state.bin back into c (rows, Hessian rows, profile), theta, the
- * trainer and *st. */
-static int load_state(path_ctx *c, pf_path_state *st, float *theta, pf_trainer *t, pf_error *err)
+ * trainer and *ps. */
+static int load_state(path_ctx *c, pf_path_state *ps, float *theta, pf_trainer *t, pf_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/state.bin", c->dir);
-    char *buf;
-    size_t n;
-    int rc = pf_read_file(path, &buf, &n, (size_t)1 << 36, err);
+    pf_state *st;
+    int rc = pf_state_read(path, "path", &st, err);
     if (rc) return rc;
-    path_state_header h;
-    const unsigned char *q = (const unsigned char *)buf;
-    size_t vec = c->arch->n_params * sizeof(float);
-    if (n < sizeof h + 4 || memcmp(buf, path_magic, 8) != 0) {
-        rc = pf_fail(err, PF_EINPUT, "%s: not a pathfinder path state", path);
-        goto done;
-    }
-    memcpy(&h, q, sizeof h);
-    q += sizeof h;
-    uint32_t crc;
-    memcpy(&crc, buf + n - 4, 4);
-    if (h.point_size != sizeof(pf_path_point) || h.state_size != sizeof *st ||
-        h.hess_size != sizeof(hessian_row) || h.n_params != c->arch->n_params) {
-        rc = pf_fail(err, PF_EINPUT, "%s: written by a different build or for another model; "
-                     "delete %s to start this pair afresh", path, c->dir);
-        goto done;
-    }
-    size_t np = (size_t)h.n_profile;
-    if (h.n_rows < 1 || h.n_rows > (1u << 24) || np > (1u << 30) ||
-        n != sizeof h + sizeof *st + vec * (h.has_moments ? 3 : 1) +
-                 (size_t)h.n_rows * (sizeof *c->rows + sizeof *c->hess) + np * (3 * sizeof(double) + 1) + 4) {
-        rc = pf_fail(err, PF_EINPUT, "%s: truncated or malformed state", path);
-        goto done;
-    }
-    if (pf_crc32(0, buf, n - 4) != crc) {
-        rc = pf_fail(err, PF_EINPUT, "%s: checksum mismatch (corrupted state)", path);
-        goto done;
-    }
-    if (h.fingerprint != c->fingerprint || (h.has_moments != 0) != (c->keep_moments != 0)) {
+    pf_trainer_state ts = {0};
+    double *col = NULL;
+    int64_t fp, v;
+    memset(ps, 0, sizeof *ps);
+    if ((rc = pf_state_get_i64(st, "fingerprint", &fp, err))) goto done;
+    if (fp != (int64_t)c->fingerprint) {
         rc = pf_fail(err, PF_EINPUT, "%s: this pair was started with other settings, models or data; "
                      "rerun with those, or delete %s to start it afresh", path, c->dir);
         goto done;
     }
-    long rows = (long)h.n_rows;
-    c->rows = malloc((size_t)rows * sizeof *c->rows);
-    c->hess = malloc((size_t)rows * sizeof *c->hess);
+    if ((rc = pf_state_get(st, "theta", PF_STATE_F32, theta, c->arch->n_params, err)) ||
+        (rc = pf_state_get_trainer(st, "trainer", c->arch->n_params, &ts, err)))
+        goto done;
+    if ((rc = pf_trainer_set_state(t, &ts, err))) {
+        rc = pf_fail(err, PF_EINPUT, "%s: %s", path, err->msg);
+        goto done;
+    }
+    double sched[10];
+    if ((rc = pf_state_get(st, "schedule", PF_STATE_F64, sched, 10, err))) goto done;
+    pf_schedule *q = &ps->schedule;
+    q->beta = sched[0], q->ratio = sched[1], q->easy = (int)sched[2], q->first_bad = sched[3];
+    q->ratio_before = sched[4], q->accepted = (long)sched[5], q->rejected = (long)sched[6];
+    q->forced = (long)sched[7], q->drift = (long)sched[8];
+    if ((rc = pf_state_get_i64(st, "grid_index", &v, err))) goto done;
+    ps->grid_index = (long)v;
+    if ((rc = pf_state_get_i64(st, "points", &v, err))) goto done;
+    ps->points = (long)v;
+    if ((rc = pf_state_get_f64(st, "length", &ps->length, err)) ||
+        (rc = pf_state_get_f64(st, "prev_r", &ps->prev_r, err)) ||
+        (rc = get_sample(st, "prev_sample", &ps->prev_sample, err)) ||
+        (rc = get_counters(st, "result", &ps->result, err)))
+        goto done;
+    long rows = pf_state_count(st, "rows.index", PF_STATE_F64);
+    long np = pf_state_count(st, "profile.s", PF_STATE_F64);
+    if (rows < 1 || np < 0) {
+        rc = pf_fail(err, PF_EINPUT, "%s: holds no path points", path);
+        goto done;
+    }
+    c->rows = calloc((size_t)rows, sizeof *c->rows);
+    c->hess = calloc((size_t)rows, sizeof *c->hess);
     pf_profile *P = &c->profile;
-    P->s = malloc((np ? np : 1) * sizeof(double));
-    P->train_error = malloc((np ? np : 1) * sizeof(double));
-    P->test_error = malloc((np ? np : 1) * sizeof(double));
-    P->node = malloc(np ? np : 1);
-    if (!c->rows || !c->hess || !P->s || !P->train_error || !P->test_error || !P->node) {
+    size_t nps = np ? (size_t)np : 1;
+    P->s = malloc(nps * sizeof(double));
+    P->train_error = malloc(nps * sizeof(double));
+    P->test_error = malloc(nps * sizeof(double));
+    P->node = malloc(nps);
+    col = malloc((size_t)rows * PF_MAX_CLASSES * sizeof *col);
+    if (!c->rows || !c->hess || !P->s || !P->train_error || !P->test_error || !P->node || !col) {
         rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
         goto done;
     }
     c->cap = c->n = rows;
-    P->cap = P->n = (long)np;
-#define GET(dst, bytes) (memcpy((dst), q, (bytes)), q += (bytes))
-    GET(st, sizeof *st);
-    GET(theta, vec);
-    if (h.has_moments) {
-        GET(t->optim.m, vec);
-        GET(t->optim.v, vec);
+    P->cap = P->n = np;
+    char name[96];
+    for (int f = 0; f < N_POINT_FIELDS && !rc; f++) {
+        snprintf(name, sizeof name, "rows.%s", point_fields[f].name);
+        if (!(rc = pf_state_get(st, name, PF_STATE_F64, col, (size_t)rows, err)))
+            for (long i = 0; i < rows; i++) field_set(&c->rows[i], &point_fields[f], col[i]);
     }
-    GET(c->rows, (size_t)rows * sizeof *c->rows);
-    GET(c->hess, (size_t)rows * sizeof *c->hess);
-    GET(P->s, np * sizeof(double));
-    GET(P->train_error, np * sizeof(double));
-    GET(P->test_error, np * sizeof(double));
-    GET(P->node, np);
-    memcpy(t->rng.s, h.rng, sizeof h.rng);
-    t->optim.step = (long)h.optim_step;
-    for (long i = 0; i < rows; i++) c->rows[i].segment.samples = NULL, c->rows[i].state = NULL;
-#undef GET
+    if (rc) goto done;
+    const char *sets[2] = {"rows.m.train.class_accuracy", "rows.m.test.class_accuracy"};
+    for (int which = 0; which < 2 && !rc; which++) {
+        int K = which ? c->rows[0].res.m.test.n_classes : c->rows[0].res.m.train.n_classes;
+        if (K < 0 || K > PF_MAX_CLASSES) {
+            rc = pf_fail(err, PF_EINPUT, "%s: malformed state (%d classes)", path, K);
+            break;
+        }
+        if ((rc = pf_state_get(st, sets[which], PF_STATE_F64, col, (size_t)rows * (size_t)K, err))) break;
+        for (long i = 0; i < rows; i++)
+            for (int k = 0; k < K; k++) {
+                pf_eval *e = which ? &c->rows[i].res.m.test : &c->rows[i].res.m.train;
+                e->class_accuracy[k] = col[(size_t)i * (size_t)K + (size_t)k];
+            }
+    }
+    const char *hess[5] = {"hessian.min_E", "hessian.max_E", "hessian.min_L", "hessian.max_L",
+                           "hessian.converged"};
+    for (int h = 0; h < 5 && !rc; h++) {
+        if ((rc = pf_state_get(st, hess[h], PF_STATE_F64, col, (size_t)rows, err))) break;
+        for (long i = 0; i < rows; i++) {
+            hessian_row *r = &c->hess[i];
+            if (h == 0) r->min_E = col[i];
+            else if (h == 1) r->max_E = col[i];
+            else if (h == 2) r->min_L = col[i];
+            else if (h == 3) r->max_L = col[i];
+            else r->converged = (int)col[i];
+        }
+    }
+    if (rc || (rc = pf_state_get(st, "profile.s", PF_STATE_F64, P->s, (size_t)np, err)) ||
+        (rc = pf_state_get(st, "profile.train_error", PF_STATE_F64, P->train_error, (size_t)np, err)) ||
+        (rc = pf_state_get(st, "profile.test_error", PF_STATE_F64, P->test_error, (size_t)np, err)) ||
+        (rc = pf_state_get(st, "profile.node", PF_STATE_BYTES, P->node, (size_t)np, err)))
+        goto done;
 done:
-    free(buf);
+    free(col);
+    pf_trainer_state_free(&ts);
+    pf_state_free(st);
     return rc;
 }
 
@@ -855,7 +998,6 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     c.fingerprint = pf_crc32(c.fingerprint, &crc_data, sizeof crc_data);
     c.fingerprint = pf_crc32(c.fingerprint, theta_a, np * sizeof *theta_a);
     c.fingerprint = pf_crc32(c.fingerprint, theta_b, np * sizeof *theta_b);
-    c.keep_moments = a->model.keep_optimizer;
     pf_path_state resume;
     snprintf(path, sizeof path, "%s/state.bin", sum->dir);
     if (file_exists(path)) {
