@@ -38,6 +38,7 @@ static int bump_measure(void *ctx, const float *theta, pf_path_sample *out, pf_e
     out->train_error = 10.0 + fmax(0.0, 40.0 - 200.0 * fabs(x - 0.375));
     out->test_error = 10.0 + x;
     out->train_loss = out->test_loss = 0.0;
+    out->val_error = out->val_loss = NAN;
     return PF_OK;
 }
 
@@ -347,7 +348,7 @@ static void trace_with(const xor_problem *p, trace_log *log, float *theta, pf_pa
     int rc = pf_path_trace(&t, theta, p->b, &p->train, &p->test, &p->cfg, &pc, log_point, log, pr, &err);
     if (rc) fail_msg("path: %s", err.msg);
     /* close onto B */
-    pf_sample_data sd = {&t.eval_work, &p->train, &p->test};
+    pf_sample_data sd = {&t.eval_work, &p->train, NULL, &p->test};
     pf_path_sample at_last, at_b;
     assert_int_equal(pf_sample_datasets(&sd, theta, &at_last, &err), PF_OK);
     assert_int_equal(pf_sample_datasets(&sd, p->b, &at_b, &err), PF_OK);
@@ -374,7 +375,7 @@ static void test_permutation_path(void **state)
     size_t n = p.arch.n_params;
     pf_work w;
     assert_int_equal(pf_work_init(&w, &p.arch, 500, &err), PF_OK);
-    pf_sample_data sd = {&w, &p.train, &p.test};
+    pf_sample_data sd = {&w, &p.train, NULL, &p.test};
     pf_path_sample at_a, at_b;
     assert_int_equal(pf_sample_datasets(&sd, p.a, &at_a, &err), PF_OK);
     assert_int_equal(pf_sample_datasets(&sd, p.b, &at_b, &err), PF_OK);
@@ -710,6 +711,63 @@ static void test_connect_resume_after_kill(void **state)
     check_connect_resume("sgd-keep", "--optimizer sgd --lr 0.05 --keep-optimizer", 0);
 }
 
+/* path.csv without the columns measured on the test set (and wall time). */
+static char *without_test_columns(const char *csv)
+{
+    static const char *const drop[] = {"Test_Loss", "Test_Accuracy", "Test_Error", "Class_0_Accuracy",
+                                       "Class_1_Accuracy", "segment_max_test_error", "seconds"};
+    char *t = malloc(strlen(csv) + 1);
+    strcpy(t, csv);
+    for (size_t k = 0; k < sizeof drop / sizeof *drop; k++) {
+        char *u = drop_column(t, drop[k]);
+        free(t);
+        t = u;
+    }
+    return t;
+}
+
+/* No decision of a path looks at the test set: with the test labels
+ * flipped, the path (betas, steps, retries, jumps, bridges, training and
+ * validation columns) is the same; only the test columns change. Steered by
+ * the test error, as it once was, the flipped labels change the schedule. */
+static void test_paths_ignore_test_data(void **state)
+{
+    (void)state;
+    char flip[700], cmd[4096];
+    snprintf(flip, sizeof flip, "%s/xor-flip", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/train.csv %s/ && awk -F, 'NR == 1 {print; next} "
+             "{print $1 \",\" $2 \",\" 1 - $3}' %s/test.csv > %s/test.csv", flip, data_dir, flip, data_dir,
+             flip);
+    assert_int_equal(shell("%s", cmd), 0);
+    const char *modes[2] = {"", "--val-fraction 0.25"};
+    for (int m = 0; m < 2; m++) {
+        run_result r;
+        char *csv[2];
+        for (int d = 0; d < 2; d++) {
+            run(&r, "connect %s %s --data %s %s %s --error-jump 0.2 --out %s/steer%d%d", ck_a, ck_b,
+                d ? flip : data_dir,
+                common_opts, modes[m], tmpdir, m, d);
+            if (r.status != 0) fail_msg("connect %s failed (%d): %s", modes[m], r.status, r.err);
+            char path[700];
+            pf_error err;
+            snprintf(path, sizeof path, "%s/steer%d%d/path.csv", tmpdir, m, d);
+            assert_int_equal(pf_read_file(path, &csv[d], NULL, 1 << 24, &err), PF_OK);
+        }
+        assert_true(strcmp(csv[0], csv[1]) != 0); /* the test columns did change */
+        assert_int_equal(strstr(csv[0], "Val_Error") != NULL, m == 1);
+        char *a = without_test_columns(csv[0]), *b = without_test_columns(csv[1]);
+        if (strcmp(a, b) != 0) fail_msg("%s: the path depends on the test labels", m ? modes[m] : "train");
+        free(a), free(b), free(csv[0]), free(csv[1]);
+    }
+    char path[700];
+    snprintf(path, sizeof path, "%s/steer10/summary.json", tmpdir);
+    cJSON *s = read_json(path);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "settings"), "data");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "steering")),
+                        "validation split");
+    cJSON_Delete(s);
+}
+
 static void test_connect_many(void **state)
 {
     (void)state;
@@ -937,6 +995,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (getenv("PF_KEEP_TMP")) return 0;
     return tool_teardown();
 }
 
@@ -957,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_write_problem),
         cmocka_unit_test(test_connect_pair),
         cmocka_unit_test(test_connect_resume_after_kill),
+        cmocka_unit_test(test_paths_ignore_test_data),
         cmocka_unit_test(test_connect_many),
         cmocka_unit_test(test_probe_and_hessian),
         cmocka_unit_test(test_bad_inputs),

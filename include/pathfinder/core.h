@@ -105,6 +105,10 @@ int pf_dataset_out_dim(const pf_dataset *d);
 /* Copy rows idx[0..m) into a new dataset (a fixed subset). */
 int pf_dataset_subset(pf_dataset *dst, const pf_dataset *src, const int *idx, size_t m,
                       pf_error *err);
+/* Split off round(fraction * n) samples, drawn by a seeded shuffle, as a
+ * validation set; rest holds the others. Both keep the samples' order. */
+int pf_dataset_split(const pf_dataset *src, double fraction, uint64_t seed, pf_dataset *rest,
+                     pf_dataset *val, pf_error *err);
 
 /* ------------------------------------------------------------------- mlp */
 

@@ -29,12 +29,17 @@ int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *ou
 typedef struct {
     double beta;
     pf_eval train, test;
+    pf_eval val;       /* a validation split of the training data (n = 0: none) */
     double r;          /* ||theta - anchor|| (the order parameter) */
     double reg_loss;   /* train loss + beta/2 r^2 (L_beta) */
 } pf_metrics;
 
 int pf_measure(pf_work *w, const float *theta, const pf_dataset *train, const pf_dataset *test,
                const float *anchor, double beta, pf_metrics *m, pf_error *err);
+/* The same with a validation split (val NULL or empty: none). */
+int pf_measure_split(pf_work *w, const float *theta, const pf_dataset *train, const pf_dataset *val,
+                     const pf_dataset *test, const float *anchor, double beta, pf_metrics *m,
+                     pf_error *err);
 
 /* ----------------------------------------------------------- training */
 
@@ -304,28 +309,42 @@ void pf_hierarchy_free(pf_hierarchy *h);
 void pf_lerp(float *out, const float *a, const float *b, size_t n, double t);
 
 /* What certification records at one model. The error is the classification
- * error in percent (100 - accuracy), or the mean loss for regression. */
+ * error in percent (100 - accuracy), or the mean loss for regression.
+ *
+ * Paths are steered by training data only: every decision (the schedule's
+ * judgement of a step, where certification looks closer, whether a bridge
+ * is needed and accepted) uses the steering error, which is the error on a
+ * validation split of the training set when there is one, else the
+ * training error. The test error is measured and reported, never used. */
 typedef struct {
     double t;                        /* position on its segment: 0 start .. 1 end */
     double train_error, test_error;
     double train_loss, test_loss;
+    double val_error, val_loss;      /* NaN without a validation split */
 } pf_path_sample;
+
+/* The error that steers: val_error if there is a validation split, else train_error. */
+double pf_path_sample_steer(const pf_path_sample *s);
 
 /* Measure one model (theta) into out->*_error and *_loss (not t). */
 typedef int (*pf_sample_fn)(void *ctx, const float *theta, pf_path_sample *out, pf_error *err);
 
-/* The standard measure: pf_evaluate over a training and a test set. */
+/* The standard measure: pf_evaluate over the training set, the validation
+ * split (val NULL or empty: none) and the test set. */
 typedef struct {
     pf_work *work;
-    const pf_dataset *train, *test;
+    const pf_dataset *train, *val, *test;
 } pf_sample_data;
 
 int pf_sample_datasets(void *ctx, const float *theta, pf_path_sample *out, pf_error *err);
-void pf_path_sample_from_evals(const pf_eval *train, const pf_eval *test, pf_path_sample *out);
+/* val and test may be NULL or empty. */
+void pf_path_sample_from_evals(const pf_eval *train, const pf_eval *val, const pf_eval *test,
+                               pf_path_sample *out);
+void pf_path_sample_from_metrics(const pf_metrics *m, pf_path_sample *out);
 
 typedef struct {
     int interior;     /* evenly spaced interior samples per segment (default 5) */
-    double rise;      /* refine around a sample whose train or test error exceeds the higher
+    double rise;      /* refine around a sample whose steering error exceeds the higher
                        * endpoint's by more than this, in error units (default 0.5 points) */
     int levels;       /* rounds of bisection at most (default 3; 0: none) */
 } pf_certify_config;
@@ -339,13 +358,15 @@ typedef struct {
     pf_path_sample *samples;
     long n_refined;                          /* samples added by bisection */
     double max_train_error, max_test_error;  /* over all samples, endpoints included */
+    double max_val_error;                    /* NaN without a validation split */
 } pf_segment;
 
 /* Certify the segment a -> b (whose endpoint samples the caller already
  * has): measure `interior` evenly spaced points t = k/(interior+1); then,
  * for up to `levels` rounds, every sample that is a local maximum of the
  * train or test error and exceeds the higher endpoint by more than `rise`
- * gets the midpoints of its two neighbouring sub-segments measured. So a
+ * gets the midpoints of its two neighbouring sub-segments measured (in the
+ * steering error, see pf_path_sample). So a
  * bump is chased toward its peak at a cost of at most two samples per peak
  * and round. With interior = m - 2 and levels = 0 this is the plain
  * m-point profile of the straight line. */
@@ -360,6 +381,7 @@ void pf_segment_free(pf_segment *s);
 typedef struct {
     long n, cap;
     double *s, *train_error, *test_error;
+    double *val_error;   /* NaN without a validation split */
     unsigned char *node;
 } pf_profile;
 
@@ -376,8 +398,8 @@ double pf_error_barrier(const double *e, long n);
 
 /* The adaptive geometric schedule. Each candidate is the last accepted beta
  * times `ratio` (the first is beta_start). A trained candidate is too far
- * if it moved by more than step_cap or raised the test error by more than
- * error_jump points (its badness, the larger of move/step_cap and
+ * if it moved by more than step_cap or raised the steering error (see
+ * pf_path_sample) by more than error_jump points (its badness, the larger of move/step_cap and
  * rise/error_jump, is above 1). A too-far candidate is undone and retried
  * from the previous state with ratio - 1 halved, down to min_ratio; there a
  * still-too-far step is accepted:
@@ -404,7 +426,7 @@ typedef struct {
     double min_ratio;    /* 1.01 */
     double max_beta;     /* 1 */
     double step_cap;     /* largest |change of r| per step (the CLI: 10% of ||A - B||) */
-    double error_jump;   /* test error percentage points (3) */
+    double error_jump;   /* steering error percentage points (3) */
     double tol;          /* absolute distance (the CLI: 1% of ||A - B||) */
     long max_points;     /* 200, the start included */
 } pf_schedule_config;
@@ -425,7 +447,7 @@ enum { PF_STEP_ACCEPT = 0, PF_STEP_RETRY = 1, PF_STEP_FORCED = 2, PF_STEP_DRIFT 
 void pf_schedule_init(pf_schedule *s, const pf_schedule_config *c);
 double pf_schedule_next(const pf_schedule *s);
 /* Judge a trained candidate beta: move = how far it went (the tracer:
- * max(0, r_prev - r)), rise = test error change (new - previous).
+ * max(0, r_prev - r)), rise = steering error change (new - previous).
  * PF_STEP_ACCEPT, PF_STEP_RETRY (the ratio was reduced), PF_STEP_FORCED
  * (accepted at the smallest ratio as a jump) or PF_STEP_DRIFT (accepted at
  * the smallest ratio: the retries did not make it smaller). */
@@ -487,8 +509,8 @@ typedef int (*pf_path_point_fn)(void *ctx, const pf_path_point *p, const float *
 /* Bridges. Minimizers of L_beta need not move continuously with beta: at a
  * first-order transition of the path the warm-started model snaps into
  * another basin, and the straight segment across the snap can climb a
- * ridge. A segment whose barrier (its highest train or test error above
- * the higher of its two endpoints) exceeds bridge_barrier is bridged: a
+ * ridge. A segment whose barrier (its highest steering error above the
+ * higher of its two endpoints) exceeds bridge_barrier is bridged: a
  * path is traced from its first point, anchored at its second, with the
  * adaptive schedule (step cap and tolerance scaled by the segment's length
  * over the whole path's), and its own segments bridged in turn, down to
@@ -507,6 +529,9 @@ typedef struct {
      * again. */
     const pf_path_state *resume;
     const float *start;
+    /* A validation split of the training data that steers the path (NULL:
+     * the training set steers); measured at every point and sample. */
+    const pf_dataset *val;
 } pf_path_config;
 
 /* Trace a path: theta holds the start on entry and the last point on

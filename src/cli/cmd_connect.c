@@ -38,7 +38,7 @@
     "  --min-ratio X        smallest ratio before a step is accepted anyway (default 1.01)\n"     \
     "  --step-cap F         a step may bring theta closer to B by at most F x ||A - B||\n"      \
     "                       (default 0.1)\n"                                                   \
-    "  --error-jump P       a step may raise the test error by at most P points (default 3)\n"    \
+    "  --error-jump P       a step may raise the steering error by at most P points (default 3)\n" \
     "  --tol F              stop once ||theta - B|| <= F x ||A - B|| (default 0.01)\n"            \
     "  --max-beta X         or once beta would pass X (default 1)\n"                             \
     "  --max-points N       or after N points, the start included (default 200)\n"               \
@@ -47,24 +47,30 @@
     "  The rule: the next beta is the last one times the ratio. A step that brought theta\n"   \
     "  closer to B by more than the cap (the drop of r = ||theta - B||; a growing r is the\n"   \
     "  training's own drift, and ||theta - theta_prev|| is inflated by minibatch noise) or\n"  \
-    "  raised the test error by more than the jump is undone and retried from the previous\n" \
+    "  raised the steering error by more than the jump is undone and retried from the previous\n" \
     "  point with (ratio - 1) halved, down to --min-ratio. There a still-too-far step is\n"    \
     "  accepted: as a jump (jump column 1: a first-order transition or a steep stretch; the\n" \
     "  ratio stays small) if it shrank with the smaller steps, else as drift (jump column\n"   \
     "  2; the ratio is restored). After two easy steps in a row (at most half the cap and\n"   \
     "  half the jump) (ratio - 1) doubles, up to --max-ratio. A refused first step retries\n" \
-    "  below --beta-start.\n"                                                                  \
+    "  below --beta-start.\n"
+
+#define SCHEDULE_HELP_2                                                                          \
+    "Steering (no decision ever looks at the test set):\n"                                     \
+    "  --val-fraction F     carve a seeded validation split of F of the training set (the\n"   \
+    "                       model trains on the rest) and steer by its error; default: steer\n" \
+    "                       by the training error. Test error is measured and reported only.\n" \
     "Certification:\n"                                                                           \
     "  --certify N          evenly spaced interior points per segment (default 5)\n"             \
-    "  --rise P             refine around a point whose error exceeds the segment's higher\n"    \
-    "                       end by more than P points (default 0.5)\n"                           \
+    "  --rise P             refine around a point whose steering error exceeds the segment's\n"  \
+    "                       higher end by more than P points (default 0.5)\n"                    \
     "  --refine-levels L    rounds of bisection there (default 3)\n"                             \
     "  The closing segment from the last point onto B is certified too. Barrier = highest\n"     \
     "  error along the path minus the higher of the two ends' errors; the straight line\n"       \
     "  A -> B is measured at the same number of evenly spaced points.\n"                         \
     "Bridges:\n"                                                                                 \
     "  --bridge-depth N     levels of bridges (default 2; 0: none)\n"                              \
-    "  --bridge-barrier P   bridge a segment whose train or test error climbs more than P\n"      \
+    "  --bridge-barrier P   bridge a segment whose steering error climbs more than P\n"           \
     "                       points above its higher end (default 0.5)\n"                          \
     "  At a first-order transition of the path the model snaps into another basin and the\n"  \
     "  straight segment across the snap may cross a ridge. Such a segment is bridged: a path\n" \
@@ -99,7 +105,7 @@ static const char *const connect_help[] = {
     "its last point (its state.bin), so a rerun resumes.\n\n"
     "  --out DIR            output folder (required)\n"
     "  --star I             paths from model I (0-based) to every other model\n",
-    SCHEDULE_HELP, PROTOCOL_HELP CLI_DATA_HELP,
+    SCHEDULE_HELP, SCHEDULE_HELP_2, PROTOCOL_HELP CLI_DATA_HELP,
     "\nOutputs per pair: path.csv (one row per point: beta, losses, accuracies and errors,\n"
     "per-class test accuracy, dist_A, dist_B, path_length, segment certification), summary.json,\n"
     "transitions.json, path_profile.png/.pdf/.svg (error vs normalized distance, path and line),\n"
@@ -120,7 +126,7 @@ static const char *const probe_help[] = {
     "  --from FILE          the start model (required)\n"
     "  --out DIR            output folder (required); done when DIR/summary.json exists;\n"
     "                       a probe stopped midway continues from DIR/state.bin\n",
-    SCHEDULE_HELP, PROTOCOL_HELP CLI_DATA_HELP,
+    SCHEDULE_HELP, SCHEDULE_HELP_2, PROTOCOL_HELP CLI_DATA_HELP,
     "\nOutputs in DIR: path.csv, transitions.json (transitions crossed and phases), summary.json,\n"
     "path_profile.png/.pdf/.svg, path_beta.png/.pdf/.svg.\n"
     "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
@@ -132,7 +138,7 @@ enum {
     OPT_MIN_RATIO, OPT_STEP_CAP, OPT_ERROR_JUMP, OPT_TOL, OPT_MAX_BETA, OPT_MAX_POINTS,
     OPT_CERTIFY, OPT_RISE, OPT_LEVELS, OPT_STAR, OPT_FROM, OPT_HESSIAN, OPT_WINDOW,
     OPT_THRESHOLD, OPT_ENCODED, OPT_BRIDGE_DEPTH, OPT_BRIDGE_BARRIER,
-    OPT_ENCODED_FRACTION
+    OPT_ENCODED_FRACTION, OPT_VAL_FRACTION
 };
 
 static const struct option connect_options[] = {
@@ -161,6 +167,7 @@ static const struct option connect_options[] = {
     {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
     {"bridge-depth", required_argument, 0, OPT_BRIDGE_DEPTH},
     {"bridge-barrier", required_argument, 0, OPT_BRIDGE_BARRIER},
+    {"val-fraction", required_argument, 0, OPT_VAL_FRACTION},
     {0, 0, 0, 0},
 };
 
@@ -177,6 +184,7 @@ typedef struct {
     double bridge_barrier;
     long star;                  /* -1: all pairs */
     long hessian;               /* -1: off; else samples (0: all) */
+    double val_fraction;        /* 0: the training set steers */
     post_options post;
     char **files;
     int n_files;
@@ -259,6 +267,11 @@ static int parse_args(int argc, char **argv, connect_args *a)
                 return cli_usage_error(cmd, "--bridge-barrier needs a number >= 0, got '%s'", optarg);
             break;
         case OPT_STAR: rc = count(cmd, "star", optarg, 0, 1000000, &a->star); break;
+        case OPT_VAL_FRACTION:
+            if (cli_parse_double(optarg, &a->val_fraction) || !(a->val_fraction > 0) ||
+                !(a->val_fraction < 1))
+                return cli_usage_error(cmd, "--val-fraction needs a number in (0, 1), got '%s'", optarg);
+            break;
         case OPT_HESSIAN: rc = count(cmd, "hessian", optarg, 0, 1L << 40, &a->hessian); break;
         case OPT_WINDOW:
             if (!(rc = count(cmd, "window", optarg, 2, 1000, &v))) a->post.detect.window = (int)v;
@@ -357,7 +370,7 @@ typedef struct {
 typedef struct {
     const connect_args *a;
     const pf_arch *arch;
-    const pf_dataset *train, *test;
+    const pf_dataset *train, *val, *test;
     const char *dir;
     const char *label;          /* "0-1" or "probe" */
     /* the rows so far */
@@ -423,6 +436,8 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
     for (int k = 0; k < K; k++) tb_printf(&t, ",Class_%d_Accuracy", k);
     tb_printf(&t, ",dist_A,dist_B,step,path_length,segment_samples,segment_refined,"
                   "segment_max_train_error,segment_max_test_error,epochs,retries,jump,seconds,bridge");
+    int val = c->val && c->val->n;
+    if (val) tb_printf(&t, ",Val_Loss,Val_Accuracy,Val_Error,segment_max_val_error");
     if (c->a->hessian >= 0)
         tb_printf(&t, ",lambda_min_E,lambda_max_E,lambda_min_L,lambda_max_L,hessian_converged");
     tb_printf(&t, "\n");
@@ -430,7 +445,7 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
         const pf_path_point *p = &c->rows[i];
         const pf_metrics *m = &p->res.m;
         pf_path_sample s;
-        pf_path_sample_from_evals(&m->train, &m->test, &s);
+        pf_path_sample_from_metrics(m, &s);
         const char *kind = i == 0                     ? "start"
                            : isinf(p->res.point.beta) ? "end"
                            : p->bridge                ? "bridge"
@@ -445,6 +460,10 @@ static int write_path_csv(const path_ctx *c, pf_error *err)
                              p->segment.max_test_error, (double)p->res.epochs, (double)p->retries,
                              (double)p->jump, p->res.seconds, (double)p->bridge};
         for (size_t k = 0; k < sizeof v2 / sizeof *v2; k++) tb_num(&t, v2[k]);
+        if (val) {
+            const double v3[] = {m->val.loss, m->val.accuracy, s.val_error, p->segment.max_val_error};
+            for (size_t k = 0; k < 4; k++) tb_num(&t, v3[k]);
+        }
         if (c->a->hessian >= 0) {
             const hessian_row *h = &c->hess[i];
             const double v3[] = {h->min_E, h->max_E, h->min_L, h->max_L, (double)h->converged};
@@ -492,6 +511,10 @@ static const point_field point_fields[] = {
     PF_FIELD("m.test.loss", res.m.test.loss, F_DOUBLE),
     PF_FIELD("m.test.accuracy", res.m.test.accuracy, F_DOUBLE),
     PF_FIELD("m.test.n_classes", res.m.test.n_classes, F_INT),
+    PF_FIELD("m.val.n", res.m.val.n, F_SIZE),
+    PF_FIELD("m.val.loss", res.m.val.loss, F_DOUBLE),
+    PF_FIELD("m.val.accuracy", res.m.val.accuracy, F_DOUBLE),
+    PF_FIELD("m.val.n_classes", res.m.val.n_classes, F_INT),
     PF_FIELD("m.r", res.m.r, F_DOUBLE),
     PF_FIELD("m.reg_loss", res.m.reg_loss, F_DOUBLE),
     PF_FIELD("epochs", res.epochs, F_INT),
@@ -507,6 +530,7 @@ static const point_field point_fields[] = {
     PF_FIELD("segment.n_refined", segment.n_refined, F_LONG),
     PF_FIELD("segment.max_train_error", segment.max_train_error, F_DOUBLE),
     PF_FIELD("segment.max_test_error", segment.max_test_error, F_DOUBLE),
+    PF_FIELD("segment.max_val_error", segment.max_val_error, F_DOUBLE),
 };
 #undef PF_FIELD
 enum { N_POINT_FIELDS = sizeof point_fields / sizeof *point_fields };
@@ -539,17 +563,19 @@ static void field_set(pf_path_point *p, const point_field *f, double v)
 static void put_sample(pf_state *st, const char *prefix, const pf_path_sample *x)
 {
     char name[64];
-    const double v[5] = {x->t, x->train_error, x->test_error, x->train_loss, x->test_loss};
+    const double v[7] = {x->t, x->train_error, x->test_error, x->train_loss, x->test_loss,
+                         x->val_error, x->val_loss};
     snprintf(name, sizeof name, "%s", prefix);
-    pf_state_put(st, name, PF_STATE_F64, v, 5);
+    pf_state_put(st, name, PF_STATE_F64, v, 7);
 }
 
 static int get_sample(const pf_state *st, const char *name, pf_path_sample *x, pf_error *err)
 {
-    double v[5];
-    int rc = pf_state_get(st, name, PF_STATE_F64, v, 5, err);
+    double v[7];
+    int rc = pf_state_get(st, name, PF_STATE_F64, v, 7, err);
     if (rc) return rc;
     x->t = v[0], x->train_error = v[1], x->test_error = v[2], x->train_loss = v[3], x->test_loss = v[4];
+    x->val_error = v[5], x->val_loss = v[6];
     return PF_OK;
 }
 
@@ -633,6 +659,7 @@ static int save_state(const path_ctx *c, const pf_path_state *ps, const float *t
     pf_state_put(st, "profile.s", PF_STATE_F64, c->profile.s, np);
     pf_state_put(st, "profile.train_error", PF_STATE_F64, c->profile.train_error, np);
     pf_state_put(st, "profile.test_error", PF_STATE_F64, c->profile.test_error, np);
+    pf_state_put(st, "profile.val_error", PF_STATE_F64, c->profile.val_error, np);
     pf_state_put(st, "profile.node", PF_STATE_BYTES, c->profile.node, np);
     rc = pf_state_write(st, path, err);
     pf_state_free(st);
@@ -695,9 +722,11 @@ static int load_state(path_ctx *c, pf_path_state *ps, float *theta, pf_trainer *
     P->s = malloc(nps * sizeof(double));
     P->train_error = malloc(nps * sizeof(double));
     P->test_error = malloc(nps * sizeof(double));
+    P->val_error = malloc(nps * sizeof(double));
     P->node = malloc(nps);
     col = malloc((size_t)rows * PF_MAX_CLASSES * sizeof *col);
-    if (!c->rows || !c->hess || !P->s || !P->train_error || !P->test_error || !P->node || !col) {
+    if (!c->rows || !c->hess || !P->s || !P->train_error || !P->test_error || !P->val_error ||
+        !P->node || !col) {
         rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
         goto done;
     }
@@ -740,6 +769,7 @@ static int load_state(path_ctx *c, pf_path_state *ps, float *theta, pf_trainer *
     if (rc || (rc = pf_state_get(st, "profile.s", PF_STATE_F64, P->s, (size_t)np, err)) ||
         (rc = pf_state_get(st, "profile.train_error", PF_STATE_F64, P->train_error, (size_t)np, err)) ||
         (rc = pf_state_get(st, "profile.test_error", PF_STATE_F64, P->test_error, (size_t)np, err)) ||
+        (rc = pf_state_get(st, "profile.val_error", PF_STATE_F64, P->val_error, (size_t)np, err)) ||
         (rc = pf_state_get(st, "profile.node", PF_STATE_BYTES, P->node, (size_t)np, err)))
         goto done;
 done:
@@ -793,7 +823,7 @@ static int on_point(void *vctx, const pf_path_point *p, const float *theta, cons
     if (p->state && (rc = save_state(c, p->state, theta, t, err))) return rc;
     if (c->show) {
         pf_path_sample s;
-        pf_path_sample_from_evals(&p->res.m.train, &p->res.m.test, &s);
+        pf_path_sample_from_metrics(&p->res.m, &s);
         fprintf(stderr, "\r\033[K[%s] %s %ld beta %-10.4g test err %6.2f%% (segment max %6.2f%%)  "
                         "|theta-B| %9.4f  step %8.4f%s%s  %.1fs\n",
                 c->label, p->bridge ? "bridge" : "point", p->res.index, p->res.point.beta, s.test_error,
@@ -879,7 +909,7 @@ static int load_summary(const char *path, pair_summary *s, pf_error *err)
 typedef struct {
     const connect_args *a;
     const pf_arch *arch;
-    const pf_dataset *train, *test;
+    const pf_dataset *train, *val, *test;
     const double *grid;
     long n_grid;
     pf_train_config cfg;
@@ -919,6 +949,9 @@ static cJSON *settings_json(const run_env *e)
     cJSON_AddNumberToObject(d, "n_train", (double)e->train->n);
     cJSON_AddNumberToObject(d, "n_test", (double)e->test->n);
     cJSON_AddNumberToObject(d, "train_subset", (double)a->common.data.train_subset);
+    cJSON_AddNumberToObject(d, "n_val", e->val ? (double)e->val->n : 0.0);
+    cJSON_AddNumberToObject(d, "val_fraction", a->val_fraction);
+    cJSON_AddStringToObject(d, "steering", e->val ? "validation split" : "training set");
     char buf[512];
     pf_arch_sizes_str(e->arch, buf, sizeof buf);
     cJSON_AddStringToObject(s, "architecture", buf);
@@ -950,7 +983,8 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     else snprintf(label, sizeof label, "%d-%d", sum->i, sum->j);
     path_ctx c;
     memset(&c, 0, sizeof c);
-    c.a = a, c.arch = arch, c.train = e->train, c.test = e->test, c.dir = sum->dir, c.label = label;
+    c.a = a, c.arch = arch, c.train = e->train, c.val = e->val, c.test = e->test, c.dir = sum->dir;
+    c.label = label;
     c.t0 = t0;
     c.show = !a->common.quiet && isatty(STDERR_FILENO);
     pf_trainer trainer;
@@ -983,6 +1017,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     pc.certify = a->certify;
     pc.bridge_depth = (int)a->bridge_depth;
     pc.bridge_barrier = a->bridge_barrier;
+    pc.val = e->val;
 
     /* a pair stopped midway continues from its last main-path point */
     cJSON *fp = settings_json(e);
@@ -992,10 +1027,13 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
         rc = pf_fail(err, PF_ERUNTIME, "out of memory");
         goto done;
     }
-    uint32_t crc_data = pf_dataset_checksum(e->train);
+    /* every dataset that enters the results: training (and its validation
+     * split, which steers), and test (measured into every row) */
+    uint32_t crc_data[3] = {pf_dataset_checksum(e->train), e->val ? pf_dataset_checksum(e->val) : 0,
+                            pf_dataset_checksum(e->test)};
     c.fingerprint = pf_crc32(0, fp_text, strlen(fp_text));
     free(fp_text);
-    c.fingerprint = pf_crc32(c.fingerprint, &crc_data, sizeof crc_data);
+    c.fingerprint = pf_crc32(c.fingerprint, crc_data, sizeof crc_data);
     c.fingerprint = pf_crc32(c.fingerprint, theta_a, np * sizeof *theta_a);
     c.fingerprint = pf_crc32(c.fingerprint, theta_b, np * sizeof *theta_b);
     pf_path_state resume;
@@ -1015,16 +1053,17 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
         goto done;
 
     /* close the path onto B with a certified straight segment */
-    pf_sample_data sd = {&trainer.eval_work, e->train, e->test};
+    pf_sample_data sd = {&trainer.eval_work, e->train, e->val, e->test};
     pf_path_sample at_a, at_b, at_last;
     const pf_path_point *last = &c.rows[c.n - 1];
-    pf_path_sample_from_evals(&c.rows[0].res.m.train, &c.rows[0].res.m.test, &at_a);
-    pf_path_sample_from_evals(&last->res.m.train, &last->res.m.test, &at_last);
+    pf_path_sample_from_metrics(&c.rows[0].res.m, &at_a);
+    pf_path_sample_from_metrics(&last->res.m, &at_last);
     pf_path_point end;
     memset(&end, 0, sizeof end);
-    if ((rc = pf_measure(&trainer.eval_work, theta_b, e->train, e->test, theta_b, 0.0, &end.res.m, err)))
+    if ((rc = pf_measure_split(&trainer.eval_work, theta_b, e->train, e->val, e->test, theta_b, 0.0,
+                               &end.res.m, err)))
         goto done;
-    pf_path_sample_from_evals(&end.res.m.train, &end.res.m.test, &at_b);
+    pf_path_sample_from_metrics(&end.res.m, &at_b);
     double closing = pf_distance(theta, theta_b, np);
     if ((rc = pf_certify_segment(theta, theta_b, np, &at_last, &at_b, &a->certify, pf_sample_datasets,
                                  &sd, &close, err)))
@@ -1119,6 +1158,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     cJSON *pj = cJSON_AddObjectToObject(summary, "path");
     cJSON_AddNumberToObject(pj, "barrier_test", sum->path_test);
     cJSON_AddNumberToObject(pj, "barrier_train", sum->path_train);
+    if (e->val) cJSON_AddNumberToObject(pj, "barrier_val", pf_error_barrier(P->val_error, P->n));
     cJSON_AddNumberToObject(pj, "max_test_error", profile_max(P->test_error, P->n));
     cJSON_AddNumberToObject(pj, "max_train_error", profile_max(P->train_error, P->n));
     cJSON_AddNumberToObject(pj, "points", (double)pr.n_points);
@@ -1258,7 +1298,7 @@ static int run(int argc, char **argv, int probe)
     float **thetas = calloc((size_t)n_files, sizeof *thetas);
     double *grid = NULL;
     long n_grid = 0;
-    pf_dataset train = {0}, test = {0};
+    pf_dataset train = {0}, test = {0}, val = {0};
     pf_arch arch;
     pair_summary *sums = NULL;
     int n_pairs = 0;
@@ -1275,9 +1315,19 @@ static int run(int argc, char **argv, int probe)
                      train.name, train.dim, pf_dataset_out_dim(&train));
         goto done;
     }
+    if (a.val_fraction > 0) {
+        /* the split steers the path; the model trains on the rest */
+        pf_dataset rest;
+        if ((rc = pf_dataset_split(&train, a.val_fraction, a.common.data.subset_seed ^ 0x56414cULL,
+                                   &rest, &val, &err)))
+            goto done;
+        pf_dataset_free(&train);
+        train = rest;
+    }
     run_env env;
     memset(&env, 0, sizeof env);
     env.a = &a, env.arch = &arch, env.train = &train, env.test = &test;
+    env.val = val.n ? &val : NULL;
     env.grid = grid, env.n_grid = n_grid;
     cli_model_train_config(&a.model, &env.cfg);
 
@@ -1325,6 +1375,7 @@ done:
     free(grid);
     free(sums);
     pf_dataset_free(&train);
+    pf_dataset_free(&val);
     pf_dataset_free(&test);
     return rc;
 }

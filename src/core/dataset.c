@@ -46,3 +46,41 @@ int pf_dataset_subset(pf_dataset *dst, const pf_dataset *src, const int *idx, si
     }
     return PF_OK;
 }
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int pf_dataset_split(const pf_dataset *src, double fraction, uint64_t seed, pf_dataset *rest,
+                     pf_dataset *val, pf_error *err)
+{
+    memset(rest, 0, sizeof *rest);
+    memset(val, 0, sizeof *val);
+    if (!(fraction > 0 && fraction < 1))
+        return pf_fail(err, PF_EINPUT, "validation fraction %g is not in (0, 1)", fraction);
+    size_t n_val = (size_t)(fraction * (double)src->n + 0.5);
+    if (n_val < 1 || n_val >= src->n)
+        return pf_fail(err, PF_EINPUT, "a validation fraction of %g of %s's %zu samples leaves %s",
+                       fraction, src->name, src->n, n_val < 1 ? "no validation sample" : "nothing to train on");
+    if (src->n > (size_t)0x7fffffff) return pf_fail(err, PF_EINPUT, "%s: too many samples to split", src->name);
+    int *idx = malloc(src->n * sizeof *idx);
+    if (!idx) return pf_fail(err, PF_ERUNTIME, "out of memory splitting %s", src->name);
+    for (size_t i = 0; i < src->n; i++) idx[i] = (int)i;
+    pf_rng rng;
+    pf_rng_seed(&rng, seed);
+    pf_rng_shuffle(&rng, idx, src->n);
+    /* both parts keep the original order of their samples */
+    qsort(idx, n_val, sizeof *idx, cmp_int);
+    qsort(idx + n_val, src->n - n_val, sizeof *idx, cmp_int);
+    int rc = pf_dataset_subset(val, src, idx, n_val, err);
+    if (!rc) rc = pf_dataset_subset(rest, src, idx + n_val, src->n - n_val, err);
+    free(idx);
+    if (rc) {
+        pf_dataset_free(val);
+        return rc;
+    }
+    snprintf(val->name, sizeof val->name, "%.200s (validation split)", src->name);
+    return PF_OK;
+}

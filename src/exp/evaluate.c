@@ -107,9 +107,17 @@ done:
 int pf_measure(pf_work *w, const float *theta, const pf_dataset *train, const pf_dataset *test,
                const float *anchor, double beta, pf_metrics *m, pf_error *err)
 {
+    return pf_measure_split(w, theta, train, NULL, test, anchor, beta, m, err);
+}
+
+int pf_measure_split(pf_work *w, const float *theta, const pf_dataset *train, const pf_dataset *val,
+                     const pf_dataset *test, const float *anchor, double beta, pf_metrics *m,
+                     pf_error *err)
+{
     memset(m, 0, sizeof *m);
     m->beta = beta;
     int rc = pf_evaluate(w, theta, train, &m->train, err);
+    if (!rc && val && val->n) rc = pf_evaluate(w, theta, val, &m->val, err);
     if (!rc && test) rc = pf_evaluate(w, theta, test, &m->test, err);
     if (rc) return rc;
     m->r = pf_distance(theta, anchor, w->arch->n_params);

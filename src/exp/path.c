@@ -7,7 +7,9 @@
  * the error is checked on the straight segments theta_{i-1} -> theta_i, so
  * a path that hops over a high-error ridge between two low-error points is
  * caught. The barrier of an error profile e along a path from A to B is
- * max e - max(e(A), e(B)).
+ * max e - max(e(A), e(B)). Every decision is taken on training data (the
+ * steering error, pf_path_sample): a path chosen by its test error would
+ * overstate how well its models generalize.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,27 +30,47 @@ static double eval_error(const pf_eval *e)
     return e->n_classes > 0 ? 100.0 - e->accuracy : e->loss;
 }
 
-void pf_path_sample_from_evals(const pf_eval *train, const pf_eval *test, pf_path_sample *out)
+void pf_path_sample_from_evals(const pf_eval *train, const pf_eval *val, const pf_eval *test,
+                               pf_path_sample *out)
 {
     out->train_error = eval_error(train);
     out->train_loss = train->loss;
+    if (val && val->n) {
+        out->val_error = eval_error(val);
+        out->val_loss = val->loss;
+    } else {
+        out->val_error = out->val_loss = NAN;
+    }
     if (test && test->n) {
         out->test_error = eval_error(test);
         out->test_loss = test->loss;
     } else {
-        out->test_error = out->train_error;  /* no test set: certify on the training set */
+        out->test_error = out->train_error;  /* no test set: report the training set's */
         out->test_loss = out->train_loss;
     }
+}
+
+void pf_path_sample_from_metrics(const pf_metrics *m, pf_path_sample *out)
+{
+    memset(out, 0, sizeof *out);
+    pf_path_sample_from_evals(&m->train, &m->val, &m->test, out);
+}
+
+double pf_path_sample_steer(const pf_path_sample *s)
+{
+    return isnan(s->val_error) ? s->train_error : s->val_error;
 }
 
 int pf_sample_datasets(void *ctx, const float *theta, pf_path_sample *out, pf_error *err)
 {
     pf_sample_data *d = ctx;
-    pf_eval tr, te;
+    pf_eval tr, va, te;
+    int has_val = d->val && d->val->n, has_test = d->test && d->test->n;
     int rc = pf_evaluate(d->work, theta, d->train, &tr, err);
-    if (!rc && d->test && d->test->n) rc = pf_evaluate(d->work, theta, d->test, &te, err);
+    if (!rc && has_val) rc = pf_evaluate(d->work, theta, d->val, &va, err);
+    if (!rc && has_test) rc = pf_evaluate(d->work, theta, d->test, &te, err);
     if (rc) return rc;
-    pf_path_sample_from_evals(&tr, d->test && d->test->n ? &te : NULL, out);
+    pf_path_sample_from_evals(&tr, has_val ? &va : NULL, has_test ? &te : NULL, out);
     return PF_OK;
 }
 
@@ -72,20 +94,18 @@ static int sample_at(const float *a, const float *b, size_t n, double t, float *
 {
     pf_lerp(buf, a, b, n, t);
     memset(out, 0, sizeof *out);
+    out->val_error = out->val_loss = NAN;   /* a measure without a validation split leaves them */
     int rc = measure(ctx, buf, out, err);
     out->t = t;
     return rc;
 }
 
-/* Sample i is a peak worth chasing: above the threshold in train or test
- * error, and not below either neighbour in that error. */
-static int is_peak(const pf_path_sample *s, long i, double thr_train, double thr_test)
+/* Sample i is a peak worth chasing: above the threshold in the steering
+ * error, and not below either neighbour in it. */
+static int is_peak(const pf_path_sample *s, long i, double thr)
 {
-    int train = s[i].train_error > thr_train && s[i].train_error >= s[i - 1].train_error &&
-                s[i].train_error >= s[i + 1].train_error;
-    int test = s[i].test_error > thr_test && s[i].test_error >= s[i - 1].test_error &&
-               s[i].test_error >= s[i + 1].test_error;
-    return train || test;
+    double e = pf_path_sample_steer(&s[i]);
+    return e > thr && e >= pf_path_sample_steer(&s[i - 1]) && e >= pf_path_sample_steer(&s[i + 1]);
 }
 
 int pf_certify_segment(const float *a, const float *b, size_t n_params, const pf_path_sample *at_a,
@@ -117,13 +137,12 @@ int pf_certify_segment(const float *a, const float *b, size_t n_params, const pf
     s[n] = *at_b;
     s[n++].t = 1.0;
     memset(fresh, 1, (size_t)n);
-    double thr_train = fmax(at_a->train_error, at_b->train_error) + cfg->rise;
-    double thr_test = fmax(at_a->test_error, at_b->test_error) + cfg->rise;
+    double thr = fmax(pf_path_sample_steer(at_a), pf_path_sample_steer(at_b)) + cfg->rise;
     for (int level = 0; level < cfg->levels; level++) {
         /* midpoints beside every fresh peak, each sub-segment at most once */
         long n_new = 0, n0 = n;
         for (long i = 1; i + 1 < n0; i++) {
-            if (!fresh[i] || !is_peak(s, i, thr_train, thr_test)) continue;
+            if (!fresh[i] || !is_peak(s, i, thr)) continue;
             for (int side = -1; side <= 1; side += 2) {
                 long j = i + side;
                 double t = 0.5 * (s[i].t + s[j].t);
@@ -158,9 +177,11 @@ int pf_certify_segment(const float *a, const float *b, size_t n_params, const pf
     out->samples = s;
     out->max_train_error = -INFINITY;
     out->max_test_error = -INFINITY;
+    out->max_val_error = isnan(at_a->val_error) ? NAN : -INFINITY;
     for (long k = 0; k < n; k++) {
         out->max_train_error = fmax(out->max_train_error, s[k].train_error);
         out->max_test_error = fmax(out->max_test_error, s[k].test_error);
+        if (!isnan(s[k].val_error)) out->max_val_error = fmax(out->max_val_error, s[k].val_error);
     }
     free(fresh);
     free(buf);
@@ -180,6 +201,7 @@ void pf_profile_free(pf_profile *p)
     free(p->s);
     free(p->train_error);
     free(p->test_error);
+    free(p->val_error);
     free(p->node);
     memset(p, 0, sizeof *p);
 }
@@ -195,7 +217,9 @@ static int profile_reserve(pf_profile *p, long more, pf_error *err)
     if (tr) p->train_error = tr;
     double *te = tr ? realloc(p->test_error, (size_t)cap * sizeof *te) : NULL;
     if (te) p->test_error = te;
-    unsigned char *nd = te ? realloc(p->node, (size_t)cap) : NULL;
+    double *ve = te ? realloc(p->val_error, (size_t)cap * sizeof *ve) : NULL;
+    if (ve) p->val_error = ve;
+    unsigned char *nd = ve ? realloc(p->node, (size_t)cap) : NULL;
     if (!nd) return pf_fail(err, PF_ERUNTIME, "out of memory for a path profile");
     p->node = nd;
     p->cap = cap;
@@ -212,6 +236,7 @@ int pf_profile_add(pf_profile *p, const pf_segment *seg, double s0, double lengt
         p->s[p->n] = s0 + x->t * length;
         p->train_error[p->n] = x->train_error;
         p->test_error[p->n] = x->test_error;
+        p->val_error[p->n] = x->val_error;
         p->node[p->n] = x->t == 0.0 || x->t == 1.0;
         p->n++;
     }
@@ -296,16 +321,15 @@ int pf_schedule_judge(pf_schedule *s, const pf_schedule_config *c, double beta, 
 
 static void sample_from_metrics(const pf_metrics *m, pf_path_sample *s)
 {
-    memset(s, 0, sizeof *s);
-    pf_path_sample_from_evals(&m->train, &m->test, s);
+    pf_path_sample_from_metrics(m, s);
 }
 
-/* How far a segment's error climbs above the higher of two endpoints: the
- * larger of its train and test climbs. */
+/* How far a segment's steering error climbs above the higher of two
+ * endpoints'. */
 static double climb(const pf_segment *seg, const pf_path_sample *a, const pf_path_sample *b)
 {
-    return fmax(seg->max_train_error - fmax(a->train_error, b->train_error),
-                seg->max_test_error - fmax(a->test_error, b->test_error));
+    double top = isnan(a->val_error) ? seg->max_train_error : seg->max_val_error;
+    return top - fmax(pf_path_sample_steer(a), pf_path_sample_steer(b));
 }
 
 /* Where a leg's points go: the caller's on_point for the main path, a
@@ -419,7 +443,7 @@ static int bridge(tracer *tr, const float *prev, const float *cur, const pf_path
     if ((rc = trace_leg(tr, theta, cur, depth + 1, length0, at_prev, buffer_add, &buf, &bridge_length,
                         err)))
         goto done;
-    pf_sample_data sd = {&tr->t->eval_work, tr->train, tr->test};
+    pf_sample_data sd = {&tr->t->eval_work, tr->train, tr->pc->val, tr->test};
     pf_path_sample at_last = *at_prev;
     if (buf.n > 0) {
         const pf_metrics *m = &buf.pts[buf.n - 1].res.m;
@@ -481,7 +505,7 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
         goto done;
     }
     memcpy(prev, theta, n * sizeof *theta);
-    pf_sample_data sd = {&t->eval_work, tr->train, tr->test};
+    pf_sample_data sd = {&t->eval_work, tr->train, pc->val, tr->test};
     pf_path_sample prev_sample = *start_sample;
     double prev_r = pf_distance(theta, anchor, n);
 
@@ -520,7 +544,8 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
         if ((rc = pf_train_beta(t, theta, tr->train, &cfg, &res_train, err))) goto done;
         pf_point_result res;
         memset(&res, 0, sizeof res);
-        if ((rc = pf_measure(&t->eval_work, theta, tr->train, tr->test, anchor, beta, &res.m, err)))
+        if ((rc = pf_measure_split(&t->eval_work, theta, tr->train, pc->val, tr->test, anchor, beta,
+                                    &res.m, err)))
             goto done;
         double step = pf_distance(theta, prev, n);
         pf_path_sample cur;
@@ -535,7 +560,8 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
              * so a growing r is the training's own doing (a start that is
              * still converging), not the step's. */
             double move = fmax(0.0, prev_r - res.m.r);
-            verdict = pf_schedule_judge(&sched, &sc, beta, move, cur.test_error - prev_sample.test_error);
+            verdict = pf_schedule_judge(&sched, &sc, beta, move, 
+                                        pf_path_sample_steer(&cur) - pf_path_sample_steer(&prev_sample));
             if (verdict == PF_STEP_RETRY) {
                 /* back to the previous point, optimizer state included */
                 memcpy(theta, prev, n * sizeof *theta);
@@ -639,7 +665,8 @@ int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dat
         length0 = pc->resume->length;
     } else {
         /* point 0: the start itself */
-        if ((rc = pf_measure(&t->eval_work, theta, train, test, anchor, 0.0, &p.res.m, err))) goto done;
+        if ((rc = pf_measure_split(&t->eval_work, theta, train, pc->val, test, anchor, 0.0, &p.res.m, err)))
+            goto done;
         p.res.point.direction = 1;
         p.dist_anchor = p.res.m.r;
         sample_from_metrics(&p.res.m, &start_sample);
@@ -647,6 +674,7 @@ int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dat
         p.segment.samples = &start_sample;
         p.segment.max_train_error = start_sample.train_error;
         p.segment.max_test_error = start_sample.test_error;
+        p.segment.max_val_error = start_sample.val_error;
         if ((rc = emit_main(&tr, &p, theta, err))) goto done;
     }
 

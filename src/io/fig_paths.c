@@ -215,7 +215,7 @@ static void draw_beta(const void *vp)
         if (panel == 0) {
             for (long i = 0; i < n; i++) {
                 pf_path_sample s;
-                pf_path_sample_from_evals(&c->pts[i].res.m.train, &c->pts[i].res.m.test, &s);
+                pf_path_sample_from_metrics(&c->pts[i].res.m, &s);
                 ya[i] = s.test_error;
                 yb[i] = s.train_error;
             }
