@@ -118,11 +118,16 @@ int cmd_transitions(int argc, char **argv)
     pf_error err;
     pf_point_result *rows = NULL;
     long n = 0;
-    if ((rc = read_rows(dir, &rows, &n, &err)) || (rc = post_make_dirs(dir, &err))) goto done;
+    pf_dir_lock *lock = NULL;
+    /* it rewrites the folder's analysis: not while a sweep works in it */
+    if ((rc = read_rows(dir, &rows, &n, &err)) || (rc = pf_run_folder_open(dir, &lock, &err)) ||
+        (rc = post_make_dirs(dir, &err)))
+        goto done;
     post_context pc = {dir, NULL, NULL, NULL, NULL, NULL, NULL, rows, n, &po, 1, NULL, 0};
     rc = post_process(&pc, &err);
 done:
     if (rc) cli_error("transitions", rc, "%s", err.msg);
+    pf_dir_lock_release(lock);
     free(rows);
     return rc;
 }

@@ -1302,9 +1302,12 @@ static int run(int argc, char **argv, int probe)
     pf_arch arch;
     pair_summary *sums = NULL;
     int n_pairs = 0;
+    pf_dir_lock *lock = NULL;
     if (!thetas) return cli_error(a.cmd, PF_ERUNTIME, "out of memory");
     if (a.grid && (rc = pf_grid_parse(a.grid, &grid, &n_grid, &err))) goto done;
-    /* the models before the data, so a bad file fails fast */
+    /* the output folder (made, writable, ours alone) and the models before
+     * the data, so a bad folder or file fails fast */
+    if ((rc = pf_run_folder_open(a.out, &lock, &err))) goto done;
     if ((rc = read_models(&a, files, n_files, &arch, thetas, &err))) goto done;
     pf_set_threads(a.common.threads);
     if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
@@ -1370,6 +1373,7 @@ static int run(int argc, char **argv, int probe)
     fflush(stdout);
 done:
     if (rc) cli_error(a.cmd, rc, "%s", err.msg);
+    pf_dir_lock_release(lock);
     for (int i = 0; i < n_files; i++) free(thetas[i]);
     free(thetas);
     free(grid);

@@ -512,7 +512,11 @@ int cmd_hessian(int argc, char **argv)
     pf_lanczos_result res = {0};
     pf_ckpt_meta meta;
     lanczos_progress prog = {0};
-    /* Read the model before the data, so a bad file fails fast. */
+    /* The outputs can be written, and the model is read before the data,
+     * so a bad path or file fails fast. */
+    const char *outputs[3] = {a.out, a.vectors, a.density};
+    for (int i = 0; i < 3; i++)
+        if (outputs[i] && (rc = pf_check_output_file(outputs[i], &err))) goto done;
     if ((rc = pf_ckpt_read(a.model, NULL, NULL, &arch, &theta, &meta, &err))) goto done;
     if (a.act) {
         fallback = arch;

@@ -76,6 +76,9 @@ int cmd_plot(int argc, char **argv)
     double *x = NULL, *ys[MAX_Y] = {0};
     const char *labels[MAX_Y];
     int rc, ny = 0, ycol[MAX_Y];
+    char png[4200];
+    snprintf(png, sizeof png, "%s.png", out);
+    if ((rc = pf_check_output_file(png, &err))) goto done;
     if ((rc = pf_read_file(path, &text, NULL, (size_t)1 << 30, &err))) goto done;
     hdr = malloc(MAX_COLS * sizeof *hdr);
     f = malloc(MAX_COLS * sizeof *f);
@@ -108,7 +111,12 @@ int cmd_plot(int argc, char **argv)
     }
     long cap = 256, n = 0;
     x = malloc((size_t)cap * sizeof *x);
-    for (int k = 0; k < ny; k++) ys[k] = malloc((size_t)cap * sizeof(double));
+    int oom = !x;
+    for (int k = 0; k < ny; k++) oom |= !(ys[k] = malloc((size_t)cap * sizeof(double)));
+    if (oom) {
+        rc = pf_fail(&err, PF_ERUNTIME, "out of memory");
+        goto done;
+    }
     while ((line = strtok_r(NULL, "\n", &save))) {
         line[strcspn(line, "\r")] = '\0';
         if (!*line) continue;
@@ -118,8 +126,17 @@ int cmd_plot(int argc, char **argv)
         }
         if (n == cap) {
             cap *= 2;
-            x = realloc(x, (size_t)cap * sizeof *x);
-            for (int k = 0; k < ny; k++) ys[k] = realloc(ys[k], (size_t)cap * sizeof(double));
+            double *nx = realloc(x, (size_t)cap * sizeof *x);
+            if (nx) x = nx;
+            for (int k = 0; nx && k < ny; k++) {
+                double *ny_k = realloc(ys[k], (size_t)cap * sizeof(double));
+                if (!ny_k) nx = NULL;
+                else ys[k] = ny_k;
+            }
+            if (!nx) {
+                rc = pf_fail(&err, PF_ERUNTIME, "%s: out of memory", path);
+                goto done;
+            }
         }
         double v;
         x[n] = cli_parse_double(f[xcol], &v) ? NAN : v;

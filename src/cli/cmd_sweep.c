@@ -184,6 +184,24 @@ static cJSON *settings_json(const sweep_args *a, const pf_arch *arch, const pf_t
     return s;
 }
 
+/* A folder with a table or a state but no config.json is not a sweep this
+ * tool can vouch for (another tool's, or damaged): refuse to resume or
+ * overwrite it. */
+static int check_folder(const char *dir, pf_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (access(path, F_OK) == 0) return PF_OK;
+    const char *results[] = {"sweep.csv", "state.bin"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, results[i]);
+        if (access(path, F_OK) == 0)
+            return pf_fail(err, PF_EINPUT, "%s: holds %s but no config.json, so it is not a sweep this "
+                           "tool can resume; use another --out", dir, results[i]);
+    }
+    return PF_OK;
+}
+
 /* Write config.json, or check that an existing one describes the same run. */
 static int check_config(const char *dir, cJSON *settings, int argc, char **argv, pf_error *err)
 {
@@ -343,8 +361,14 @@ int cmd_sweep(int argc, char **argv)
     pf_work hwork;
     pf_point_result *rows = NULL;
     cJSON *settings = NULL;
+    pf_dir_lock *lock = NULL;
     if ((rc = pf_grid_parse(a.grid, &betas, &n_betas, &err))) goto done;
     if ((rc = pf_grid_expand(betas, n_betas, a.direction, &points, &n_points, &err))) goto done;
+    /* the folder first: made, writable, ours alone, and holding a sweep
+     * (or nothing) before an hour of work goes into it */
+    if ((rc = pf_run_folder_open(a.out, &lock, &err)) || (rc = post_make_dirs(a.out, &err)) ||
+        (rc = check_folder(a.out, &err)))
+        goto done;
     pf_set_threads(a.common.threads);
     if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
     if ((rc = cli_model_setup(&a.model, &train, &arch, &theta, &anchor, &err))) goto done;
@@ -356,7 +380,6 @@ int cmd_sweep(int argc, char **argv)
     cfg.progress = cli_progress_fn;
     cfg.progress_ctx = &prog;
 
-    if ((rc = post_make_dirs(a.out, &err))) goto done;
     settings = settings_json(&a, &arch, &cfg, &train, &test, n_points);
     if ((rc = check_config(a.out, settings, argc, argv, &err))) goto done;
 
@@ -414,6 +437,7 @@ int cmd_sweep(int argc, char **argv)
     rc = post_process(&pc, &err);
 done:
     if (rc) cli_error("sweep", rc, "%s", err.msg);
+    pf_dir_lock_release(lock);
     cJSON_Delete(settings);
     if (trainer_ready) pf_trainer_free(&trainer);
     if (hwork_ready) pf_work_free(&hwork);

@@ -229,6 +229,15 @@ int cmd_train(int argc, char **argv)
     pf_error err;
     pf_error_clear(&err);
     pf_dataset train = {0}, test = {0};
+    /* every output can be written, before any training */
+    for (long k = 0; k < (a.seeds ? a.n_seeds : 1) && !rc; k++) {
+        char out[4096];
+        if (a.seeds && seed_path(out, sizeof out, a.out, a.seeds[k]))
+            rc = pf_fail(&err, PF_EINPUT, "--out: path too long");
+        else
+            rc = pf_check_output_file(a.seeds ? out : a.out, &err);
+    }
+    if (rc) goto done;
     if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
     if (!a.seeds) {
         rc = train_one(&a, &a.model, a.out, &train, &test, &err);

@@ -32,24 +32,16 @@ int post_encoding_option(const char *cmd, const char *name, const char *arg, pf_
     return PF_OK;
 }
 
-int post_make_dir(const char *path, pf_error *err)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return pf_fail(err, PF_ERUNTIME, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return pf_fail(err, PF_EINPUT, "%s: not a directory", path);
-    return PF_OK;
-}
+int post_make_dir(const char *path, pf_error *err) { return pf_make_dirs(path, err); }
 
 int post_make_dirs(const char *dir, pf_error *err)
 {
     char path[4096];
-    int rc = post_make_dir(dir, err);
+    int rc = pf_make_dirs(dir, err);
     const char *subs[] = {"checkpoints", "figures", "transitions"};
     for (int i = 0; !rc && i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, subs[i]);
-        rc = post_make_dir(path, err);
+        rc = pf_make_dirs(path, err);
     }
     return rc;
 }

@@ -73,7 +73,7 @@ int post_write_json(const char *path, cJSON *obj, pf_error *err);
 int post_figures(const char *dir, const post_leg *legs, int n_legs, const pf_hierarchy *h,
                  FILE *report, pf_error *err);
 
-/* mkdir that accepts an existing directory. */
+/* mkdir -p. */
 int post_make_dir(const char *path, pf_error *err);
 /* The run folder and its checkpoints/, figures/, transitions/. */
 int post_make_dirs(const char *dir, pf_error *err);

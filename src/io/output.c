@@ -120,7 +120,9 @@ int pf_output_target(const char *path, char *target, size_t n, int *kind, pf_err
     if (rc) return rc;
     struct stat st;
     if (stat(target, &st) != 0) {
-        if (errno != ENOENT) return pf_fail(err, PF_EINPUT, "%s: %s", path, strerror(errno));
+        /* missing, or under something that is not a folder: the folder check says which */
+        if (errno != ENOENT && errno != ENOTDIR)
+            return pf_fail(err, PF_EINPUT, "%s: %s", path, strerror(errno));
         *kind = PF_OUT_NEW;
         return PF_OK;
     }
