@@ -263,6 +263,37 @@ static void test_failed_writes_keep_the_previous_file(void **state)
     assert_true(is_char_device("/dev/full"));
 }
 
+/* A finite blow-up (SGD with lr * beta far above 2) is no result: train
+ * refuses to write it (exit 1), a sweep marks the row diverged and warns. */
+static void test_divergence_is_marked(void **state)
+{
+    (void)state;
+    run_result r;
+    char out[600];
+    snprintf(out, sizeof out, "%s/blown.safetensors", tmpdir);
+    run(&r, "train --data %s %s --optimizer sgd --beta 1000 --max-epochs 3 --out %s", data, quick, out);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "diverged at beta 1000"));
+    assert_int_equal(count_lines(r.err), 1);
+    assert_int_not_equal(access(out, F_OK), 0);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/blown", tmpdir);
+    run(&r, "sweep --data %s %s --optimizer sgd --beta 0,1000 --max-epochs 3 --no-refine --out %s", data,
+        quick, dir);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "warning: training diverged at beta 1000"));
+    char csv[700];
+    snprintf(csv, sizeof csv, "%s/sweep.csv", dir);
+    pf_point_result *rows;
+    long n;
+    pf_error err;
+    assert_int_equal(pf_sweep_csv_read(csv, &rows, &n, &err), PF_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0].diverged, 0);
+    assert_int_equal(rows[1].diverged, 1);
+    free(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_run_folders_are_locked),
         cmocka_unit_test(test_stale_temps_and_foreign_folders),
         cmocka_unit_test(test_failed_writes_keep_the_previous_file),
+        cmocka_unit_test(test_divergence_is_marked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

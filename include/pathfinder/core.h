@@ -48,6 +48,7 @@ void pf_rng_shuffle(pf_rng *rng, int *idx, size_t n);
 /* ------------------------------------------------------------------ arch */
 
 #define PF_MAX_LAYERS 16
+#define PF_MAX_WIDTH (1 << 24)   /* units in one layer */
 #define PF_MAX_THREADS 64
 
 typedef enum { PF_ACT_SIGMOID, PF_ACT_TANH, PF_ACT_RELU, PF_ACT_LINEAR } pf_act;
@@ -79,6 +80,12 @@ int pf_loss_from_name(const char *name, pf_loss *loss);
 void pf_arch_sizes_str(const pf_arch *a, char *buf, size_t n);
 void pf_arch_acts_str(const pf_arch *a, char *buf, size_t n);
 int pf_arch_equal(const pf_arch *a, const pf_arch *b);
+
+/* Bytes training needs (parameters, gradient, optimizer and path copies,
+ * workspaces), and a check of that against the machine's memory: PF_EINPUT
+ * with the model's size when it cannot fit. */
+double pf_train_memory(const pf_arch *a, int batch, size_t n_train);
+int pf_check_memory(const pf_arch *a, int batch, size_t n_train, pf_error *err);
 
 /* PyTorch nn.Linear default init: weights and biases uniform in
  * +-1/sqrt(fan_in), drawn layer by layer, weight then bias. */

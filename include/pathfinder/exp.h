@@ -118,6 +118,11 @@ typedef struct {
     double best_epoch_loss;
     int stopped_early;       /* patience ran out before max_epochs */
     double seconds;
+    /* L_beta at the start (first minibatch's loss + beta/2 r^2) and at the
+     * end (last epoch's mean loss + beta/2 r^2); diverged when the end is
+     * above 10 |start| + 1: a finite blow-up (first-order optimizers). */
+    double start_reg_loss, final_reg_loss;
+    int diverged;
 } pf_train_result;
 
 /* Train theta at one beta, warm-started from its current value. The config
@@ -155,6 +160,8 @@ typedef struct {
     pf_metrics m;
     int epochs;
     double seconds;
+    int diverged;                      /* training blew up here (pf_train_result.diverged) */
+    double start_reg_loss, final_reg_loss;   /* L_beta before and after training here */
     int has_hessian;                   /* the next three were measured (sweep --hessian) */
     double lambda_min_E, lambda_max_E; /* extreme eigenvalues of H_E; H_L's are these + beta */
     int hessian_converged;

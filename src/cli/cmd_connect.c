@@ -821,6 +821,10 @@ static int on_point(void *vctx, const pf_path_point *p, const float *theta, cons
     }
     if ((rc = write_path_csv(c, err))) return rc;
     if (p->state && (rc = save_state(c, p->state, theta, t, err))) return rc;
+    if (p->res.diverged)
+        fprintf(stderr, "%spathfinder %s: warning: training diverged at beta %g (L_beta %.3g at the start, "
+                "%.3g at the end); lower --lr\n", c->show ? "\r\033[K" : "", c->a->cmd, p->res.point.beta,
+                p->res.start_reg_loss, p->res.final_reg_loss);
     if (c->show) {
         pf_path_sample s;
         pf_path_sample_from_metrics(&p->res.m, &s);

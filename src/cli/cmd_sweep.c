@@ -328,6 +328,12 @@ static int on_point(void *vctx, const pf_point_result *res, const float *theta, 
     if ((rc = pf_sweep_csv_write(path, c->rows, c->n_rows, err))) return rc;
     snprintf(path, sizeof path, "%s/state.bin", c->dir);
     if ((rc = write_state(path, res->index + 1, theta, t, c->arch->n_params, err))) return rc;
+    if (res->diverged) {
+        cli_progress_done(c->prog);
+        fprintf(stderr, "pathfinder sweep: warning: training diverged at beta %g (L_beta %.3g at the "
+                "start, %.3g at the end; test accuracy %.1f%%), marked in sweep.csv; lower --lr\n",
+                res->point.beta, res->start_reg_loss, res->final_reg_loss, res->m.test.accuracy);
+    }
     if (c->prog->enabled) {
         cli_progress_done(c->prog);
         double el = pf_now() - c->t0;

@@ -176,6 +176,13 @@ static int train_one(const train_args *a, const cli_model_opts *model, const cha
     rc = pf_train_beta(&trainer, theta, train, &cfg, &res, err);
     cli_progress_done(&prog);
     if (rc) goto done;
+    if (res.diverged) {
+        /* a finite blow-up is no model to keep */
+        rc = pf_fail(err, PF_ERUNTIME, "training diverged at beta %g (L_beta %.3g at the start, %.3g "
+                     "at the end); %s not written: lower --lr", a->beta, res.start_reg_loss,
+                     res.final_reg_loss, out);
+        goto done;
+    }
 
     pf_metrics m;
     if ((rc = pf_measure(&trainer.eval_work, theta, train, test, anchor, a->beta, &m, err))) goto done;

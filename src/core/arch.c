@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pathfinder/core.h"
 
@@ -52,9 +53,8 @@ int pf_arch_init(pf_arch *a, int n_layers, const int *sizes, const pf_act *acts,
     a->loss = loss;
     size_t off = 0;
     for (int l = 0; l <= n_layers; l++) {
-        if (sizes[l] < 1 || sizes[l] > (1 << 24))
-            return pf_fail(err, PF_EINPUT, "layer size %d out of range [1, %d]", sizes[l],
-                           1 << 24);
+        if (sizes[l] < 1 || sizes[l] > PF_MAX_WIDTH)
+            return pf_fail(err, PF_EINPUT, "layer size %d is outside 1..%d", sizes[l], PF_MAX_WIDTH);
         a->sizes[l] = sizes[l];
     }
     for (int l = 0; l < n_layers; l++) {
@@ -76,9 +76,12 @@ int pf_arch_parse_sizes(const char *spec, int *n_layers, int *sizes, pf_error *e
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 1 || v > (1 << 24) || (*end && *end != ','))
+        if (end == p || (*end && *end != ','))
             return pf_fail(err, PF_EINPUT,
                            "bad architecture '%s': expected sizes like 784,128,128,10", spec);
+        if (errno || v < 1 || v > PF_MAX_WIDTH)
+            return pf_fail(err, PF_EINPUT, "bad architecture '%s': layer size %.*s is outside 1..%d",
+                           spec, (int)(end - p), p, PF_MAX_WIDTH);
         if (n > PF_MAX_LAYERS)
             return pf_fail(err, PF_EINPUT, "bad architecture '%s': at most %d layers", spec,
                            PF_MAX_LAYERS);
@@ -170,4 +173,30 @@ void pf_init_params(const pf_arch *a, float *theta, pf_rng *rng)
                 b[i] = (float)((2.0 * pf_rng_uniform(rng) - 1.0) * bound);
         }
     }
+}
+
+/* What training holds per parameter: theta, the gradient, Adam's two
+ * moments (or SGD's buffer), an anchor and the copies a path keeps
+ * (previous point, saved optimizer state): about ten floats. Per sample of
+ * a block: pre-activations, activations and deltas of every layer, for the
+ * minibatch and for the evaluation blocks. */
+double pf_train_memory(const pf_arch *a, int batch, size_t n_train)
+{
+    double units = 0;
+    for (int l = 0; l <= a->n_layers; l++) units += a->sizes[l];
+    double per_sample = 3.0 * units * sizeof(float);
+    return 10.0 * (double)a->n_params * sizeof(float) + (double)(batch + 2000) * per_sample +
+           (double)n_train * sizeof(int);
+}
+
+int pf_check_memory(const pf_arch *a, int batch, size_t n_train, pf_error *err)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return PF_OK;
+    double have = (double)pages * (double)page, need = pf_train_memory(a, batch, n_train);
+    if (need <= have) return PF_OK;
+    char sizes[256];
+    pf_arch_sizes_str(a, sizes, sizeof sizes);
+    return pf_fail(err, PF_EINPUT, "model %s has %.4g parameters and needs about %.3g GB to train; "
+                   "this machine has %.3g GB", sizes, (double)a->n_params, need / 1e9, have / 1e9);
 }

@@ -141,6 +141,9 @@ int pf_sweep(pf_trainer *t, float *theta, const pf_dataset *train, const pf_data
         res.index = i;
         res.point = points[i];
         res.epochs = tr.epochs;
+        res.diverged = tr.diverged;
+        res.start_reg_loss = tr.start_reg_loss;
+        res.final_reg_loss = tr.final_reg_loss;
         rc = pf_measure(&t->eval_work, theta, train, test, cfg.anchor, cfg.beta, &res.m, err);
         res.seconds = tr.seconds;
         if (rc) return rc;

@@ -41,11 +41,12 @@ int pf_trainer_init(pf_trainer *t, const pf_arch *arch, const pf_opt_config *opt
                     size_t n_train, uint64_t seed, pf_error *err)
 {
     memset(t, 0, sizeof *t);
+    int rc = pf_check_memory(arch, batch, n_train, err);
+    if (rc) return rc;
     t->arch = arch;
     t->n = n_train;
     t->batch = batch > 0 ? batch : 0;
     t->n_threads = pf_threads();
-    int rc;
     if ((rc = pf_work_init(&t->work, arch, t->batch ? t->batch : 1, err))) goto fail;
     t->grad = malloc(arch->n_params * sizeof(float));
     if (!t->grad) goto oom;
@@ -179,7 +180,7 @@ static void step_task(void *vctx, int tid, int nt)
 /* One pass over the data in shuffled minibatches; returns the mean
  * minibatch loss. */
 static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
-                              const pf_train_config *cfg, int epoch, double t0)
+                              const pf_train_config *cfg, int epoch, double t0, double *first)
 {
     size_t n = d->n;
     for (size_t i = 0; i < n; i++) t->perm[i] = (int)i;
@@ -198,6 +199,7 @@ static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
         double loss = 0.0;
         for (int k = 0; k < t->n_threads; k++) loss += t->part_loss[k];
         sum += loss / c.B;
+        if (s == 0) *first = loss / c.B;
         if (cfg->progress && ((s & 63) == 63 || s == steps - 1)) {
             pf_progress p = {epoch, cfg->max_epochs, s + 1, steps, sum / (double)(s + 1),
                              pf_now() - t0};
@@ -258,11 +260,14 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     }
     t->optim.cfg = cfg->opt;
     if (cfg->reset_optimizer) pf_optim_reset(&t->optim);
-    double best = INFINITY;
+    double best = INFINITY, start_loss = NAN;
+    double r0 = pf_distance(theta, cfg->anchor, A->n_params);
     int wait = 0;
     for (int epoch = 1; epoch <= cfg->max_epochs; epoch++) {
-        double loss = t->batch ? minibatch_epoch(t, theta, train, cfg, epoch, t0)
-                               : fullbatch_epoch(t, theta, train, cfg);
+        double first = NAN;
+        double loss = t->batch ? minibatch_epoch(t, theta, train, cfg, epoch, t0, &first)
+                               : (first = fullbatch_epoch(t, theta, train, cfg));
+        if (epoch == 1) start_loss = first + 0.5 * cfg->beta * r0 * r0;
         res->epochs = epoch;
         res->epoch_loss = loss;
         if (!isfinite(loss)) {
@@ -280,6 +285,14 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         }
     }
     res->best_epoch_loss = best;
+    /* Diverged: L_beta ended far above where it started. A working
+     * optimizer lowers it (minibatch noise aside); one whose step is too
+     * large for the curvature beta adds (SGD with lr * beta > 2) blows it
+     * up by orders of magnitude while staying finite for a while. */
+    double r1 = pf_distance(theta, cfg->anchor, A->n_params);
+    res->final_reg_loss = res->epoch_loss + 0.5 * cfg->beta * r1 * r1;
+    res->start_reg_loss = start_loss;
+    res->diverged = isfinite(start_loss) && res->final_reg_loss > 10.0 * fabs(start_loss) + 1.0;
     res->steps = t->optim.step;
     res->seconds = pf_now() - t0;
     return PF_OK;
