@@ -289,6 +289,49 @@ static void test_large_hierarchy(void **state)
     free(dir);
 }
 
+/* Nodes that encode nothing: an unresolved one (named by its partial
+ * classes, dashed) beside the trivial one. Cairo draws text as glyph
+ * outlines, so the labels are looked for in the SVG's <desc>; the SVG is
+ * whole (ends with </svg>). */
+static void test_hierarchy_unresolved(void **state)
+{
+    (void)state;
+    static const int all[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, three[3] = {0, 1, 7}, one[1] = {0};
+    pf_basin nodes[5];
+    set_of(&nodes[0], all, 10, -1, 1, 0, 0);
+    set_of(&nodes[1], three, 3, 0, 1, 0.0375, 0.059);
+    set_of(&nodes[2], one, 1, 1, 1, 0.0595, 0.074);
+    set_of(&nodes[3], NULL, 0, 1, 1, 0.0745, 0.0845);   /* unresolved: partial {0,7} */
+    nodes[3].unresolved = 1;
+    nodes[3].partial[0] = 1u | 1u << 7;
+    set_of(&nodes[4], NULL, 0, 2, 1, 0.085, 0.09);      /* trivial */
+    nodes[4].trivial = 1;
+    pf_hierarchy h = {N_CLASSES, 5, nodes, 1};
+
+    char *dir = make_dir(), base[1024], path[1100];
+    pf_error err = {0};
+    base_in(base, sizeof base, dir, "hierarchy_unresolved");
+    assert_int_equal(pf_fig_hierarchy(base, &h, "Hierarchy of accuracy basins", &err), PF_OK);
+    snprintf(path, sizeof path, "%s.svg", base);
+    size_t n = 0;
+    char *svg = read_all(path, &n);
+    assert_non_null(svg);
+    while (n > 0 && (svg[n - 1] == '\n' || svg[n - 1] == '\r')) svg[--n] = '\0';
+    assert_true(n > 6);
+    assert_string_equal(svg + n - 6, "</svg>");
+    char *desc = strstr(svg, "<desc>");
+    assert_non_null(desc);
+    assert_true(desc < strstr(svg, "</desc>"));
+    assert_non_null(strstr(desc, "unresolved: partial {0,7}"));
+    assert_non_null(strstr(desc, "{} trivial"));
+    assert_non_null(strstr(desc, "{0,1,7}"));
+    assert_non_null(strstr(svg, "<title>Hierarchy of accuracy basins</title>"));
+    free(svg);
+    check_figure(dir, "hierarchy_unresolved", 10000);
+    assert_int_equal(rmdir(dir), 0);
+    free(dir);
+}
+
 /* No points, no classes, no nodes: still a figure saying so. */
 static void test_empty_inputs(void **state)
 {
@@ -337,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_figures),
         cmocka_unit_test(test_large_hierarchy),
+        cmocka_unit_test(test_hierarchy_unresolved),
         cmocka_unit_test(test_empty_inputs),
         cmocka_unit_test(test_errors),
     };

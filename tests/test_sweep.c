@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include "tool.h"
+#include <cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -185,10 +186,12 @@ static void test_phases_flickering_classes(void **state)
     t.below = 9;
     t.above = 10;
     pf_phase *ph;
+    long nph;
     pf_error err;
     pf_encoding enc;
     pf_encoding_default(&enc);
-    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_OK);
+    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, NULL, 0, &enc, PF_LOSS_CE, &ph,
+                               &nph, &err), PF_OK);
     char a[64], b[64], pa[64], pb[64];
     pf_set_str(ph[0].encoded, K, a, sizeof a);
     pf_set_str(ph[1].encoded, K, b, sizeof b);
@@ -202,12 +205,394 @@ static void test_phases_flickering_classes(void **state)
     free(ph);
     /* the mean alone (fraction 0) takes the flickering class in */
     enc.fraction = 0.0;
-    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_OK);
+    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, NULL, 0, &enc, PF_LOSS_CE, &ph,
+                               &nph, &err), PF_OK);
     pf_set_str(ph[1].encoded, K, b, sizeof b);
     assert_string_equal(b, "{0,2}");
     free(ph);
     enc.fraction = 1.5;
-    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, &enc, PF_LOSS_CE, &ph, &err), PF_EINPUT);
+    assert_int_equal(pf_phases(beta, acc, loss, r, cls, N, K, &t, 1, NULL, 0, &enc, PF_LOSS_CE, &ph,
+                               &nph, &err), PF_EINPUT);
+}
+
+/* Grid gaps (pf_detect_gaps): the usual grids, linear from 0, linear from
+ * one step, geometric (fine or coarse), with a finer stretch, have none; a
+ * point cut off by a step much wider than its neighbours' is one. */
+static void test_grid_gaps(void **state)
+{
+    (void)state;
+    pf_detect_config cfg;
+    pf_detect_config_default(&cfg);
+    pf_error err;
+    const char *none[] = {"0:0.09:0.0002", "0.0002:0.09:0.0002", "geom:1e-4:1e-1:20",
+                          "geom:1e-5:1e-1:17", "0.02:0.09:0.002,0.074:0.076:0.0001", "0,0.001"};
+    for (size_t g = 0; g < sizeof none / sizeof *none; g++) {
+        double *b;
+        long n, *gaps, ng;
+        assert_int_equal(pf_grid_parse(none[g], &b, &n, &err), PF_OK);
+        assert_int_equal(pf_detect_gaps(b, n, &cfg, &gaps, &ng, &err), PF_OK);
+        if (ng != 0) fail_msg("grid '%s': %ld gaps, the first below beta %g", none[g], ng, b[gaps[0]]);
+        assert_null(gaps);
+        free(b);
+    }
+    static const struct {
+        const char *grid;
+        long n_gaps, first;   /* how many, and the index below the first */
+    } some[] = {
+        {"0,0.02:0.09:0.0005", 1, 0},              /* the demo's grid: beta = 0 alone */
+        {"0.001,0.02:0.09:0.0005", 1, 0},
+        {"0.01:0.02:0.001,0.05:0.06:0.001", 1, 10},
+        {"0,0.01,0.02:0.09:0.0005", 2, 0},         /* 0 and 0.01 each alone */
+        {"0.02:0.09:0.0005,0.2", 1, 140},          /* at the top end too */
+    };
+    for (size_t g = 0; g < sizeof some / sizeof *some; g++) {
+        double *b;
+        long n, *gaps, ng;
+        assert_int_equal(pf_grid_parse(some[g].grid, &b, &n, &err), PF_OK);
+        assert_int_equal(pf_detect_gaps(b, n, &cfg, &gaps, &ng, &err), PF_OK);
+        if (ng != some[g].n_gaps || gaps[0] != some[g].first)
+            fail_msg("grid '%s': %ld gaps (first below index %ld), expected %ld (%ld)", some[g].grid,
+                     ng, ng ? gaps[0] : -1, some[g].n_gaps, some[g].first);
+        free(gaps);
+        free(b);
+    }
+    /* factor 0: never */
+    double b2[4] = {0, 0.02, 0.0205, 0.021};
+    long *gaps, ng;
+    cfg.gap_factor = 0;
+    assert_int_equal(pf_detect_gaps(b2, 4, &cfg, &gaps, &ng, &err), PF_OK);
+    assert_int_equal(ng, 0);
+    cfg.gap_factor = 8;
+    b2[2] = 0.02;
+    assert_int_equal(pf_detect_gaps(b2, 4, &cfg, &gaps, &ng, &err), PF_EINPUT);
+}
+
+/* A sweep shaped like the demo's: beta = 0, then 0.02 to 0.09 in steps of
+ * 0.0005, transitions at 0.0373, 0.0591, 0.0743 and 0.0846 (r steps down
+ * by 10%, by 90% into the trivial phase). beta = 0 holds all ten classes
+ * at 97%; then {0,1,2,3,4,6,7}, {0,1,7}, {0}; then a
+ * plateau (train loss 2.08, not ln 10) where classes 0 and 7 are above 50%
+ * on two points in five only (partial, not encoded): unresolved; then the
+ * trivial phase (loss ln 10, one class at 100%). */
+enum { DEMO_N = 142, DEMO_K = 10, DEMO_STEPS = 4 };
+static const double demo_steps[DEMO_STEPS] = {0.0373, 0.0591, 0.0743, 0.0846};
+
+static void make_demo_like(pf_point_result *rows, uint64_t seed)
+{
+    static const char *const held[DEMO_STEPS] = {"0123467", "017", "0", ""};
+    pf_rng rng;
+    pf_rng_seed(&rng, seed);
+    memset(rows, 0, DEMO_N * sizeof *rows);
+    for (long i = 0; i < DEMO_N; i++) {
+        pf_point_result *p = &rows[i];
+        double b = i == 0 ? 0.0 : 0.02 + 0.0005 * (double)(i - 1);
+        int phase = 0;
+        for (int k = 0; k < DEMO_STEPS; k++) phase += b > demo_steps[k];
+        /* into the trivial phase r collapses (2.2 -> 0.1 on MNIST) */
+        double r = i == 0 ? 60.0 : 90.0 / sqrt(1.0 + b / 2e-5) * pow(0.9, phase) * (phase == 4 ? 0.1 : 1);
+        static const double plateau_loss[5] = {0.75, 1.3, 1.7, 2.08, 2.302585};
+        double e = i == 0 ? 1e-5 : plateau_loss[phase] + (phase < 4 ? 2.0 * (b - 0.02) : 0.0);
+        p->index = i;
+        p->point.beta = b;
+        p->point.direction = 1;
+        p->m.beta = b;
+        p->m.r = r * (1 + 0.002 * gauss(&rng));
+        p->m.train.loss = e * (1 + (phase < 4 ? 0.002 * gauss(&rng) : 0.0));
+        p->m.reg_loss = p->m.train.loss + 0.5 * b * p->m.r * p->m.r;
+        p->m.test.n_classes = DEMO_K;
+        double sum = 0;
+        for (int k = 0; k < DEMO_K; k++) {
+            double a;
+            if (i == 0) a = 97.0;
+            else if (phase == 4) a = k == 1 ? 100.0 : 0.0;
+            else if (phase == 3) a = (k == 0 && i % 5 < 2) || (k == 7 && i % 5 >= 3) ? 80.0 : 10.0;
+            else a = strchr(held[phase], '0' + k) ? 90.0 - 5 * phase : 15.0;
+            p->m.test.class_accuracy[k] = a;
+            sum += a;
+        }
+        p->m.test.accuracy = sum / DEMO_K;
+        p->m.train.accuracy = p->m.test.accuracy;
+        p->m.test.loss = p->m.train.loss;
+    }
+}
+
+/* The library's chain on a demo-like curve: gaps, transitions, phases. */
+typedef struct {
+    double beta[DEMO_N], r[DEMO_N], loss[DEMO_N], reg[DEMO_N], acc[DEMO_N], cls[DEMO_N * DEMO_K];
+    long *gaps, ng, nt, nph;
+    pf_transition *t;
+    pf_phase *ph;
+} demo_leg;
+
+static void demo_leg_build(demo_leg *d, const pf_point_result *rows, long n)
+{
+    for (long i = 0; i < n; i++) {
+        d->beta[i] = rows[i].point.beta;
+        d->r[i] = rows[i].m.r;
+        d->loss[i] = rows[i].m.train.loss;
+        d->reg[i] = rows[i].m.reg_loss;
+        d->acc[i] = rows[i].m.test.accuracy;
+        for (int k = 0; k < DEMO_K; k++) d->cls[i * DEMO_K + k] = rows[i].m.test.class_accuracy[k];
+    }
+    pf_detect_config cfg;
+    pf_detect_config_default(&cfg);
+    pf_encoding enc;
+    pf_encoding_default(&enc);
+    pf_error err;
+    pf_curve c = {n, d->beta, d->r, d->loss, d->reg, d->acc};
+    assert_int_equal(pf_detect_gaps(d->beta, n, &cfg, &d->gaps, &d->ng, &err), PF_OK);
+    assert_int_equal(pf_detect_transitions(&c, &cfg, &d->t, &d->nt, &err), PF_OK);
+    assert_int_equal(pf_phases(d->beta, d->acc, d->loss, d->r, d->cls, n, DEMO_K, d->t, d->nt, d->gaps,
+                               d->ng, &enc, PF_LOSS_CE, &d->ph, &d->nph, &err), PF_OK);
+}
+
+static void demo_leg_free(demo_leg *d)
+{
+    free(d->gaps);
+    free(d->t);
+    free(d->ph);
+}
+
+static void set_text(const uint64_t *set, char *buf, size_t n) { pf_set_str(set, DEMO_K, buf, n); }
+
+/* beta = 0, 0.02 away from the next point where the grid steps by 0.0005,
+ * is a phase of its own with all ten classes; the gap is not a transition
+ * (the transitions are those of the curve without beta = 0); the phases on
+ * either side are bounded by the gap. */
+static void test_gap_is_own_phase(void **state)
+{
+    (void)state;
+    static pf_point_result rows[DEMO_N];
+    make_demo_like(rows, 5);
+    static demo_leg d, rest;
+    demo_leg_build(&d, rows, DEMO_N);
+    demo_leg_build(&rest, rows + 1, DEMO_N - 1);
+    assert_int_equal(d.ng, 1);
+    assert_int_equal(d.gaps[0], 0);
+    assert_int_equal(d.nt, DEMO_STEPS);
+    assert_int_equal(rest.nt, DEMO_STEPS);
+    for (long k = 0; k < d.nt; k++) {
+        assert_int_equal(d.t[k].below, rest.t[k].below + 1);
+        assert_true(d.t[k].score == rest.t[k].score);
+        assert_true(d.t[k].beta_below < demo_steps[k] && d.t[k].beta_above > demo_steps[k]);
+    }
+    assert_int_equal(d.nph, DEMO_STEPS + 2);
+    char a[64];
+    const pf_phase *zero = &d.ph[0], *next = &d.ph[1];
+    assert_int_equal(zero->first, 0);
+    assert_int_equal(zero->last, 0);
+    set_text(zero->encoded, a, sizeof a);
+    assert_string_equal(a, "{0,1,2,3,4,5,6,7,8,9}");
+    assert_true(fabs(zero->mean_accuracy - 97.0) < 1e-9);
+    assert_int_equal(zero->bound_from, PF_BOUND_END);
+    assert_int_equal(zero->bound_to, PF_BOUND_GAP);
+    assert_int_equal(zero->transition_to, -1);
+    assert_int_equal(next->first, 1);
+    assert_int_equal(next->bound_from, PF_BOUND_GAP);
+    assert_int_equal(next->bound_to, PF_BOUND_TRANSITION);
+    assert_int_equal(next->transition_to, 0);
+    assert_true(next->beta_from == 0.02);
+    set_text(next->encoded, a, sizeof a);
+    assert_string_equal(a, "{0,1,2,3,4,6,7}");
+    assert_int_equal(d.ph[DEMO_STEPS + 1].bound_to, PF_BOUND_END);
+    assert_string_equal(pf_bound_name(PF_BOUND_GAP), "gap");
+    /* the top of the hierarchy is beta = 0's set, seen at beta = 0 only */
+    pf_hierarchy h;
+    pf_error err;
+    const pf_phase *runs[1] = {d.ph};
+    assert_int_equal(pf_hierarchy_build(runs, &d.nph, 1, DEMO_K, &h, &err), PF_OK);
+    assert_int_equal(h.nodes[0].size, 10);
+    assert_int_equal(h.nodes[0].parent, -1);
+    assert_true(h.nodes[0].beta_min == 0 && h.nodes[0].beta_max == 0);
+    assert_int_equal(h.nodes[1].size, 7);
+    assert_int_equal(h.nodes[1].parent, 0);
+    assert_true(h.consistent);
+    pf_hierarchy_free(&h);
+    demo_leg_free(&d);
+    demo_leg_free(&rest);
+}
+
+static int node_by_label(const pf_hierarchy *h, const char *label)
+{
+    for (int i = 0; i < h->n; i++) {
+        char l[128];
+        pf_basin_label(&h->nodes[i], h->n_classes, l, sizeof l);
+        if (strcmp(l, label) == 0) return i;
+    }
+    return -1;
+}
+
+/* A plateau that is not trivial yet encodes no class is its own node,
+ * named by its partial classes, apart from the trivial one; plateaus with
+ * other partial sets are other nodes; the same one in two runs is one node
+ * seen twice. An unresolved node hangs under the smallest encoded set it
+ * was entered from (the phase below it in beta), not under a set holding
+ * its partial classes, unless nothing encoded lies below it; the trivial
+ * one under the smallest encoded set; neither breaks the nesting. */
+static void test_unresolved_is_own_node(void **state)
+{
+    (void)state;
+    static pf_point_result rows[DEMO_N];
+    make_demo_like(rows, 6);
+    static demo_leg d;
+    demo_leg_build(&d, rows, DEMO_N);
+    assert_int_equal(d.nph, DEMO_STEPS + 2);
+    const pf_phase *un = &d.ph[4], *triv = &d.ph[5];
+    char a[64];
+    assert_false(un->trivial);
+    assert_true(un->unresolved);
+    assert_int_equal(pf_set_count(un->encoded, DEMO_K), 0);
+    set_text(un->partial, a, sizeof a);
+    assert_string_equal(a, "{0,7}");
+    assert_true(triv->trivial);
+    assert_false(triv->unresolved);
+    for (int p = 0; p < 4; p++) assert_false(d.ph[p].unresolved);
+
+    /* a run whose unresolved plateau flickers over 0, 7 and 9: entered from
+     * {0}, though only {0..9} holds all three */
+    static pf_phase other[DEMO_STEPS + 2], start[2];
+    memcpy(other, d.ph, sizeof other);
+    other[4].partial[0] = 1u | 1u << 7 | 1u << 9;
+    /* a run that starts unresolved: under the smallest set holding {1,7} */
+    memcpy(start, d.ph + 4, sizeof start);
+    start[0].partial[0] = 1u << 1 | 1u << 7;
+    const pf_phase *runs[4] = {d.ph, d.ph, other, start};
+    long counts[4] = {d.nph, d.nph, d.nph, 2};
+    pf_hierarchy h;
+    pf_error err;
+    assert_int_equal(pf_hierarchy_build(runs, counts, 4, DEMO_K, &h, &err), PF_OK);
+    static const struct {
+        const char *label, *parent;
+        int seen;
+    } want[] = {
+        {"{0,1,2,3,4,5,6,7,8,9}", NULL, 3},
+        {"{0,1,2,3,4,6,7}", "{0,1,2,3,4,5,6,7,8,9}", 3},
+        {"{0,1,7}", "{0,1,2,3,4,6,7}", 3},
+        {"{0}", "{0,1,7}", 3},
+        {"unresolved: partial {0,7}", "{0}", 2},
+        {"unresolved: partial {0,7,9}", "{0}", 1},
+        {"unresolved: partial {1,7}", "{0,1,7}", 1},
+        {"{} trivial", "{0}", 4},
+    };
+    assert_int_equal(h.n, (int)(sizeof want / sizeof *want));
+    for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+        int i = node_by_label(&h, want[w].label);
+        if (i < 0) fail_msg("no node '%s'", want[w].label);
+        int parent = want[w].parent ? node_by_label(&h, want[w].parent) : -1;
+        if (h.nodes[i].parent != parent || h.nodes[i].seen != want[w].seen)
+            fail_msg("node '%s': parent %d seen %d, expected %d ('%s') seen %d", want[w].label,
+                     h.nodes[i].parent, h.nodes[i].seen, parent, want[w].parent ? want[w].parent : "-",
+                     want[w].seen);
+        assert_int_equal(h.nodes[i].unresolved, strncmp(want[w].label, "unresolved", 10) == 0);
+        assert_int_equal(h.nodes[i].trivial, strcmp(want[w].label, "{} trivial") == 0);
+    }
+    /* encoded sets first (largest first), then unresolved, then trivial */
+    assert_int_equal(node_by_label(&h, "{0}"), 3);
+    assert_int_equal(node_by_label(&h, "{} trivial"), h.n - 1);
+    int u = node_by_label(&h, "unresolved: partial {0,7}");
+    assert_int_equal(h.nodes[u].size, 0);
+    assert_true(h.nodes[u].beta_min > 0.074 && h.nodes[u].beta_max < 0.085);
+    assert_true(h.nodes[h.n - 1].beta_min >= 0.085);
+    assert_true(h.consistent);
+    pf_hierarchy_free(&h);
+    demo_leg_free(&d);
+}
+
+/* Both through the tool: `transitions` on a demo-like sweep.csv. beta = 0
+ * is a phase bounded by a gap, not a transition; the unresolved plateau
+ * and the trivial one are separate basins in phases.json and in the
+ * printed tree. */
+static void test_gap_and_unresolved_in_outputs(void **state)
+{
+    (void)state;
+    static pf_point_result rows[DEMO_N];
+    make_demo_like(rows, 7);
+    char dir[400], path[600];
+    pf_error err;
+    snprintf(dir, sizeof dir, "%s/demo-like", tmpdir);
+    assert_int_equal(shell("mkdir -p %s", dir), 0);
+    snprintf(path, sizeof path, "%s/sweep.csv", dir);
+    assert_int_equal(pf_sweep_csv_write(path, rows, DEMO_N, &err), PF_OK);
+    run_result *res = malloc(sizeof *res);
+    assert_non_null(res);
+    run(res, "transitions %s", dir);
+    assert_int_equal(res->status, 0);
+    /* the tree: unresolved and trivial apart, each seen once */
+    assert_non_null(strstr(res->out, "{0,1,2,3,4,5,6,7,8,9}  (10 classes; seen in 1 phase; beta 0-0)"));
+    assert_non_null(strstr(res->out, "unresolved: partial {0,7}  (0 classes; seen in 1 phase;"));
+    assert_non_null(strstr(res->out, "{} trivial  (0 classes; seen in 1 phase;"));
+    assert_non_null(strstr(res->out, "1 grid gap"));
+    free(res);
+
+    snprintf(path, sizeof path, "%s/phases.json", dir);
+    char *text = slurp(path);
+    assert_non_null(text);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    const cJSON *phases = cJSON_GetObjectItemCaseSensitive(root, "phases");
+    assert_int_equal(cJSON_GetArraySize(phases), DEMO_STEPS + 2);
+    const cJSON *zero = cJSON_GetArrayItem(phases, 0), *next = cJSON_GetArrayItem(phases, 1);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(zero, "beta_to")) == 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(zero, "encoded")), 10);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(zero, "bound_to")), "gap");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(next, "bound_from")), "gap");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(next, "bound_to")),
+                        "transition");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(next, "transition_to")), "T1");
+    const cJSON *un = cJSON_GetArrayItem(phases, 4);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(un, "unresolved")));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(un, "label")),
+                        "unresolved: partial {0,7}");
+    const cJSON *hier = cJSON_GetObjectItemCaseSensitive(root, "hierarchy");
+    const cJSON *basins = cJSON_GetObjectItemCaseSensitive(hier, "basins");
+    int n_unresolved = 0, n_trivial = 0;
+    const cJSON *b;
+    cJSON_ArrayForEach(b, basins)
+    {
+        const char *label = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "label"));
+        assert_non_null(label);
+        int unresolved = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "unresolved"));
+        int trivial = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "trivial"));
+        const cJSON *partial = cJSON_GetObjectItemCaseSensitive(b, "partial");
+        if (unresolved) {
+            n_unresolved++;
+            assert_false(trivial);
+            assert_string_equal(label, "unresolved: partial {0,7}");
+            assert_int_equal(cJSON_GetArraySize(partial), 2);
+            assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(b, "phases_seen")), 1);
+        }
+        if (trivial) {
+            n_trivial++;
+            assert_string_equal(label, "{} trivial");
+            assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(b, "phases_seen")), 1);
+        }
+    }
+    assert_int_equal(n_unresolved, 1);
+    assert_int_equal(n_trivial, 1);
+    cJSON_Delete(root);
+
+    /* transitions.json: four transitions, none at the gap; the gap listed apart */
+    snprintf(path, sizeof path, "%s/transitions.json", dir);
+    text = slurp(path);
+    assert_non_null(text);
+    root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "transitions"), *t;
+    assert_int_equal(cJSON_GetArraySize(ts), DEMO_STEPS);
+    cJSON_ArrayForEach(t, ts)
+    {
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "beta_below")) >= 0.02);
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(t, "score")));
+    }
+    const cJSON *gaps = cJSON_GetObjectItemCaseSensitive(root, "gaps");
+    assert_int_equal(cJSON_GetArraySize(gaps), 1);
+    const cJSON *g = cJSON_GetArrayItem(gaps, 0);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(g, "beta_below")) == 0);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(g, "beta_above")) == 0.02);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g, "classes_lost")), 3);
+    cJSON_Delete(root);
 }
 
 static void test_csv_roundtrip(void **state)
@@ -484,6 +869,10 @@ int main(void)
         cmocka_unit_test(test_detect_smooth_curves),
         cmocka_unit_test(test_detect_rejects_outliers),
         cmocka_unit_test(test_phases_flickering_classes),
+        cmocka_unit_test(test_grid_gaps),
+        cmocka_unit_test(test_gap_is_own_phase),
+        cmocka_unit_test(test_unresolved_is_own_node),
+        cmocka_unit_test(test_gap_and_unresolved_in_outputs),
         cmocka_unit_test(test_csv_roundtrip),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_bad_folders_and_args),

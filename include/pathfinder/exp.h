@@ -196,9 +196,22 @@ typedef struct {
     double min_rel_jump; /* smallest relative drop of r that counts (default 0.02) */
     double major_accuracy_drop;  /* trend-corrected drop of test accuracy, in points, that
                                   * makes a transition major (default 2) */
+    double gap_factor;   /* a grid gap this many times wider than its neighbours splits
+                          * the sweep (pf_detect_gaps; default 8, 0: never) */
 } pf_detect_config;
 
 void pf_detect_config_default(pf_detect_config *c);
+
+/* Gaps in the grid: the pairs of consecutive points (i, i+1) whose beta step
+ * is more than gap_factor times the median step of the up to `window` gaps
+ * on each side, both in beta and in log beta (a step from beta = 0 is
+ * infinitely wide in log beta). A point cut off by a gap is not on the same
+ * plateau as the points across it, whatever r does there: with beta = 0,
+ * then 0.02, 0.0205, ..., beta = 0 is a phase of its own. A gap is not a
+ * transition: it is not scored, refined or marked as one. *below gets the
+ * index i of each gap, ascending (NULL when there are none). */
+int pf_detect_gaps(const double *beta, long n, const pf_detect_config *cfg, long **below,
+                   long *n_gaps, pf_error *err);
 
 typedef struct {
     long below, above;        /* indices of the points on each side */
@@ -213,8 +226,9 @@ typedef struct {
 } pf_transition;
 
 /* Find first-order transitions: steps of log r against log beta that stand
- * out from the local smooth trends on both sides, with E jumping up.
- * *out is allocated (may be NULL when none are found). */
+ * out from the local smooth trends on both sides, with E jumping up. The
+ * trends are fitted within the stretches between grid gaps (pf_detect_gaps),
+ * never across one. *out is allocated (may be NULL when none are found). */
 int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_transition **out,
                           long *n_out, pf_error *err);
 
@@ -242,7 +256,18 @@ int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_datase
 
 /* ------------------------------------------------------ phases, hierarchy */
 
-/* A plateau: the stretch of a sweep between two transitions. */
+/* What ends a phase on one side. */
+typedef enum {
+    PF_BOUND_END,          /* the first or last point of the sweep */
+    PF_BOUND_TRANSITION,   /* a detected first-order transition */
+    PF_BOUND_GAP,          /* a gap in the grid (pf_detect_gaps), not a transition */
+} pf_bound;
+
+/* "end", "transition", "gap" */
+const char *pf_bound_name(pf_bound b);
+
+/* A plateau: the stretch of a sweep between two boundaries (transitions or
+ * grid gaps). */
 typedef struct {
     long first, last;              /* point indices (ascending beta), inclusive */
     double beta_from, beta_to;
@@ -256,6 +281,10 @@ typedef struct {
     uint64_t partial[PF_MAX_CLASSES / 64];  /* bit set: above the threshold on at least a
                                              * quarter of the points, but not encoded */
     int trivial;                   /* train loss within 0.02 of ln K: encodes nothing */
+    int unresolved;                /* not trivial, yet no class encoded: known by its
+                                    * partial classes */
+    pf_bound bound_from, bound_to; /* what ends it at beta_from and at beta_to */
+    long transition_from, transition_to;  /* the transition there (index), -1 if none */
 } pf_phase;
 
 /* When a plateau encodes a class. Per-class accuracies of minibatch sweeps
@@ -271,34 +300,51 @@ typedef struct {
 
 void pf_encoding_default(pf_encoding *e);
 
-/* Split a curve of n points (ascending beta) at its transitions into
- * plateaus and average each. class_acc is (n, n_classes) row-major.
- * *phases is allocated with n_transitions + 1 entries. */
+/* Split a curve of n points (ascending beta) at its transitions t[0..nt)
+ * and its grid gaps (indices from pf_detect_gaps, ascending; may be NULL
+ * with n_gaps 0) into plateaus and average each. class_acc is (n, n_classes)
+ * row-major. *phases is allocated with *n_phases entries: one more than the
+ * boundaries (a gap at a transition's points counts once, as the transition). */
 int pf_phases(const double *beta, const double *test_acc, const double *train_loss, const double *r,
               const double *class_acc, long n, int n_classes, const pf_transition *t, long nt,
-              const pf_encoding *enc, pf_loss loss, pf_phase **phases, pf_error *err);
+              const long *gaps, long n_gaps, const pf_encoding *enc, pf_loss loss,
+              pf_phase **phases, long *n_phases, pf_error *err);
 
 int pf_set_has(const uint64_t *set, int k);
 int pf_set_count(const uint64_t *set, int n_classes);
 /* "{0,1,7}" */
 void pf_set_str(const uint64_t *set, int n_classes, char *buf, size_t n);
 
-/* The hierarchy of nested accuracy basins: the distinct encoded sets seen
- * in one or more sweeps, each linked to the smallest seen set that strictly
- * contains it. */
+/* The hierarchy of nested accuracy basins seen in one or more sweeps. Its
+ * nodes are the distinct encoded sets, one node per distinct partial set
+ * of unresolved phases, and one for the trivial phase. Links go to the
+ * smallest container: a set to the smallest seen set strictly containing
+ * it; the trivial node to the smallest encoded set; an unresolved node to
+ * the smallest encoded set it was entered from (the nearest encoding
+ * phase below it in beta, in each run that saw it; failing that, the
+ * smallest encoded set holding all its partial classes). Unresolved and
+ * trivial nodes are leaves. */
 typedef struct {
-    uint64_t set[PF_MAX_CLASSES / 64];
-    int size;
+    uint64_t set[PF_MAX_CLASSES / 64];      /* encoded classes (empty when unresolved or trivial) */
+    uint64_t partial[PF_MAX_CLASSES / 64];  /* unresolved: the partial classes that name it */
+    int size;            /* classes in set */
+    int trivial;         /* the trivial phase's node */
+    int unresolved;      /* phases not trivial that encode no class, with these partial classes */
     int parent;          /* node index, -1 for a root */
     int seen;            /* how many phases (across runs) had this set */
     double beta_min, beta_max;   /* betas where it was seen */
 } pf_basin;
 
+/* "{0,1,7}", "{} trivial" or "unresolved: partial {0,7}" */
+void pf_basin_label(const pf_basin *b, int n_classes, char *buf, size_t n);
+
 typedef struct {
     int n_classes;
     int n;
-    pf_basin *nodes;     /* sorted by size, largest first */
-    int consistent;      /* 1 if every run's chain of sets is nested */
+    pf_basin *nodes;     /* encoded sets by size, largest first; then unresolved
+                          * nodes, most partial classes first; then the trivial one */
+    int consistent;      /* 1 if every run's chain of encoded sets is nested (unresolved
+                          * and trivial phases encode nothing: nested with any) */
 } pf_hierarchy;
 
 /* Merge the phases of several runs (run r has counts[r] phases). */

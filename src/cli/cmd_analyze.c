@@ -171,7 +171,7 @@ int cmd_hierarchy(int argc, char **argv)
         for (int l = 0; l < 2 && !rc; l++) {
             post_leg *g = &legs[2 * d + l];
             rc = post_leg_build(g, rows[d], n, l == 0 ? 1 : -1, &po.detect, &po.encoding, &err);
-            if (!rc && g->ph) runs[n_runs] = g->ph, counts[n_runs++] = g->nt + 1;
+            if (!rc && g->ph) runs[n_runs] = g->ph, counts[n_runs++] = g->nph;
         }
     }
     if (rc) goto done;

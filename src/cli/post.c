@@ -68,7 +68,8 @@ int post_write_point_checkpoint(const char *dir, const pf_point_result *res, con
     return pf_ckpt_write(path, arch, theta, &meta, err);
 }
 
-static void transition_sets(const post_leg *g, long k, uint64_t *lost, uint64_t *gained);
+static void boundary_sets(const post_leg *g, long p, uint64_t *lost, uint64_t *gained);
+static long phase_below_transition(const post_leg *g, long k);
 
 /* ---- one leg (direction) of a sweep, in ascending beta ------------------- */
 
@@ -119,15 +120,18 @@ int post_leg_build(post_leg *g, const pf_point_result *rows, long n_rows, int di
         for (int c = 0; c < K; c++) g->class_acc[i * K + c] = r->m.test.class_accuracy[c];
     }
     pf_curve curve = {g->n, g->beta, g->r, g->loss, g->reg, g->acc};
-    int rc = pf_detect_transitions(&curve, dc, &g->t, &g->nt, err);
+    /* Gaps split phases (beta = 0 before 0.02, 0.0205, ... is its own) but
+     * are not transitions: the detector fits no trend across them. */
+    int rc = pf_detect_gaps(g->beta, g->n, dc, &g->gaps, &g->ng, err);
+    if (!rc) rc = pf_detect_transitions(&curve, dc, &g->t, &g->nt, err);
     if (!rc && K > 0)
         rc = pf_phases(g->beta, g->acc, g->loss, g->r, g->class_acc, g->n, K, g->t, g->nt,
-                       enc, PF_LOSS_CE, &g->ph, err);
+                       g->gaps, g->ng, enc, PF_LOSS_CE, &g->ph, &g->nph, err);
     /* A transition that changes which classes are encoded is major too, even
      * when the test accuracy moves by less than the detector's threshold. */
     for (long k = 0; !rc && g->ph && k < g->nt; k++) {
         uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];
-        transition_sets(g, k, lost, gained);
+        boundary_sets(g, phase_below_transition(g, k), lost, gained);
         if (pf_set_count(lost, K) || pf_set_count(gained, K)) g->t[k].major = 1;
     }
     if (rc) post_leg_free(g);
@@ -140,6 +144,7 @@ void post_leg_free(post_leg *g)
     free(g->sorted);
     free(g->buf);
     free(g->t);
+    free(g->gaps);
     free(g->ph);
     free(g->refined);
     free(g->has_refined);
@@ -156,10 +161,31 @@ static cJSON *set_json(const uint64_t *set, int K)
     return a;
 }
 
-/* lost = before \ after, gained = after \ before, in the leg's direction of travel */
-static void transition_sets(const post_leg *g, long k, uint64_t *lost, uint64_t *gained)
+/* The phase just below transition k (pf_phases records which it is). */
+static long phase_below_transition(const post_leg *g, long k)
 {
-    const pf_phase *lo = &g->ph[k], *hi = &g->ph[k + 1];
+    for (long p = 0; p + 1 < g->nph; p++)
+        if (g->ph[p].bound_to == PF_BOUND_TRANSITION && g->ph[p].transition_to == k) return p;
+    return -1;
+}
+
+/* The phase just below gap k. */
+static long phase_below_gap(const post_leg *g, long k)
+{
+    for (long p = 0; p + 1 < g->nph; p++)
+        if (g->ph[p].bound_to == PF_BOUND_GAP && g->ph[p].last == g->gaps[k]) return p;
+    return -1;
+}
+
+/* Across the boundary between phases p and p + 1: lost = before \ after,
+ * gained = after \ before, in the leg's direction of travel (both empty
+ * when p is not a boundary). */
+static void boundary_sets(const post_leg *g, long p, uint64_t *lost, uint64_t *gained)
+{
+    memset(lost, 0, PF_MAX_CLASSES / 8);
+    memset(gained, 0, PF_MAX_CLASSES / 8);
+    if (p < 0 || p + 1 >= g->nph) return;
+    const pf_phase *lo = &g->ph[p], *hi = &g->ph[p + 1];
     const pf_phase *before = g->direction > 0 ? lo : hi, *after = g->direction > 0 ? hi : lo;
     for (int w = 0; w < PF_MAX_CLASSES / 64; w++) {
         lost[w] = before->encoded[w] & ~after->encoded[w];
@@ -203,7 +229,7 @@ cJSON *post_transitions_json(const post_leg *g)
         cJSON_AddBoolToObject(o, "major", t->major);
         if (g->ph) {
             uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];
-            transition_sets(g, k, lost, gained);
+            boundary_sets(g, phase_below_transition(g, k), lost, gained);
             cJSON_AddItemToObject(o, "classes_lost", set_json(lost, g->n_classes));
             cJSON_AddItemToObject(o, "classes_gained", set_json(gained, g->n_classes));
         }
@@ -233,20 +259,72 @@ cJSON *post_transitions_json(const post_leg *g)
     return arr;
 }
 
+cJSON *post_gaps_json(const post_leg *g)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (long k = 0; k < g->ng; k++) {
+        long i = g->gaps[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "direction", leg_name(g));
+        cJSON_AddNumberToObject(o, "beta_below", g->beta[i]);
+        cJSON_AddNumberToObject(o, "beta_above", g->beta[i + 1]);
+        cJSON_AddNumberToObject(o, "index_below", (double)g->sorted[i].index);
+        cJSON_AddNumberToObject(o, "index_above", (double)g->sorted[i + 1].index);
+        if (g->ph) {
+            uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];
+            boundary_sets(g, phase_below_gap(g, k), lost, gained);
+            cJSON_AddItemToObject(o, "classes_lost", set_json(lost, g->n_classes));
+            cJSON_AddItemToObject(o, "classes_gained", set_json(gained, g->n_classes));
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+/* A phase named as its node in the hierarchy would be. */
+static void phase_label(char *buf, size_t n, const pf_phase *q)
+{
+    pf_basin b;
+    memset(&b, 0, sizeof b);
+    b.trivial = q->trivial;
+    b.unresolved = q->unresolved;
+    memcpy(b.set, q->encoded, sizeof b.set);
+    memcpy(b.partial, q->partial, sizeof b.partial);
+    pf_basin_label(&b, q->n_classes, buf, n);
+}
+
+/* "end", "gap" or "transition", and the transition's label. */
+static void add_bound(cJSON *o, const post_leg *g, const char *side, pf_bound kind, long transition)
+{
+    char key[32], label[32];
+    snprintf(key, sizeof key, "bound_%s", side);
+    cJSON_AddStringToObject(o, key, pf_bound_name(kind));
+    if (kind != PF_BOUND_TRANSITION || transition < 0) return;
+    snprintf(key, sizeof key, "transition_%s", side);
+    transition_label(label, sizeof label, g, transition);
+    cJSON_AddStringToObject(o, key, label);
+}
+
 cJSON *post_phases_json(const post_leg *g)
 {
     cJSON *arr = cJSON_CreateArray();
-    for (long p = 0; g->ph && p <= g->nt; p++) {
+    for (long p = 0; g->ph && p < g->nph; p++) {
         const pf_phase *q = &g->ph[p];
+        char label[4 * PF_MAX_CLASSES + 32];
+        phase_label(label, sizeof label, q);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "direction", leg_name(g));
+        cJSON_AddStringToObject(o, "label", label);
         cJSON_AddNumberToObject(o, "beta_from", q->beta_from);
         cJSON_AddNumberToObject(o, "beta_to", q->beta_to);
+        add_bound(o, g, "from", q->bound_from, q->transition_from);
+        add_bound(o, g, "to", q->bound_to, q->transition_to);
         cJSON_AddNumberToObject(o, "points", (double)(q->last - q->first + 1));
         cJSON_AddNumberToObject(o, "mean_test_accuracy", q->mean_accuracy);
         cJSON_AddNumberToObject(o, "mean_train_loss", q->mean_loss);
         cJSON_AddNumberToObject(o, "mean_r", q->mean_r);
         cJSON_AddBoolToObject(o, "trivial", q->trivial);
+        cJSON_AddBoolToObject(o, "unresolved", q->unresolved);
         cJSON_AddItemToObject(o, "encoded", set_json(q->encoded, q->n_classes));
         cJSON_AddItemToObject(o, "partial", set_json(q->partial, q->n_classes));
         cJSON *cm = cJSON_AddArrayToObject(o, "class_mean_accuracy");
@@ -264,9 +342,15 @@ cJSON *post_hierarchy_json(const pf_hierarchy *h)
     cJSON_AddBoolToObject(o, "nested", h->consistent);
     cJSON *arr = cJSON_AddArrayToObject(o, "basins");
     for (int i = 0; i < h->n; i++) {
+        char label[4 * PF_MAX_CLASSES + 32];
+        pf_basin_label(&h->nodes[i], h->n_classes, label, sizeof label);
         cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "label", label);
         cJSON_AddItemToObject(b, "classes", set_json(h->nodes[i].set, h->n_classes));
         cJSON_AddNumberToObject(b, "size", h->nodes[i].size);
+        cJSON_AddBoolToObject(b, "trivial", h->nodes[i].trivial);
+        cJSON_AddBoolToObject(b, "unresolved", h->nodes[i].unresolved);
+        cJSON_AddItemToObject(b, "partial", set_json(h->nodes[i].partial, h->n_classes));
         cJSON_AddNumberToObject(b, "parent", h->nodes[i].parent);
         cJSON_AddNumberToObject(b, "phases_seen", h->nodes[i].seen);
         cJSON_AddNumberToObject(b, "beta_min", h->nodes[i].beta_min);
@@ -295,10 +379,10 @@ void post_print_tree(FILE *f, const pf_hierarchy *h)
         stack[sp] = root, depth[sp++] = 0;
         while (sp > 0) {
             int i = stack[--sp], d = depth[sp];
-            char set[4 * PF_MAX_CLASSES];
-            pf_set_str(h->nodes[i].set, h->n_classes, set, sizeof set);
+            char label[4 * PF_MAX_CLASSES + 32];
+            pf_basin_label(&h->nodes[i], h->n_classes, label, sizeof label);
             fprintf(f, "  %*s%s%s  (%d class%s; seen in %d phase%s; beta %.4g-%.4g)\n", 2 * d, "",
-                    d ? "└─ " : "", h->nodes[i].size ? set : "{} trivial", h->nodes[i].size,
+                    d ? "└─ " : "", label, h->nodes[i].size,
                     h->nodes[i].size == 1 ? "" : "es", h->nodes[i].seen, h->nodes[i].seen == 1 ? "" : "s", h->nodes[i].beta_min,
                     h->nodes[i].beta_max);
             for (int c = h->n - 1; c >= 0; c--)
@@ -438,7 +522,22 @@ static void prune_checkpoints(const post_context *pc, const post_leg *legs, int 
 void post_print_table(FILE *f, const post_leg *g)
 {
     if (g->n == 0) return;
-    fprintf(f, "%s leg: %ld points, %ld transition%s\n", leg_name(g), g->n, g->nt, g->nt == 1 ? "" : "s");
+    fprintf(f, "%s leg: %ld points, %ld transition%s", leg_name(g), g->n, g->nt, g->nt == 1 ? "" : "s");
+    if (g->ng > 0) fprintf(f, ", %ld grid gap%s", g->ng, g->ng == 1 ? "" : "s");
+    fprintf(f, "\n");
+    /* gaps split phases without being transitions: no score, no refinement */
+    for (long k = 0; k < g->ng; k++) {
+        char lost_s[256] = "-", gained_s[256] = "-";
+        if (g->ph) {
+            uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];
+            boundary_sets(g, phase_below_gap(g, k), lost, gained);
+            if (pf_set_count(lost, g->n_classes)) pf_set_str(lost, g->n_classes, lost_s, sizeof lost_s);
+            if (pf_set_count(gained, g->n_classes)) pf_set_str(gained, g->n_classes, gained_s, sizeof gained_s);
+        }
+        fprintf(f, "  gap  beta %.4g-%.4g: a wide grid step, a phase boundary but not a transition"
+                   " (lost %s, gained %s)\n",
+                g->beta[g->gaps[k]], g->beta[g->gaps[k] + 1], lost_s, gained_s);
+    }
     if (g->nt == 0) return;
     fprintf(f, "  %-4s %-21s %-25s %-16s %-16s %-10s %-14s %s\n", "", "beta interval", "refined interval",
             "r", "test acc %", "score", "lost", "gained");
@@ -453,7 +552,7 @@ void post_print_table(FILE *f, const post_leg *g)
         }
         if (g->ph) {
             uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];
-            transition_sets(g, k, lost, gained);
+            boundary_sets(g, phase_below_transition(g, k), lost, gained);
             if (pf_set_count(lost, g->n_classes)) pf_set_str(lost, g->n_classes, lost_s, sizeof lost_s);
             if (pf_set_count(gained, g->n_classes)) pf_set_str(gained, g->n_classes, gained_s, sizeof gained_s);
         }
@@ -516,7 +615,7 @@ int post_process(const post_context *pc, pf_error *err)
     long counts[2];
     int n_runs = 0;
     for (int l = 0; l < 2; l++)
-        if (legs[l].ph) runs[n_runs] = legs[l].ph, counts[n_runs++] = legs[l].nt + 1;
+        if (legs[l].ph) runs[n_runs] = legs[l].ph, counts[n_runs++] = legs[l].nph;
     int K = legs[0].n ? legs[0].n_classes : legs[1].n_classes;
     if (n_runs > 0 && (rc = pf_hierarchy_build(runs, counts, n_runs, K, &h, err))) goto done;
 
@@ -527,11 +626,23 @@ int post_process(const post_context *pc, pf_error *err)
     cJSON_AddNumberToObject(det, "window", pc->opt->detect.window);
     cJSON_AddNumberToObject(det, "threshold", pc->opt->detect.threshold);
     cJSON_AddNumberToObject(det, "min_rel_jump", pc->opt->detect.min_rel_jump);
+    cJSON_AddNumberToObject(det, "gap_factor", pc->opt->detect.gap_factor);
+    cJSON_AddStringToObject(det, "gap_rule",
+                            "a beta step more than gap_factor times the median of the up to `window` "
+                            "steps on each side, both in beta and in log beta (a step from beta = 0 is "
+                            "infinite in log beta), is a gap: the points across it are separate phases; "
+                            "it is not a transition (no score, no refinement, no fit across it)");
     cJSON_AddNumberToObject(det, "refine_tol", pc->opt->refine_tol);
     cJSON *all = cJSON_AddArrayToObject(tj, "transitions");
     for (int l = 0; l < 2; l++) {
         cJSON *arr = post_transitions_json(&legs[l]), *o;
         while ((o = cJSON_DetachItemFromArray(arr, 0))) cJSON_AddItemToArray(all, o);
+        cJSON_Delete(arr);
+    }
+    cJSON *all_gaps = cJSON_AddArrayToObject(tj, "gaps");
+    for (int l = 0; l < 2; l++) {
+        cJSON *arr = post_gaps_json(&legs[l]), *o;
+        while ((o = cJSON_DetachItemFromArray(arr, 0))) cJSON_AddItemToArray(all_gaps, o);
         cJSON_Delete(arr);
     }
     snprintf(path, sizeof path, "%s/transitions.json", pc->dir);

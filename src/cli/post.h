@@ -43,8 +43,10 @@ typedef struct {
     uint64_t seed;
 } post_context;
 
-/* One direction of a sweep, in ascending beta, with its transitions,
- * phases and refinements. */
+/* One direction of a sweep, in ascending beta, with its transitions, grid
+ * gaps, phases and refinements. Phases are split at both transitions and
+ * gaps; only transitions are labelled T1.. (D1.. down), scored, refined,
+ * marked in figures and kept checkpoints for. */
 typedef struct {
     int direction;
     long n;
@@ -54,7 +56,10 @@ typedef struct {
     double *buf, *beta, *r, *loss, *reg, *acc, *class_acc;
     pf_transition *t;
     long nt;
-    pf_phase *ph;                  /* (nt + 1) */
+    long *gaps;                    /* (ng) index (ascending) of the point below each grid gap */
+    long ng;
+    pf_phase *ph;                  /* (nph) */
+    long nph;                      /* nt + ng + 1 when there are classes, else 0 */
     pf_refined *refined;           /* (nt) */
     int *has_refined;
 } post_leg;
@@ -67,6 +72,8 @@ void post_print_tree(FILE *f, const pf_hierarchy *h);
 /* The leg's transitions as a JSON array (label, betas, r, losses, classes
  * lost/gained, refinement). */
 cJSON *post_transitions_json(const post_leg *g);
+/* The leg's grid gaps as a JSON array (betas, indices, classes lost/gained). */
+cJSON *post_gaps_json(const post_leg *g);
 cJSON *post_phases_json(const post_leg *g);
 cJSON *post_hierarchy_json(const pf_hierarchy *h);
 int post_write_json(const char *path, cJSON *obj, pf_error *err);

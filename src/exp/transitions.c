@@ -13,6 +13,11 @@
  * threshold, r steps down by at least min_rel_jump, and E steps up. Among
  * neighbouring candidates (within w points) only the strongest survives.
  * Per-class accuracies are not used: they flicker from point to point.
+ *
+ * The fits never reach across a grid gap (pf_detect_gaps): the sweep is cut
+ * into gap-free segments first and each is searched on its own, so a point
+ * set far apart from the rest (beta = 0 before 0.02, 0.0205, ...) neither
+ * bends a window's line nor is itself reported as a transition.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +31,7 @@ void pf_detect_config_default(pf_detect_config *c)
     c->threshold = 6.0;
     c->min_rel_jump = 0.02;
     c->major_accuracy_drop = 2.0;
+    c->gap_factor = 8.0;
 }
 
 /* Least-squares line through (x[i], y[i]), i in [lo, hi); returns the RMS
@@ -55,6 +61,66 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Median of v[0..m), m >= 1; sorts v. */
+static double median(double *v, long m)
+{
+    qsort(v, (size_t)m, sizeof *v, cmp_double);
+    return m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+}
+
+/* Grid gaps. The step between points i and i+1 is d_i = beta[i+1] - beta[i]
+ * and, on the detector's log scale, l_i = log beta[i+1] - log beta[i]
+ * (infinite when beta[i] = 0). The local step at i is the median of the
+ * steps of the up to w gaps on each side of it (itself left out), in both
+ * measures. Gap i splits the sweep when
+ *     d_i > gap_factor * median(d)   and   l_i > gap_factor * median(l).
+ * Both: a linear grid's log steps shrink along it and a geometric grid's
+ * linear steps grow along it, but neither is wide in its own measure; only
+ * a point cut off from the rest is wide in both. */
+int pf_detect_gaps(const double *beta, long n, const pf_detect_config *cfg, long **below,
+                   long *n_gaps, pf_error *err)
+{
+    *below = NULL;
+    *n_gaps = 0;
+    int w = cfg->window;
+    if (w < 1) return pf_fail(err, PF_EINPUT, "detection window must be at least 1 point");
+    for (long i = 1; i < n; i++)
+        if (!(beta[i] > beta[i - 1]))
+            return pf_fail(err, PF_EINPUT, "curve betas must be strictly ascending");
+    if (!(cfg->gap_factor > 0) || n < 3) return PF_OK; /* one gap has no neighbours to compare */
+    long ng = n - 1;
+    double *d = malloc((size_t)ng * sizeof *d), *l = malloc((size_t)ng * sizeof *l);
+    double *near = malloc((size_t)(2 * w) * sizeof *near);
+    long *found = malloc((size_t)ng * sizeof *found);
+    if (!d || !l || !near || !found) {
+        free(d), free(l), free(near), free(found);
+        return pf_fail(err, PF_ERUNTIME, "out of memory finding grid gaps");
+    }
+    for (long i = 0; i < ng; i++) {
+        d[i] = beta[i + 1] - beta[i];
+        l[i] = beta[i] > 0 ? log(beta[i + 1] / beta[i]) : INFINITY;
+    }
+    long nf = 0;
+    for (long i = 0; i < ng; i++) {
+        long lo = i - w < 0 ? 0 : i - w, hi = i + w >= ng ? ng - 1 : i + w, m = 0;
+        for (long j = lo; j <= hi; j++)
+            if (j != i) near[m++] = d[j];
+        int wide = d[i] > cfg->gap_factor * median(near, m);
+        m = 0;
+        for (long j = lo; j <= hi; j++)
+            if (j != i) near[m++] = l[j];
+        if (wide && l[i] > cfg->gap_factor * median(near, m)) found[nf++] = i;
+    }
+    free(d), free(l), free(near);
+    if (nf == 0) {
+        free(found);
+        return PF_OK;
+    }
+    *below = found;
+    *n_gaps = nf;
+    return PF_OK;
+}
+
 /* Jump of y across the gap (i, i+1) from the two one-sided line fits. */
 static double gap_jump(const double *x, const double *y, long i, int w, double *noise)
 {
@@ -66,28 +132,22 @@ static double gap_jump(const double *x, const double *y, long i, int w, double *
     return (a2 + b2 * xm) - (a1 + b1 * xm);
 }
 
-int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_transition **out,
-                          long *n_out, pf_error *err)
+/* The search on the gap-free points [lo, hi] of the curve; appends to found. */
+static int detect_segment(const pf_curve *c, const pf_detect_config *cfg, long lo, long hi,
+                          pf_transition *found, long *nf, pf_error *err)
 {
-    *out = NULL;
-    *n_out = 0;
     int w = cfg->window;
-    if (w < 2) return pf_fail(err, PF_EINPUT, "detection window must be at least 2 points");
-    for (long i = 1; i < c->n; i++)
-        if (!(c->beta[i] > c->beta[i - 1]))
-            return pf_fail(err, PF_EINPUT, "curve betas must be strictly ascending");
     /* Work on beta > 0 and r > 0 only (log scale). */
-    long first = 0;
-    while (first < c->n && !(c->beta[first] > 0 && c->r[first] > 0)) first++;
-    long n = c->n - first;
+    long first = lo;
+    while (first <= hi && !(c->beta[first] > 0 && c->r[first] > 0)) first++;
+    long n = hi + 1 - first;
     if (n < 2 * w) return PF_OK; /* too short to tell a step from a trend */
     double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
     double *ye = malloc((size_t)n * sizeof *ye), *jump = calloc((size_t)n, sizeof *jump);
     double *noise = calloc((size_t)n, sizeof *noise), *sorted = malloc((size_t)n * sizeof *sorted);
     double *score = calloc((size_t)n, sizeof *score);
-    pf_transition *found = malloc((size_t)n * sizeof *found);
-    if (!x || !y || !ye || !jump || !noise || !sorted || !score || !found) {
-        free(x), free(y), free(ye), free(jump), free(noise), free(sorted), free(score), free(found);
+    if (!x || !y || !ye || !jump || !noise || !sorted || !score) {
+        free(x), free(y), free(ye), free(jump), free(noise), free(sorted), free(score);
         return pf_fail(err, PF_ERUNTIME, "out of memory detecting transitions");
     }
     for (long i = 0; i < n; i++) {
@@ -108,7 +168,6 @@ int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_tra
         double floor_noise = fmax(sorted[m / 2], 1e-9);
         score[i] = -jump[i] / fmax(noise[i], floor_noise);
     }
-    long nf = 0;
     for (long i = w - 1; i + w < n; i++) {
         if (score[i] < cfg->threshold || -jump[i] < log1p(cfg->min_rel_jump)) continue;
         /* keep only the strongest candidate within the window */
@@ -120,27 +179,27 @@ int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_tra
         double ne, je = gap_jump(x, ye, i, w, &ne);
         const double *bx = x; /* the accuracy trend is also taken against log beta */
         if (!(je > 0)) continue; /* E must step up where r steps down */
-        long lo = first + i, hi = lo + 1;
-        pf_transition *t = &found[nf++];
+        long below = first + i, above = below + 1;
+        pf_transition *t = &found[(*nf)++];
         memset(t, 0, sizeof *t);
-        t->below = lo;
-        t->above = hi;
-        t->beta_below = c->beta[lo];
-        t->beta_above = c->beta[hi];
-        t->r_below = c->r[lo];
-        t->r_above = c->r[hi];
+        t->below = below;
+        t->above = above;
+        t->beta_below = c->beta[below];
+        t->beta_above = c->beta[above];
+        t->r_below = c->r[below];
+        t->r_above = c->r[above];
         t->jump_r = jump[i];
-        t->loss_below = c->loss[lo];
-        t->loss_above = c->loss[hi];
+        t->loss_below = c->loss[below];
+        t->loss_above = c->loss[above];
         t->jump_loss = je;
         if (c->reg_loss) {
-            t->reg_below = c->reg_loss[lo];
-            t->reg_above = c->reg_loss[hi];
-            t->jump_reg = c->reg_loss[hi] - c->reg_loss[lo];
+            t->reg_below = c->reg_loss[below];
+            t->reg_above = c->reg_loss[above];
+            t->jump_reg = c->reg_loss[above] - c->reg_loss[below];
         }
         if (c->accuracy) {
-            t->acc_below = c->accuracy[lo];
-            t->acc_above = c->accuracy[hi];
+            t->acc_below = c->accuracy[below];
+            t->acc_above = c->accuracy[above];
             /* single points are noisy: judge the drop from the two trends */
             double na, ja = gap_jump(bx, c->accuracy + first, i, w, &na);
             t->jump_accuracy = ja;
@@ -149,9 +208,33 @@ int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_tra
         t->score = score[i];
     }
     free(x), free(y), free(ye), free(jump), free(noise), free(sorted), free(score);
-    if (nf == 0) {
+    return PF_OK;
+}
+
+int pf_detect_transitions(const pf_curve *c, const pf_detect_config *cfg, pf_transition **out,
+                          long *n_out, pf_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (cfg->window < 2) return pf_fail(err, PF_EINPUT, "detection window must be at least 2 points");
+    long *gaps, ng;
+    int rc = pf_detect_gaps(c->beta, c->n, cfg, &gaps, &ng, err);
+    if (rc) return rc;
+    pf_transition *found = malloc((size_t)(c->n > 0 ? c->n : 1) * sizeof *found);
+    if (!found) {
+        free(gaps);
+        return pf_fail(err, PF_ERUNTIME, "out of memory detecting transitions");
+    }
+    long nf = 0, lo = 0;
+    for (long s = 0; s <= ng && !rc; s++) {
+        long hi = s < ng ? gaps[s] : c->n - 1;
+        rc = detect_segment(c, cfg, lo, hi, found, &nf, err);
+        lo = hi + 1;
+    }
+    free(gaps);
+    if (rc || nf == 0) {
         free(found);
-        return PF_OK;
+        return rc;
     }
     *out = found;
     *n_out = nf;

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <plplot.h>
 
@@ -611,7 +612,7 @@ typedef struct {
     double *x;         /* (n) horizontal slot */
     int levels;
     int slots;
-    char (*line1)[96]; /* (n) the class set */
+    char (*line1)[96]; /* (n) the class set, or what stands for it */
     char (*line2)[96]; /* (n) seen count and beta range */
 } hierarchy_ctx;
 
@@ -686,7 +687,18 @@ static int hierarchy_layout(hierarchy_ctx *c)
 
     for (int i = 0; i < n; i++) {
         const pf_basin *b = &h->nodes[i];
-        class_set_text(b->set, h->n_classes, c->line1[i], sizeof c->line1[i], SET_CHARS);
+        /* a node that encodes nothing says which kind it is: the trivial
+         * phase, or an unresolved one named by its partial classes */
+        if (b->trivial) {
+            snprintf(c->line1[i], sizeof c->line1[i], "{} trivial");
+        } else if (b->unresolved) {
+            static const char prefix[] = "unresolved: partial ";
+            char set[72];
+            class_set_text(b->partial, h->n_classes, set, sizeof set, SET_CHARS - (sizeof prefix - 1));
+            snprintf(c->line1[i], sizeof c->line1[i], "%s%s", prefix, set);
+        } else {
+            class_set_text(b->set, h->n_classes, c->line1[i], sizeof c->line1[i], SET_CHARS);
+        }
         if (isfinite(b->beta_min) && isfinite(b->beta_max) && b->beta_min != b->beta_max)
             snprintf(c->line2[i], sizeof c->line2[i], "seen %d×   β %.3g – %.3g", b->seen,
                      b->beta_min, b->beta_max);
@@ -747,7 +759,11 @@ static void draw_hierarchy(const void *p)
         plfill(4, bx, by);
         plcol0(C_INK);
         plwidth(1.5);
+        /* unresolved: dashed, as a basin not pinned down */
+        static const PLINT mark = 3000, space = 2000;   /* micrometres */
+        if (h->nodes[i].unresolved) plstyl(1, &mark, &space);
         plline(5, bx, by);
+        pllsty(1);
         plptex(x, y + 0.35 * half_h, 1, 0, 0.5, c->line1[i]);
         plot_text_size(SMALL_SCALE);
         plcol0(C_GREY);
@@ -759,11 +775,85 @@ static void draw_hierarchy(const void *p)
     plot_title(c->title, 1.2);
     plot_text_size(SMALL_SCALE);
     plcol0(C_GREY);
-    plmtex("b", 1.8, 0.5, 0.5,
+    int any_unresolved = 0;
+    for (int i = 0; i < h->n; i++) any_unresolved |= h->nodes[i].unresolved;
+    double disp = any_unresolved ? 1.2 : 1.8;
+    plmtex("b", disp, 0.5, 0.5,
            h->consistent ? "each set is linked to the smallest seen set that contains it"
                          : "each set is linked to the smallest seen set that contains it "
                            "(not every run's chain of sets is nested)");
+    if (any_unresolved)
+        plmtex("b", disp + 1.3, 0.5, 0.5,
+               "dashed: unresolved, no class encoded (named by its partial classes, linked to the "
+               "set it was entered from)");
     plot_text_size(TEXT_SCALE);
+}
+
+/* s escaped for XML text into out (NULL: only count); returns the length. */
+static size_t xml_escape(char *out, const char *s)
+{
+    size_t len = 0;
+    for (; *s; s++) {
+        const char *piece = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
+        size_t k = piece ? strlen(piece) : 1;
+        if (out) memcpy(out + len, piece ? piece : s, k);
+        len += k;
+    }
+    return len;
+}
+
+/* Cairo draws text in SVG as glyph outlines, so neither a reader's tools
+ * nor grep can find a basin in the file. Give BASE.svg a <title> and a
+ * <desc> with one line per node (its label and what its box says), right
+ * after <svg ...>, and write it again atomically. */
+static int svg_describe(const char *base, const hierarchy_ctx *c, pf_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.svg", base);
+    char *svg = NULL;
+    size_t n = 0;
+    int rc = pf_read_file(path, &svg, &n, (size_t)1 << 30, err);
+    if (rc) return rc;
+    char *open = strstr(svg, "<svg");
+    char *end = open ? strchr(open, '>') : NULL;
+    if (!end) {
+        free(svg);
+        return pf_fail(err, PF_ERUNTIME, "%s: no <svg> element", path);
+    }
+    size_t head = (size_t)(end + 1 - svg);
+    size_t desc_cap = 1 + (size_t)c->h->n * 256, desc_len = 0;
+    char *desc = malloc(desc_cap);
+    if (!desc) {
+        free(svg);
+        return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    }
+    desc[0] = '\0';
+    for (int i = 0; i < c->h->n; i++)
+        desc_len += (size_t)snprintf(desc + desc_len, desc_cap - desc_len, "%s%s (%s)", i ? "\n" : "",
+                                     c->line1[i], c->line2[i]);
+    const char *title = c->title ? c->title : "Hierarchy of accuracy basins";
+    static const char t0[] = "\n<title>", t1[] = "</title>\n<desc>", t2[] = "</desc>";
+    size_t size = head + strlen(t0) + xml_escape(NULL, title) + strlen(t1) + xml_escape(NULL, desc) +
+                  strlen(t2) + (n - head);
+    char *out = malloc(size);
+    if (!out) {
+        free(svg);
+        free(desc);
+        return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    }
+    size_t at = 0;
+    memcpy(out, svg, head), at += head;
+    memcpy(out + at, t0, strlen(t0)), at += strlen(t0);
+    at += xml_escape(out + at, title);
+    memcpy(out + at, t1, strlen(t1)), at += strlen(t1);
+    at += xml_escape(out + at, desc);
+    memcpy(out + at, t2, strlen(t2)), at += strlen(t2);
+    memcpy(out + at, svg + head, n - head);
+    rc = pf_write_file_atomic(path, out, size, err);
+    free(svg);
+    free(desc);
+    free(out);
+    return rc;
 }
 
 int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title, pf_error *err)
@@ -794,6 +884,7 @@ int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title,
         plot_figure fig = {width < 1200 ? 1200 : width > 16000 ? 16000 : width,
                       height < 700 ? 700 : height > 4000 ? 4000 : height, draw_hierarchy, &c};
         rc = plot_render(base, &fig, err);
+        if (!rc && h->n > 0) rc = svg_describe(base, &c, err);
     }
     free(c.parent);
     free(c.depth);
