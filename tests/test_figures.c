@@ -152,8 +152,19 @@ static void keep_copy(const char *path, const char *name)
     free(buf);
 }
 
-/* Check BASE.{png,pdf,svg}, keep copies if asked, and remove them. */
-static void check_figure(const char *dir, const char *name, size_t min_png)
+/* buf[0..n) ends with tail, but for trailing newlines. */
+static int ends_with(const char *buf, size_t n, const char *tail)
+{
+    size_t t = strlen(tail);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    return n >= t && memcmp(buf + n - t, tail, t) == 0;
+}
+
+/* Check BASE.{png,pdf,svg}: each whole (PNG's IEND chunk, PDF's %%EOF,
+ * SVG's closing tag), the SVG's description naming every panel given (the
+ * NULL-terminated list), no temporary file left; keep copies if asked, and
+ * remove them. */
+static void check_figure(const char *dir, const char *name, size_t min_png, ...)
 {
     static const char *const ext[3] = {"png", "pdf", "svg"};
     for (int e = 0; e < 3; e++) {
@@ -167,19 +178,30 @@ static void check_figure(const char *dir, const char *name, size_t min_png)
             static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
             assert_true(n > min_png);
             assert_memory_equal(buf, sig, 8);
+            assert_true(ends_with(buf, n, "IEND\xae\x42\x60\x82"));
         } else if (e == 1) {
             assert_true(n > 4);
             assert_memory_equal(buf, "%PDF", 4);
+            assert_true(ends_with(buf, n, "%%EOF"));
         } else {
             assert_non_null(strstr(buf, "<svg"));
+            assert_true(ends_with(buf, n, "</svg>"));
+            char *desc = strstr(buf, "<desc>"), *end = desc ? strstr(desc, "</desc>") : NULL;
+            if (!end) fail_msg("%s has no description", path);
+            *end = '\0';
+            va_list ap;
+            va_start(ap, min_png);
+            for (const char *panel; (panel = va_arg(ap, const char *));)
+                if (!strstr(desc, panel)) fail_msg("%s does not name the panel '%s'", path, panel);
+            va_end(ap);
         }
         free(buf);
-        strcat(path, ".tmp");
-        assert_int_not_equal(access(path, F_OK), 0);   /* no temporary left behind */
-        path[strlen(path) - 4] = '\0';
         keep_copy(path, file);
         assert_int_equal(remove(path), 0);
     }
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q '\\.tmp\\.'", dir);
+    assert_int_not_equal(system(cmd), 0);   /* no temporary left behind */
 }
 
 static char *make_dir(void)
@@ -226,18 +248,21 @@ static void test_all_figures(void **state)
     base_in(base, sizeof base, dir, "phase_diagram");
     assert_int_equal(pf_fig_phase_diagram(base, up, N_POINTS, t, N_STEPS,
                                           "MNIST 784-100-10, sweep up", &err), PF_OK);
-    check_figure(dir, "phase_diagram", 10000);
+    check_figure(dir, "phase_diagram", 10000, "test accuracy", "r = ||theta - theta_c||",
+                 "E (train loss)", "L_beta", "T3 at beta", (char *)NULL);
     base_in(base, sizeof base, dir, "class_heatmap");
     assert_int_equal(pf_fig_class_heatmap(base, up, N_POINTS, t, N_STEPS,
                                           "Per-class test accuracy", &err), PF_OK);
-    check_figure(dir, "class_heatmap", 10000);
+    check_figure(dir, "class_heatmap", 10000, "Per-class test accuracy", "classes 0 to", "T1 at beta",
+                 (char *)NULL);
     base_in(base, sizeof base, dir, "hysteresis");
     assert_int_equal(pf_fig_hysteresis(base, up, N_POINTS, down, N_POINTS, "Hysteresis loop", &err),
                      PF_OK);
-    check_figure(dir, "hysteresis", 10000);
+    check_figure(dir, "hysteresis", 10000, "r = ||theta - theta_c||", "test accuracy", "up (", "down (",
+                 (char *)NULL);
     base_in(base, sizeof base, dir, "hierarchy");
     assert_int_equal(pf_fig_hierarchy(base, &h, "Hierarchy of accuracy basins", &err), PF_OK);
-    check_figure(dir, "hierarchy", 10000);
+    check_figure(dir, "hierarchy", 10000, (char *)NULL);
     /* Non-uniform betas and a class missing from the test set (grey). */
     for (long i = 0; i < N_POINTS; i++) {
         double u = (double)i / (N_POINTS - 1);
@@ -248,11 +273,11 @@ static void test_all_figures(void **state)
     make_transitions(up, at, t);
     base_in(base, sizeof base, dir, "class_heatmap_uneven");
     assert_int_equal(pf_fig_class_heatmap(base, up, N_POINTS, t, N_STEPS, NULL, &err), PF_OK);
-    check_figure(dir, "class_heatmap_uneven", 10000);
+    check_figure(dir, "class_heatmap_uneven", 10000, "classes 0 to", (char *)NULL);
     /* No titles, one leg only. */
     base_in(base, sizeof base, dir, "hysteresis_up_only");
     assert_int_equal(pf_fig_hysteresis(base, up, N_POINTS, NULL, 0, NULL, &err), PF_OK);
-    check_figure(dir, "hysteresis_up_only", 10000);
+    check_figure(dir, "hysteresis_up_only", 10000, "down (0 points)", (char *)NULL);
     assert_int_equal(rmdir(dir), 0);
     free(dir);
 }
@@ -279,12 +304,12 @@ static void test_large_hierarchy(void **state)
     pf_error err = {0};
     base_in(base, sizeof base, dir, "hierarchy_large");
     assert_int_equal(pf_fig_hierarchy(base, &h, "20 basins, K = 20", &err), PF_OK);
-    check_figure(dir, "hierarchy_large", 10000);
+    check_figure(dir, "hierarchy_large", 10000, (char *)NULL);
     /* A cycle in the parent links does not hang or crash. */
     nodes[2].parent = 4;
     base_in(base, sizeof base, dir, "hierarchy_cycle");
     assert_int_equal(pf_fig_hierarchy(base, &h, NULL, &err), PF_OK);
-    check_figure(dir, "hierarchy_cycle", 1000);
+    check_figure(dir, "hierarchy_cycle", 1000, (char *)NULL);
     assert_int_equal(rmdir(dir), 0);
     free(dir);
 }
@@ -327,7 +352,7 @@ static void test_hierarchy_unresolved(void **state)
     assert_non_null(strstr(desc, "{0,1,7}"));
     assert_non_null(strstr(svg, "<title>Hierarchy of accuracy basins</title>"));
     free(svg);
-    check_figure(dir, "hierarchy_unresolved", 10000);
+    check_figure(dir, "hierarchy_unresolved", 10000, (char *)NULL);
     assert_int_equal(rmdir(dir), 0);
     free(dir);
 }
@@ -340,17 +365,17 @@ static void test_empty_inputs(void **state)
     pf_error err = {0};
     base_in(base, sizeof base, dir, "empty_phase");
     assert_int_equal(pf_fig_phase_diagram(base, NULL, 0, NULL, 0, "empty", &err), PF_OK);
-    check_figure(dir, "empty_phase", 1000);
+    check_figure(dir, "empty_phase", 1000, (char *)NULL);
     base_in(base, sizeof base, dir, "empty_heatmap");
     assert_int_equal(pf_fig_class_heatmap(base, NULL, 0, NULL, 0, NULL, &err), PF_OK);
-    check_figure(dir, "empty_heatmap", 1000);
+    check_figure(dir, "empty_heatmap", 1000, (char *)NULL);
     base_in(base, sizeof base, dir, "empty_hysteresis");
     assert_int_equal(pf_fig_hysteresis(base, NULL, 0, NULL, 0, NULL, &err), PF_OK);
-    check_figure(dir, "empty_hysteresis", 1000);
+    check_figure(dir, "empty_hysteresis", 1000, (char *)NULL);
     pf_hierarchy h = {N_CLASSES, 0, NULL, 1};
     base_in(base, sizeof base, dir, "empty_hierarchy");
     assert_int_equal(pf_fig_hierarchy(base, &h, NULL, &err), PF_OK);
-    check_figure(dir, "empty_hierarchy", 1000);
+    check_figure(dir, "empty_hierarchy", 1000, (char *)NULL);
     assert_int_equal(rmdir(dir), 0);
     free(dir);
 }

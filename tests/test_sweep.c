@@ -740,21 +740,55 @@ static void test_bad_folders_and_args(void **state)
 
 /* A small real sweep end to end: every output is there and readable, and
  * the analysis commands work on the folder it leaves. */
+/* E of a checkpoint over a dataset on the double-precision reference path
+ * (no BLAS, no thread team), the same way the table's Train_Loss is
+ * defined but not the same code. */
+static double reference_loss(const char *ckpt, const pf_dataset *d, double *r)
+{
+    pf_arch arch;
+    float *theta;
+    pf_error err;
+    if (pf_ckpt_read(ckpt, NULL, NULL, &arch, &theta, NULL, &err)) fail_msg("%s", err.msg);
+    double *th = malloc(arch.n_params * sizeof *th), *x = malloc((size_t)d->dim * 500 * sizeof *x);
+    assert_non_null(th);
+    assert_non_null(x);
+    double rr = 0;
+    for (size_t i = 0; i < arch.n_params; i++) th[i] = theta[i], rr += th[i] * th[i];
+    double sum = 0;
+    for (size_t i0 = 0; i0 < d->n; i0 += 500) {
+        int B = (int)(d->n - i0 < 500 ? d->n - i0 : 500);
+        for (size_t k = 0; k < (size_t)B * (size_t)d->dim; k++) x[k] = d->x[i0 * (size_t)d->dim + k];
+        sum += B * pf_ref_loss_grad(&arch, th, x, d->labels + i0, NULL, B, NULL);
+    }
+    free(th), free(x), free(theta);
+    *r = sqrt(rr);
+    return sum / (double)d->n;
+}
+
+/* A real MNIST sweep from beta = 0 (a phase of its own, cut off by the grid
+ * gap to 0.05) up through the collapse into the trivial phase, checked
+ * against what the table itself shows and against an independent
+ * computation of its losses:
+ *  - the collapse is found exactly at the step where the train loss first
+ *    reaches ln 10, r falls by more than half across it, its refined
+ *    interval lies inside that step and is as narrow as asked, and the
+ *    printed table shows it;
+ *  - the gap 0 -> 0.05 is a phase boundary, not a transition;
+ *  - Train_Loss and Train_Reg_Loss match E and E + beta/2 r^2 computed on
+ *    the reference path from the rows' checkpoints. */
 static void test_small_real_sweep(void **state)
 {
     (void)state;
     char dir[400], path[600];
     snprintf(dir, sizeof dir, "%s/real", tmpdir);
-    assert_int_equal(shell("%s sweep --beta 0:0.09:0.006 --train-subset 3000 --max-epochs 4 "
-                             "--threads 1 --quiet --refine-tol 1e-3 --out %s > %s/out.txt",
-                             tool, dir, tmpdir), 0);
+    assert_int_equal(shell("%s sweep --beta 0,0.05:0.1:0.0025 --train-subset 4000 --max-epochs 8 --threshold 4 "
+                           "--threads 1 --quiet --refine-tol 1e-3 --keep-checkpoints --out %s > %s/out.txt",
+                           tool, dir, tmpdir), 0);
     snprintf(path, sizeof path, "%s/out.txt", tmpdir);
     char *out = slurp(path);
     assert_non_null(out);
-    assert_non_null(strstr(out, "Transitions"));
     assert_non_null(strstr(out, "Hierarchy"));
     assert_non_null(strstr(out, "phase_diagram_up.png"));
-    free(out);
     const char *files[] = {"sweep.csv", "config.json", "transitions.json", "phases.json",
                            "figures/phase_diagram_up.png", "figures/phase_diagram_up.pdf",
                            "figures/class_accuracy_up.svg", "figures/hierarchy.png"};
@@ -768,11 +802,63 @@ static void test_small_real_sweep(void **state)
     pf_error err;
     snprintf(path, sizeof path, "%s/sweep.csv", dir);
     assert_int_equal(pf_sweep_csv_read(path, &rows, &n, &err), PF_OK);
-    assert_int_equal(n, 16);
-    /* the regularized loss is E + beta/2 r^2 in every row */
-    for (long i = 0; i < n; i++)
-        assert_true(fabs(rows[i].m.reg_loss - rows[i].m.train.loss -
-                         0.5 * rows[i].point.beta * rows[i].m.r * rows[i].m.r) < 1e-9);
+    assert_int_equal(n, 22);
+    /* the collapse, from the losses alone: the first trivial point */
+    long k = -1;
+    for (long i = 1; i < n && k < 0; i++)
+        if (fabs(rows[i].m.train.loss - log(10.0)) < 0.02 && fabs(rows[i - 1].m.train.loss - log(10.0)) >= 0.02)
+            k = i;
+    if (k < 0) fail_msg("the sweep never reaches the trivial phase");
+    snprintf(path, sizeof path, "%s/transitions.json", dir);
+    char *tj = slurp(path);
+    cJSON *root = cJSON_Parse(tj);
+    free(tj);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "transitions"), *t, *collapse = NULL;
+    cJSON_ArrayForEach(t, ts)
+    {
+        double below = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "index_below"));
+        double above = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "index_above"));
+        assert_true(above == below + 1);
+        assert_true(below > 0); /* never at the gap after beta = 0 */
+        if ((long)below == k - 1) collapse = t;
+    }
+    if (!collapse) fail_msg("no transition found where the train loss reaches ln 10 (beta %g -> %g)",
+                            rows[k - 1].point.beta, rows[k].point.beta);
+    assert_true(rows[k].m.r < 0.5 * rows[k - 1].m.r);
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(collapse, "refined");
+    assert_non_null(ref);
+    double from = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, "beta_from"));
+    double to = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, "beta_to"));
+    assert_true(from >= rows[k - 1].point.beta && to <= rows[k].point.beta && to > from);
+    assert_true(to - from <= 1e-3 + 1e-12);
+    char iv[64];
+    snprintf(iv, sizeof iv, "%.7f-%.7f", from, to);
+    if (!strstr(out, iv)) fail_msg("the printed table does not show the refined interval %s", iv);
+    const cJSON *gaps = cJSON_GetObjectItemCaseSensitive(root, "gaps");
+    assert_int_equal(cJSON_GetArraySize(gaps), 1);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(gaps, 0),
+                                                                      "index_below")) == 0);
+    cJSON_Delete(root);
+    free(out);
+    /* the losses of the table, recomputed independently at two rows */
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.train_subset = 4000;
+    pf_dataset train, test;
+    assert_int_equal(pf_data_load(&o, &train, &test, &err), PF_OK);
+    const long check[2] = {0, k - 1};
+    for (int c = 0; c < 2; c++) {
+        long i = check[c];
+        snprintf(path, sizeof path, "%s/checkpoints/p%05ld.safetensors", dir, rows[i].index);
+        double r, E = reference_loss(path, &train, &r);
+        double L = E + 0.5 * rows[i].point.beta * r * r;
+        if (fabs(E - rows[i].m.train.loss) > 1e-5 * fmax(1, E) || fabs(L - rows[i].m.reg_loss) > 1e-5 * fmax(1, L) ||
+            fabs(r - rows[i].m.r) > 1e-6 * r)
+            fail_msg("row %ld: table E %.9g, L %.9g, r %.9g; reference E %.9g, L %.9g, r %.9g", i,
+                     rows[i].m.train.loss, rows[i].m.reg_loss, rows[i].m.r, E, L, r);
+    }
+    pf_dataset_free(&train);
+    pf_dataset_free(&test);
     free(rows);
     /* the analysis commands reproduce and merge */
     assert_int_equal(shell("%s transitions %s > /dev/null", tool, dir), 0);

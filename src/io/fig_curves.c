@@ -75,6 +75,12 @@ int pf_fig_curves(const char *base, const double *x, long n, const double *const
     if (!base || n < 0 || (n > 0 && (!x || !ys)) || n_series < 1 || n_series > 8)
         return pf_fail(err, PF_EINPUT, "%s: curves need 1 to 8 series", base ? base : "(null)");
     curves_ctx c = {title, xlabel ? xlabel : "", x, n, ys, labels, n_series};
-    plot_figure fig = {1200, 300 + 320 * n_series, draw_curves, &c};
-    return plot_render(base, &fig, err);
+    plot_text d = {0};
+    plot_text_add(&d, "Panels against %s:", c.xlabel);
+    for (int k = 0; k < n_series; k++) plot_text_add(&d, "%s %s", k ? ";" : "", labels[k] ? labels[k] : "");
+    plot_text_add(&d, "; %ld rows", n);
+    plot_figure fig = {1200, 300 + 320 * n_series, draw_curves, &c, title, d.buf};
+    int rc = d.buf ? plot_render(base, &fig, err) : pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+    free(d.buf);
+    return rc;
 }

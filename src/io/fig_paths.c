@@ -146,7 +146,12 @@ int pf_fig_path_profile(const char *base, const pf_profile *path, const pf_profi
     c.barrier[0][1] = pf_error_barrier(path->train_error, path->n);
     c.barrier[1][0] = pf_error_barrier(line->test_error, line->n);
     c.barrier[1][1] = pf_error_barrier(line->train_error, line->n);
-    plot_figure fig = {1200, 1000, draw_profile, &c};
+    char desc[512];
+    snprintf(desc, sizeof desc, "Error profile, panels against the normalized distance travelled: test %s; "
+             "train %s; the path (%ld samples, barrier test %.4g, train %.4g) and the straight line "
+             "(%ld samples, barrier test %.4g, train %.4g)", c.ylabel, c.ylabel, path->n, c.barrier[0][0],
+             c.barrier[0][1], line->n, c.barrier[1][0], c.barrier[1][1]);
+    plot_figure fig = {1200, 1000, draw_profile, &c, title, desc};
     return plot_render(base, &fig, err);
 }
 
@@ -268,6 +273,16 @@ int pf_fig_path_beta(const char *base, const pf_path_point *pts, long n, const p
         return pf_fail(err, PF_EINPUT, "%s: invalid path points or transitions", base);
     beta_ctx c = {pts, n, t, nt, start_name ? start_name : "start",
                   anchor_name ? anchor_name : "anchor", title};
-    plot_figure fig = {1200, 1000, draw_beta, &c};
-    return plot_render(base, &fig, err);
+    double *mid = malloc((size_t)(nt > 0 ? nt : 1) * sizeof *mid);
+    if (!mid) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+    for (long k = 0; k < nt; k++) mid[k] = sqrt(t[k].beta_below * t[k].beta_above);
+    plot_text d = {0};
+    plot_text_add(&d, "Path against beta (log scale), panels: test and train error; distance to %s and to "
+                  "%s; %ld points", c.start_name, c.anchor_name, n);
+    plot_text_transitions(&d, mid, nt);
+    free(mid);
+    plot_figure fig = {1200, 1000, draw_beta, &c, title, d.buf};
+    int rc = d.buf ? plot_render(base, &fig, err) : pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+    free(d.buf);
+    return rc;
 }

@@ -347,8 +347,16 @@ int pf_fig_phase_diagram(const char *base, const pf_point_result *rows, long n,
     double *mid = transition_betas(t, nt);
     if (!mid) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
     sweep_ctx c = {rows, n, mid, nt, title};
-    plot_figure fig = {1200, 1500, draw_phase_diagram, &c};
-    rc = plot_render(base, &fig, err);
+    int hessian = 0;
+    for (long i = 0; i < n; i++) hessian |= rows[i].has_hessian;
+    plot_text d = {0};
+    plot_text_add(&d, "Phase diagram, panels against beta (L2 strength): test accuracy (%%); "
+                  "r = ||theta - theta_c||; E (train loss); L_beta = E + beta r^2/2%s; %ld points",
+                  hessian ? "; lambda_min(H_L)" : "", n);
+    plot_text_transitions(&d, mid, nt);
+    plot_figure fig = {1200, 1500, draw_phase_diagram, &c, title, d.buf};
+    rc = d.buf ? plot_render(base, &fig, err) : pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+    free(d.buf);
     free(mid);
     return rc;
 }
@@ -498,8 +506,13 @@ int pf_fig_class_heatmap(const char *base, const pf_point_result *rows, long n,
         if (isfinite(rows[i].point.beta)) order[m++] = (beta_row){rows[i].point.beta, i};
     qsort(order, (size_t)m, sizeof *order, beta_row_cmp);
     heatmap_ctx c = {rows, n, K, mid, nt, title, order, m};
-    plot_figure fig = {1200, heatmap_height(K), draw_class_heatmap, &c};
-    rc = plot_render(base, &fig, err);
+    plot_text d = {0};
+    plot_text_add(&d, "Per-class test accuracy (%%): classes 0 to %d against beta (L2 strength), "
+                  "%ld points", K - 1, m);
+    plot_text_transitions(&d, mid, nt);
+    plot_figure fig = {1200, heatmap_height(K), draw_class_heatmap, &c, title, d.buf};
+    rc = d.buf ? plot_render(base, &fig, err) : pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+    free(d.buf);
     free(mid);
     free(order);
     return rc;
@@ -596,7 +609,10 @@ int pf_fig_hysteresis(const char *base, const pf_point_result *up, long n_up,
     if (!rc) rc = check_rows(base, down, n_down, "down leg", err);
     if (rc) return rc;
     hysteresis_ctx c = {{up, down}, {n_up, n_down}, title};
-    plot_figure fig = {1200, 1100, draw_hysteresis, &c};
+    char desc[256];
+    snprintf(desc, sizeof desc, "Hysteresis, panels against beta (L2 strength): r = ||theta - theta_c||; "
+             "test accuracy (%%); legs: up (%ld points), down (%ld points)", n_up, n_down);
+    plot_figure fig = {1200, 1100, draw_hysteresis, &c, title, desc};
     return plot_render(base, &fig, err);
 }
 
@@ -789,71 +805,17 @@ static void draw_hierarchy(const void *p)
     plot_text_size(TEXT_SCALE);
 }
 
-/* s escaped for XML text into out (NULL: only count); returns the length. */
-static size_t xml_escape(char *out, const char *s)
+/* One line per node for the SVG's description (its label and what its
+ * box says); allocated, NULL when out of memory. */
+static char *hierarchy_desc(const hierarchy_ctx *c)
 {
-    size_t len = 0;
-    for (; *s; s++) {
-        const char *piece = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
-        size_t k = piece ? strlen(piece) : 1;
-        if (out) memcpy(out + len, piece ? piece : s, k);
-        len += k;
-    }
-    return len;
-}
-
-/* Cairo draws text in SVG as glyph outlines, so neither a reader's tools
- * nor grep can find a basin in the file. Give BASE.svg a <title> and a
- * <desc> with one line per node (its label and what its box says), right
- * after <svg ...>, and write it again atomically. */
-static int svg_describe(const char *base, const hierarchy_ctx *c, pf_error *err)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s.svg", base);
-    char *svg = NULL;
-    size_t n = 0;
-    int rc = pf_read_file(path, &svg, &n, (size_t)1 << 30, err);
-    if (rc) return rc;
-    char *open = strstr(svg, "<svg");
-    char *end = open ? strchr(open, '>') : NULL;
-    if (!end) {
-        free(svg);
-        return pf_fail(err, PF_ERUNTIME, "%s: no <svg> element", path);
-    }
-    size_t head = (size_t)(end + 1 - svg);
-    size_t desc_cap = 1 + (size_t)c->h->n * 256, desc_len = 0;
-    char *desc = malloc(desc_cap);
-    if (!desc) {
-        free(svg);
-        return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
-    }
+    size_t cap = 1 + (size_t)(c->h->n > 0 ? c->h->n : 1) * 256, len = 0;
+    char *desc = malloc(cap);
+    if (!desc) return NULL;
     desc[0] = '\0';
-    for (int i = 0; i < c->h->n; i++)
-        desc_len += (size_t)snprintf(desc + desc_len, desc_cap - desc_len, "%s%s (%s)", i ? "\n" : "",
-                                     c->line1[i], c->line2[i]);
-    const char *title = c->title ? c->title : "Hierarchy of accuracy basins";
-    static const char t0[] = "\n<title>", t1[] = "</title>\n<desc>", t2[] = "</desc>";
-    size_t size = head + strlen(t0) + xml_escape(NULL, title) + strlen(t1) + xml_escape(NULL, desc) +
-                  strlen(t2) + (n - head);
-    char *out = malloc(size);
-    if (!out) {
-        free(svg);
-        free(desc);
-        return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
-    }
-    size_t at = 0;
-    memcpy(out, svg, head), at += head;
-    memcpy(out + at, t0, strlen(t0)), at += strlen(t0);
-    at += xml_escape(out + at, title);
-    memcpy(out + at, t1, strlen(t1)), at += strlen(t1);
-    at += xml_escape(out + at, desc);
-    memcpy(out + at, t2, strlen(t2)), at += strlen(t2);
-    memcpy(out + at, svg + head, n - head);
-    rc = pf_write_file_atomic(path, out, size, err);
-    free(svg);
-    free(desc);
-    free(out);
-    return rc;
+    for (int i = 0; i < c->h->n && len < cap; i++)
+        len += (size_t)snprintf(desc + len, cap - len, "%s%s (%s)", i ? "\n" : "", c->line1[i], c->line2[i]);
+    return desc;
 }
 
 int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title, pf_error *err)
@@ -881,10 +843,12 @@ int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title,
         }
         int width = 120 + c.slots * (int)(13 * longest + 60);
         int height = 240 + 125 * c.levels;
+        char *desc = hierarchy_desc(&c);
         plot_figure fig = {width < 1200 ? 1200 : width > 16000 ? 16000 : width,
-                      height < 700 ? 700 : height > 4000 ? 4000 : height, draw_hierarchy, &c};
-        rc = plot_render(base, &fig, err);
-        if (!rc && h->n > 0) rc = svg_describe(base, &c, err);
+                           height < 700 ? 700 : height > 4000 ? 4000 : height, draw_hierarchy, &c,
+                           title ? title : "Hierarchy of accuracy basins", desc};
+        rc = desc ? plot_render(base, &fig, err) : pf_fail(err, PF_ERUNTIME, "%s: out of memory", base);
+        free(desc);
     }
     free(c.parent);
     free(c.depth);

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* Plotting support for the figure files (see plot.h): colours, text sizes,
  * the title, axes and series helpers, and rendering to files.
  *
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +171,76 @@ static int complete(const char *dev, const char *buf, size_t n)
     return n >= t && memcmp(buf + n - t, tail, t) == 0;
 }
 
+void plot_text_add(plot_text *t, const char *fmt, ...)
+{
+    if (!t->buf && t->cap) return;   /* out of memory before */
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = t->buf ? vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap) : -1;
+        va_end(ap);
+        if (t->buf && w >= 0 && (size_t)w < t->cap - t->len) {
+            t->len += (size_t)w;
+            return;
+        }
+        size_t cap = t->cap ? 2 * t->cap : 256;
+        while (w >= 0 && cap - t->len <= (size_t)w) cap *= 2;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+            free(t->buf);
+            t->buf = NULL;
+            t->cap = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+}
+
+void plot_text_transitions(plot_text *t, const double *mid, long nt)
+{
+    for (long k = 0; k < nt; k++)
+        plot_text_add(t, "%s T%ld at beta %.6g", k ? "," : "; transitions", k + 1, mid[k]);
+}
+
+/* s escaped for XML text into out (NULL: only count); returns the length. */
+static size_t xml_escape(char *out, const char *s)
+{
+    size_t len = 0;
+    for (; s && *s; s++) {
+        const char *piece = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
+        size_t k = piece ? strlen(piece) : 1;
+        if (out) memcpy(out + len, piece ? piece : s, k);
+        len += k;
+    }
+    return len;
+}
+
+/* The SVG svg[0..n) with <title> and <desc> right after its <svg ...> tag,
+ * in a new buffer (NULL when out of memory or there is no such tag). */
+static char *svg_with_text(const char *svg, size_t n, const plot_figure *fig, size_t *out_n)
+{
+    const char *open = memmem(svg, n, "<svg", 4);
+    const char *end = open ? memchr(open, '>', n - (size_t)(open - svg)) : NULL;
+    if (!end) return NULL;
+    size_t head = (size_t)(end + 1 - svg);
+    static const char t0[] = "\n<title>", t1[] = "</title>\n<desc>", t2[] = "</desc>";
+    size_t size = head + strlen(t0) + xml_escape(NULL, fig->svg_title) + strlen(t1) +
+                  xml_escape(NULL, fig->svg_desc) + strlen(t2) + (n - head);
+    char *out = malloc(size);
+    if (!out) return NULL;
+    size_t at = 0;
+    memcpy(out, svg, head), at += head;
+    memcpy(out + at, t0, strlen(t0)), at += strlen(t0);
+    at += xml_escape(out + at, fig->svg_title);
+    memcpy(out + at, t1, strlen(t1)), at += strlen(t1);
+    at += xml_escape(out + at, fig->svg_desc);
+    memcpy(out + at, t2, strlen(t2)), at += strlen(t2);
+    memcpy(out + at, svg + head, n - head);
+    *out_n = size;
+    return out;
+}
+
 /* Draw fig with device dev into memory, check the drawing is complete, and
  * write it to path through pf_write_file_atomic (so a full disk or a crash
  * leaves the previous file, and devices and links are handled as for every
@@ -219,8 +291,15 @@ static int render_one(const plot_figure *fig, const char *dev, const char *path,
     else if (!buf || !complete(dev, buf, n))
         rc = pf_fail(err, PF_ERUNTIME, "%s: the %s driver left an incomplete file (%zu bytes)%s%s",
                      path, dev, n, plot_message[0] ? ": " : "", plot_message);
-    else
+    else if (strcmp(dev, "svgcairo") == 0 && (fig->svg_title || fig->svg_desc)) {
+        size_t m;
+        char *with = svg_with_text(buf, n, fig, &m);
+        rc = with ? pf_write_file_atomic(path, with, m, err)
+                  : pf_fail(err, PF_ERUNTIME, "%s: out of memory or no <svg> element", path);
+        free(with);
+    } else {
         rc = pf_write_file_atomic(path, buf, n, err);
+    }
     free(buf);
     return rc;
 }

@@ -30,6 +30,10 @@ typedef struct {
     int width, height;              /* pixels for PNG, points for PDF/SVG */
     void (*draw)(const void *ctx);  /* draws one page on the current stream */
     const void *ctx;
+    /* Cairo draws SVG text as glyph outlines, which no reader's tool can
+     * search: the SVG gets these as its <title> and <desc> (plain text,
+     * escaped here; NULL: none). The description names the panels. */
+    const char *svg_title, *svg_desc;
 } plot_figure;
 
 /* Write BASE.png, BASE.pdf and BASE.svg, each drawn into memory and written
@@ -43,6 +47,16 @@ int plot_render(const char *base, const plot_figure *fig, pf_error *err);
  * one size on every figure. plot_text_size(s) sets it. Valid while drawing. */
 double plot_char_scale(double scale);
 void plot_text_size(double scale);
+
+/* A text growing by printf, for figure descriptions (NULL after running
+ * out of memory; free it with free). */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} plot_text;
+void plot_text_add(plot_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "; transitions T1 at beta X, T2 at ..." for transitions at mid[0..nt). */
+void plot_text_transitions(plot_text *t, const double *mid, long nt);
 
 /* Copy src (NULL: "") into dst[n], doubling '#', which starts a PLplot
  * escape sequence, in text we did not write. */
