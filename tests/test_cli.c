@@ -17,6 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pathfinder/core.h"
+#include "pathfinder/exp.h"
+
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -89,7 +92,10 @@ static void test_bad_usage(void **state)
         {"train --out x.safetensors --optimizer rmsprop", "--optimizer"},
         {"train --out x.safetensors --batch 12x", "--batch"},
         {"train --beta 0.1", "--out"},
-        {"train --out x.safetensors --bogus", "unrecognized option"},
+        {"train --out x.safetensors --bogus", "unknown or ambiguous option '--bogus'"},
+        {"sweep --out x --beta", "--beta needs a value"},
+        {"sweep --out x --window 1", "--window needs a whole number from 2 to 1000"},
+        {"train --out x.safetensors --arch 784,100000000,10", "outside 1..16777216"},
         {"train --out x.safetensors --normalize 1,0", "--normalize"},
         {"eval", "exactly one checkpoint"},
         {"eval a.safetensors b.safetensors", "exactly one checkpoint"},
@@ -97,8 +103,81 @@ static void test_bad_usage(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run_result r;
         run(&r, "%s", cases[i].args);
-        if (r.status != 2 || !strstr(r.err, cases[i].needle))
+        if (r.status != 2 || !strstr(r.err, cases[i].needle) || count_lines(r.err) != 1)
             fail_msg("'%s': exit %d, stderr '%s'", cases[i].args, r.status, r.err);
+    }
+}
+
+/* text with every run of blanks and newlines made one space */
+static void squeeze(char *text)
+{
+    char *o = text;
+    for (const char *p = text; *p; p++) {
+        if (*p == ' ' || *p == '\n') {
+            if (o > text && o[-1] != ' ') *o++ = ' ';
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+}
+
+/* The defaults --help shows are the library's: each option's paragraph
+ * (up to the next option) says "(default V)" with V the library's value.
+ * (sweep --help once said the threshold default was 8; the code used 6.) */
+static void test_help_shows_the_code_defaults(void **state)
+{
+    (void)state;
+    pf_detect_config det;
+    pf_detect_config_default(&det);
+    pf_encoding enc;
+    pf_encoding_default(&enc);
+    pf_train_config adam, sgd, lbfgs;
+    pf_train_config_default(&adam, PF_OPT_ADAM);
+    pf_train_config_default(&sgd, PF_OPT_SGD);
+    pf_train_config_default(&lbfgs, PF_OPT_LBFGS);
+    pf_schedule_config sched;
+    pf_schedule_config_default(&sched);
+    pf_certify_config cert;
+    pf_certify_config_default(&cert);
+    char v[16][64];
+    snprintf(v[0], 64, "--threshold X %g", det.threshold);
+    snprintf(v[1], 64, "--window N %d", det.window);
+    snprintf(v[2], 64, "--min-jump X %g", det.min_rel_jump);
+    snprintf(v[3], 64, "--gap-factor X %g", det.gap_factor);
+    snprintf(v[4], 64, "--encoded-threshold P %g", enc.threshold);
+    snprintf(v[5], 64, "--encoded-fraction F %g", enc.fraction);
+    snprintf(v[6], 64, "--lr X adam %g, sgd %g, lbfgs %g", adam.opt.lr, sgd.opt.lr, lbfgs.opt.lr);
+    snprintf(v[7], 64, "--max-epochs N %d; lbfgs: iterations, %d", adam.max_epochs, lbfgs.max_epochs);
+    snprintf(v[8], 64, "--patience N %d", adam.patience);
+    snprintf(v[9], 64, "--batch N %d", adam.batch);
+    snprintf(v[10], 64, "--momentum X %g", sgd.opt.momentum);
+    snprintf(v[11], 64, "--grad-tol X %g", adam.grad_tol);
+    snprintf(v[12], 64, "--ratio X %g", sched.ratio);
+    snprintf(v[13], 64, "--min-ratio X %g", sched.min_ratio);
+    snprintf(v[14], 64, "--certify N %d", cert.interior);
+    snprintf(v[15], 64, "--bridge-depth N %d", PF_BRIDGE_DEPTH);
+    const char *cmds[2] = {"sweep --help", "connect --help"};
+    for (int c = 0; c < 2; c++) {
+        run_result r;
+        run(&r, "%s", cmds[c]);
+        assert_int_equal(r.status, 0);
+        squeeze(r.out);
+        for (int k = 0; k < 16; k++) {
+            if (c == 0 && k >= 12) continue;   /* path options are connect's */
+            char name[64], want[80];
+            sscanf(v[k], "%63s", name);
+            const char *at = strstr(r.out, name);
+            if (!at) fail_msg("%s: no %s", cmds[c], name);
+            const char *next = strstr(at + 2, " --");
+            size_t len = next ? (size_t)(next - at) : strlen(at);
+            char para[1024];
+            snprintf(para, sizeof para, "%.*s", (int)(len < sizeof para - 1 ? len : sizeof para - 1), at);
+            snprintf(want, sizeof want, "(default %s)", v[k] + strlen(name) + 1 + strcspn(v[k] + strlen(name) + 1, " ") + 1);
+            if (!strstr(para, want)) fail_msg("%s: '%s' does not say %s", cmds[c], para, want);
+        }
+        /* --threads is pathfinder's own team */
+        assert_non_null(strstr(r.out, "--threads N size of pathfinder's thread team"));
     }
 }
 
@@ -188,10 +267,16 @@ static void test_train_eval_roundtrip(void **state)
     assert_int_equal(before.st_size, after.st_size);
     assert_true(before.st_mtime == after.st_mtime);
 
-    /* an output directory that does not exist: runtime failure, no file */
+    /* an output folder that does not exist is made, like mkdir -p */
     run(&r, "train --data %s --arch 3,4,3 --max-epochs 1 --quiet --out %s/no/such/dir/m.safetensors",
         data, tmpdir);
-    assert_int_equal(r.status, 1);
+    assert_int_equal(r.status, 0);
+
+    /* a model that cannot fit in memory is refused with its size, before training */
+    run(&r, "train --data %s --arch 3,4000000,4000000,3 --quiet --out %s/huge.safetensors", data, tmpdir);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "parameters and needs about"));
+    assert_int_equal(count_lines(r.err), 1);
 
     /* warm start from a model of another shape is refused */
     snprintf(other, sizeof other, "%s/other.safetensors", tmpdir);
@@ -272,6 +357,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_bad_usage),
+        cmocka_unit_test(test_help_shows_the_code_defaults),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_train_eval_roundtrip),
         cmocka_unit_test(test_pytorch_interop),

@@ -331,6 +331,7 @@ double pf_ref_hvp(const pf_arch *a, const double *theta, const double *x, const 
 typedef int (*pf_matvec_fn)(void *ctx, const double *v, double *out, pf_error *err);
 
 typedef enum { PF_EIG_LARGEST, PF_EIG_SMALLEST, PF_EIG_BOTH } pf_eig_which;
+#define PF_LANCZOS_MAX_DIM 300   /* the default Krylov dimension cap */
 /* "largest", "smallest", "both" */
 int pf_eig_which_from_name(const char *name, pf_eig_which *which);
 const char *pf_eig_which_name(pf_eig_which which);
@@ -338,7 +339,7 @@ const char *pf_eig_which_name(pf_eig_which which);
 typedef struct {
     int k;                /* pairs wanted at each requested end (>= 1, <= n) */
     pf_eig_which which;   /* largest / smallest algebraic, or both ends */
-    int max_dim;          /* Krylov dimension cap; 0 = min(300, n) */
+    int max_dim;          /* Krylov dimension cap; 0 = min(PF_LANCZOS_MAX_DIM, n) */
     double tol;           /* converged: residual <= tol * max|Ritz value|; 0 = 1e-4 */
     uint64_t seed;        /* start vector: Gaussian from pf_rng seeded with this */
     int want_vectors;     /* 1: return eigenvectors and check residuals explicitly */

@@ -71,6 +71,14 @@ typedef struct {
 
 /* The paper protocol: Adam lr 0.0015, batch 64, 50 epochs, patience 5, reset. */
 void pf_train_config_paper(pf_train_config *c);
+/* The defaults for an optimizer: the paper protocol with that optimizer's
+ * learning rate (pf_opt_config_default); L-BFGS counts iterations, at most
+ * PF_LBFGS_MAX_ITER per beta. */
+#define PF_LBFGS_MAX_ITER 500
+void pf_train_config_default(pf_train_config *c, pf_opt_kind kind);
+/* The seed of the minibatch shuffling of a model seeded with seed: its own
+ * stream, so that initialization and order are independent. */
+uint64_t pf_shuffle_seed(uint64_t seed);
 
 /* Trainer state that persists across betas: workspaces, optimizer, the
  * shuffling RNG and index permutation. The thread team (pf_set_threads
@@ -485,6 +493,14 @@ typedef struct {
 } pf_schedule_config;
 
 void pf_schedule_config_default(pf_schedule_config *c);
+
+/* Connect's and probe's defaults for the parts of a path that scale with
+ * the distance D = ||A - B||: the step cap and the tolerance as fractions
+ * of D; and the bridges. */
+#define PF_PATH_STEP_CAP_FRACTION 0.1
+#define PF_PATH_TOL_FRACTION 0.01
+#define PF_BRIDGE_DEPTH 2
+#define PF_BRIDGE_BARRIER 0.5
 
 typedef struct {
     double beta;         /* last accepted beta (beta_start / ratio before the first) */

@@ -44,8 +44,13 @@ int pf_npy_read_dataset(const char *x_path, const char *y_path, pf_target_kind k
 
 /* ------------------------------------------------------------ datasets */
 
+/* The paper's MNIST statistics (of pixels scaled to [0, 1]). */
+#define PF_MNIST_MEAN 0.1307
+#define PF_MNIST_STD 0.3081
+
 typedef enum {
-    PF_NORM_AUTO,        /* MNIST: paper's 0.1307/0.3081; others: train mean/std */
+    PF_NORM_AUTO,        /* MNIST: the paper's PF_MNIST_MEAN/STD; other images: train mean/std;
+                          * tables: each feature's train mean/std */
     PF_NORM_NONE,
     PF_NORM_FIXED        /* mean/std given */
 } pf_norm_kind;

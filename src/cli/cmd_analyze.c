@@ -2,87 +2,72 @@
  * from a sweep folder's table (refinements already made are kept).
  * pathfinder hierarchy DIR...: merge the phases of several sweeps (seeds,
  * up and down legs) into one hierarchy of accuracy basins. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "post.h"
 
-static const char *const transitions_help =
+static const char *const transitions_usage =
     "Usage: pathfinder transitions [OPTIONS] DIR\n"
     "Detect first-order transitions in a sweep folder's sweep.csv, split it into phases, and\n"
     "write DIR/transitions.json, DIR/phases.json and DIR/figures/. Refinements recorded by\n"
-    "`pathfinder sweep` are kept.\n\n"
-    "  --window N             points on each side for the local trends (default 5)\n"
-    "  --threshold X          jump / local noise needed (default 6)\n"
-    "  --min-jump X           smallest relative drop of r that counts (default 0.02)\n"
-    POST_ENCODING_HELP
-    "  --help                 this text\n"
-    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+    "`pathfinder sweep` are kept.\n\n";
 
-static const char *const hierarchy_help =
+static const char *const hierarchy_usage =
     "Usage: pathfinder hierarchy [OPTIONS] DIR... [--out OUTDIR]\n"
     "Merge the phases of several sweep folders (seeds, up and down legs) into one hierarchy\n"
     "of nested accuracy basins; print it as a tree. With --out, write OUTDIR/phases.json and\n"
-    "OUTDIR/figures/hierarchy.{png,pdf,svg}.\n\n"
-    "  --out OUTDIR           where to write the merged hierarchy\n"
-    "  --window N, --threshold X, --min-jump X, --encoded-threshold P, --encoded-fraction F\n"
-    "                         as for transitions\n"
-    "  --help                 this text\n"
-    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+    "OUTDIR/figures/hierarchy.{png,pdf,svg}.\n\n";
 
-enum { OPT_WINDOW = 3000, OPT_THRESHOLD, OPT_MINJUMP, OPT_ENCODED, OPT_ENCODED_FRACTION, OPT_OUT, OPT_HELP_A };
+typedef struct {
+    post_options post;
+    const char *out;
+    int json, quiet;
+} analyze_args;
 
-static const struct option analyze_options[] = {
-    {"window", required_argument, 0, OPT_WINDOW},
-    {"threshold", required_argument, 0, OPT_THRESHOLD},
-    {"min-jump", required_argument, 0, OPT_MINJUMP},
-    {"encoded-threshold", required_argument, 0, OPT_ENCODED},
-    {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
-    {"out", required_argument, 0, OPT_OUT},
-    {"help", no_argument, 0, OPT_HELP_A},
-    {0, 0, 0, 0},
+static const cli_option hierarchy_rows[] = {
+    {CLI_SECTION, .help = "Output:"},
+    {CLI_STR, "out", "OUTDIR", CLI_OFF(analyze_args, out), 0, 0, CLI_NO_DEFAULT,
+     "where to write the merged hierarchy (phases.json, figures/)", .given = 0},
+    {CLI_END},
 };
 
-static int parse(const char *cmd, int argc, char **argv, post_options *po, const char **out, int *help)
+static const cli_option output_rows[] = {
+    {CLI_SECTION, .help = "Other:"},
+    {CLI_FLAG, "json", NULL, CLI_OFF(analyze_args, json), .help =
+     "print the result as one JSON document on stdout instead of the tables"},
+    {CLI_FLAG, "quiet", NULL, CLI_OFF(analyze_args, quiet), .help = "no progress on stderr"},
+    {CLI_END},
+};
+
+static const cli_table transitions_tables[] = {
+    {post_detect_rows, CLI_OFF(analyze_args, post)},
+    {output_rows, 0},
+    {NULL, 0},
+};
+
+static const cli_table hierarchy_tables[] = {
+    {hierarchy_rows, 0},
+    {post_detect_rows, CLI_OFF(analyze_args, post)},
+    {output_rows, 0},
+    {NULL, 0},
+};
+
+/* Parse into *a; 1 if --help was printed, 0 to go on, PF_EINPUT. */
+static int parse(const char *cmd, const char *usage, const cli_table *tables, int argc, char **argv,
+                 analyze_args *a, int *first)
 {
-    post_options_default(po);
-    po->refine = 0;
-    *help = 0;
-    optind = 1;
-    int opt;
-    long v;
-    while ((opt = getopt_long(argc, argv, "", analyze_options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_WINDOW:
-            if (cli_parse_long(optarg, &v) || v < 2 || v > 1000)
-                return cli_usage_error(cmd, "--window needs a count from 2 to 1000, got '%s'", optarg);
-            po->detect.window = (int)v;
-            break;
-        case OPT_THRESHOLD:
-            if (cli_parse_double(optarg, &po->detect.threshold) || !(po->detect.threshold > 0))
-                return cli_usage_error(cmd, "--threshold needs a positive number, got '%s'", optarg);
-            break;
-        case OPT_MINJUMP:
-            if (cli_parse_double(optarg, &po->detect.min_rel_jump) || po->detect.min_rel_jump < 0)
-                return cli_usage_error(cmd, "--min-jump needs a number >= 0, got '%s'", optarg);
-            break;
-        case OPT_ENCODED:
-        case OPT_ENCODED_FRACTION:
-            if (post_encoding_option(cmd, opt == OPT_ENCODED ? "encoded-threshold" : "encoded-fraction",
-                                     optarg, &po->encoding))
-                return PF_EINPUT;
-            break;
-        case OPT_OUT:
-            if (!out) return cli_usage_error(cmd, "unknown option --out");
-            *out = optarg;
-            break;
-        case OPT_HELP_A: *help = 1; break;
-        default: return cli_usage_error(cmd, "unknown option");
-        }
+    memset(a, 0, sizeof *a);
+    post_options_default(&a->post);
+    a->post.refine = 0;
+    int help;
+    if (cli_parse(cmd, tables, argc, argv, a, &help, first)) return PF_EINPUT;
+    if (help) {
+        cli_print_help(stdout, usage, tables, a, CLI_EXIT_HELP);
+        return 1;
     }
-    return PF_OK;
+    return 0;
 }
 
 static int read_rows(const char *dir, pf_point_result **rows, long *n, pf_error *err)
@@ -105,16 +90,13 @@ static int read_rows(const char *dir, pf_point_result **rows, long *n, pf_error 
 
 int cmd_transitions(int argc, char **argv)
 {
-    post_options po;
-    int help;
-    int rc = parse("transitions", argc, argv, &po, NULL, &help);
-    if (rc) return rc;
-    if (help) {
-        fputs(transitions_help, stdout);
-        return PF_OK;
-    }
-    if (optind != argc - 1) return cli_usage_error("transitions", "expected exactly one sweep folder");
-    const char *dir = argv[optind];
+    analyze_args a;
+    int first;
+    int rc = parse("transitions", transitions_usage, transitions_tables, argc, argv, &a, &first);
+    if (rc) return rc == 1 ? PF_OK : rc;
+    post_options po = a.post;
+    if (first != argc - 1) return cli_usage_error("transitions", "expected exactly one sweep folder");
+    const char *dir = argv[first];
     pf_error err;
     pf_point_result *rows = NULL;
     long n = 0;
@@ -123,7 +105,8 @@ int cmd_transitions(int argc, char **argv)
     if ((rc = read_rows(dir, &rows, &n, &err)) || (rc = pf_run_folder_open(dir, &lock, &err)) ||
         (rc = post_make_dirs(dir, &err)))
         goto done;
-    post_context pc = {dir, NULL, NULL, NULL, NULL, NULL, NULL, rows, n, &po, 1, NULL, 0};
+    post_context pc = {dir, NULL, NULL, NULL, NULL, NULL, NULL, rows, n, &po, 1, NULL, 0, a.json,
+                       "transitions"};
     rc = post_process(&pc, &err);
 done:
     if (rc) cli_error("transitions", rc, "%s", err.msg);
@@ -134,16 +117,13 @@ done:
 
 int cmd_hierarchy(int argc, char **argv)
 {
-    post_options po;
-    const char *out = NULL;
-    int help;
-    int rc = parse("hierarchy", argc, argv, &po, &out, &help);
-    if (rc) return rc;
-    if (help) {
-        fputs(hierarchy_help, stdout);
-        return PF_OK;
-    }
-    int n_dirs = argc - optind;
+    analyze_args a;
+    int first;
+    int rc = parse("hierarchy", hierarchy_usage, hierarchy_tables, argc, argv, &a, &first);
+    if (rc) return rc == 1 ? PF_OK : rc;
+    post_options po = a.post;
+    const char *out = a.out;
+    int n_dirs = argc - first;
     if (n_dirs < 1) return cli_usage_error("hierarchy", "expected one or more sweep folders");
     if (n_dirs > 256) return cli_usage_error("hierarchy", "at most 256 sweep folders");
     pf_error err;
@@ -160,7 +140,7 @@ int cmd_hierarchy(int argc, char **argv)
     }
     for (int d = 0; d < n_dirs && !rc; d++) {
         long n;
-        const char *dir = argv[optind + d];
+        const char *dir = argv[first + d];
         if ((rc = read_rows(dir, &rows[d], &n, &err))) break;
         if (K && rows[d][0].m.test.n_classes != K) {
             rc = pf_fail(&err, PF_EINPUT, "%s: %d classes, but the other sweeps have %d", dir,
@@ -176,22 +156,25 @@ int cmd_hierarchy(int argc, char **argv)
     }
     if (rc) goto done;
     if ((rc = pf_hierarchy_build(runs, counts, n_runs, K, &h, &err))) goto done;
-    printf("Hierarchy of accuracy basins across %d sweep%s (%d leg%s)%s:\n", n_dirs,
-           n_dirs == 1 ? "" : "s", n_runs, n_runs == 1 ? "" : "s",
-           h.consistent ? "" : " (some legs not strictly nested)");
-    post_print_tree(stdout, &h);
-    for (int d = 0; d < n_dirs; d++) {
-        printf("%s:\n", argv[optind + d]);
-        for (int l = 0; l < 2; l++) post_print_table(stdout, &legs[2 * d + l]);
+    if (!a.json) {
+        printf("Hierarchy of accuracy basins across %d sweep%s (%d leg%s)%s:\n", n_dirs,
+               n_dirs == 1 ? "" : "s", n_runs, n_runs == 1 ? "" : "s",
+               h.consistent ? "" : " (some legs not strictly nested)");
+        post_print_tree(stdout, &h);
+        for (int d = 0; d < n_dirs; d++) {
+            printf("%s:\n", argv[first + d]);
+            for (int l = 0; l < 2; l++) post_print_table(stdout, &legs[2 * d + l]);
+        }
     }
-    if (out) {
+    pj = cJSON_CreateObject();
+    cJSON_AddStringToObject(pj, "command", "hierarchy");
+    {
         char path[4096], base[4096];
-        if ((rc = post_make_dirs(out, &err))) goto done;
-        pj = cJSON_CreateObject();
+        if (out && (rc = post_make_dirs(out, &err))) goto done;
         cJSON *srcs = cJSON_AddArrayToObject(pj, "sweeps");
         for (int d = 0; d < n_dirs; d++) {
             cJSON *s = cJSON_CreateObject();
-            cJSON_AddStringToObject(s, "folder", argv[optind + d]);
+            cJSON_AddStringToObject(s, "folder", argv[first + d]);
             cJSON *phs = cJSON_AddArrayToObject(s, "phases");
             for (int l = 0; l < 2; l++) {
                 cJSON *arr = post_phases_json(&legs[2 * d + l]), *o;
@@ -201,11 +184,19 @@ int cmd_hierarchy(int argc, char **argv)
             cJSON_AddItemToArray(srcs, s);
         }
         cJSON_AddItemToObject(pj, "hierarchy", post_hierarchy_json(&h));
-        snprintf(path, sizeof path, "%s/phases.json", out);
-        if ((rc = post_write_json(path, pj, &err))) goto done;
-        snprintf(base, sizeof base, "%s/figures/hierarchy", out);
-        if ((rc = pf_fig_hierarchy(base, &h, "Hierarchy of accuracy basins", &err))) goto done;
-        printf("Wrote %s and %s.png (.pdf, .svg)\n", path, base);
+        if (out) {
+            snprintf(path, sizeof path, "%s/phases.json", out);
+            if ((rc = post_write_json(path, pj, &err))) goto done;
+            snprintf(base, sizeof base, "%s/figures/hierarchy", out);
+            if ((rc = pf_fig_hierarchy(base, &h, "Hierarchy of accuracy basins", &err))) goto done;
+            if (!a.json) printf("Wrote %s and %s.png (.pdf, .svg)\n", path, base);
+            cJSON_AddStringToObject(pj, "phases_json", path);
+            cJSON_AddStringToObject(pj, "figure", base);
+        }
+        if (a.json) {
+            cli_print_json(pj);
+            pj = NULL;
+        }
     }
 done:
     if (rc) cli_error("hierarchy", rc, "%s", err.msg);

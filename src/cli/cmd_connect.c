@@ -18,7 +18,6 @@
  * last: its presence marks the pair done) and the figures path_profile.*
  * and path_beta.*. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,147 +28,6 @@
 
 #include "cli.h"
 #include "post.h"
-
-#define SCHEDULE_HELP                                                                            \
-    "Schedule (default: adaptive geometric):\n"                                                  \
-    "  --beta-start X       first beta (default 1e-8)\n"                                         \
-    "  --ratio X            grow beta by this factor per point (default 1.5)\n"                   \
-    "  --max-ratio X        the ratio may grow back up to X after easy steps (default: --ratio)\n" \
-    "  --min-ratio X        smallest ratio before a step is accepted anyway (default 1.01)\n"     \
-    "  --step-cap F         a step may bring theta closer to B by at most F x ||A - B||\n"      \
-    "                       (default 0.1)\n"                                                   \
-    "  --error-jump P       a step may raise the steering error by at most P points (default 3)\n" \
-    "  --tol F              stop once ||theta - B|| <= F x ||A - B|| (default 0.01)\n"            \
-    "  --max-beta X         or once beta would pass X (default 1)\n"                             \
-    "  --max-points N       or after N points, the start included (default 200)\n"               \
-    "  --beta GRID          a fixed grid instead: list, START:STOP:STEP or geom:START:STOP:N;\n"   \
-    "                       the paper's connectivity grid is 0:1e-5:2e-8 in this convention\n"  \
-    "  The rule: the next beta is the last one times the ratio. A step that brought theta\n"   \
-    "  closer to B by more than the cap (the drop of r = ||theta - B||; a growing r is the\n"   \
-    "  training's own drift, and ||theta - theta_prev|| is inflated by minibatch noise) or\n"  \
-    "  raised the steering error by more than the jump is undone and retried from the previous\n" \
-    "  point with (ratio - 1) halved, down to --min-ratio. There a still-too-far step is\n"    \
-    "  accepted: as a jump (jump column 1: a first-order transition or a steep stretch; the\n" \
-    "  ratio stays small) if it shrank with the smaller steps, else as drift (jump column\n"   \
-    "  2; the ratio is restored). After two easy steps in a row (at most half the cap and\n"   \
-    "  half the jump) (ratio - 1) doubles, up to --max-ratio. A refused first step retries\n" \
-    "  below --beta-start.\n"
-
-#define SCHEDULE_HELP_2                                                                          \
-    "Steering (no decision ever looks at the test set):\n"                                     \
-    "  --val-fraction F     carve a seeded validation split of F of the training set (the\n"   \
-    "                       model trains on the rest) and steer by its error; default: steer\n" \
-    "                       by the training error. Test error is measured and reported only.\n" \
-    "Certification:\n"                                                                           \
-    "  --certify N          evenly spaced interior points per segment (default 5)\n"             \
-    "  --rise P             refine around a point whose steering error exceeds the segment's\n"  \
-    "                       higher end by more than P points (default 0.5)\n"                    \
-    "  --refine-levels L    rounds of bisection there (default 3)\n"                             \
-    "  The closing segment from the last point onto B is certified too. Barrier = highest\n"     \
-    "  error along the path minus the higher of the two ends' errors; the straight line\n"       \
-    "  A -> B is measured at the same number of evenly spaced points.\n"                         \
-    "Bridges:\n"                                                                                 \
-    "  --bridge-depth N     levels of bridges (default 2; 0: none)\n"                              \
-    "  --bridge-barrier P   bridge a segment whose steering error climbs more than P\n"           \
-    "                       points above its higher end (default 0.5)\n"                          \
-    "  At a first-order transition of the path the model snaps into another basin and the\n"  \
-    "  straight segment across the snap may cross a ridge. Such a segment is bridged: a path\n" \
-    "  from its first point anchored at its second (same schedule, cap and tolerance scaled\n" \
-    "  to the segment), its own segments bridged in turn. It replaces the segment if it\n"    \
-    "  climbs less. Bridge points are path.csv rows of kind 'bridge' (their beta belongs to\n" \
-    "  the bridge's anchor); transitions are detected on the main path only.\n"              \
-    "Hessian and transitions:\n"                                                                 \
-    "  --hessian N          record lambda_min and lambda_max of the Hessian of E (and of\n"       \
-    "                       L_beta = E + beta I) at every point, by Lanczos on the first N\n"   \
-    "                       training samples (0: all); slow on large models\n"                  \
-    "  --window N           transition detection: points on each side (default 5)\n"            \
-    "  --threshold X        transition detection: jump / local noise (default 6)\n"             \
-    POST_ENCODING_HELP
-
-#define PROTOCOL_HELP                                                                          \
-    "Protocol (every beta is trained this way, warm-started; defaults are the paper's):\n"     \
-    "  --optimizer NAME     adam (default), sgd or lbfgs\n"                                    \
-    "  --lr X --momentum X --batch N --max-epochs N --patience N --min-delta X\n"              \
-    "  --keep-optimizer --grad-tol X   as in 'pathfinder train --help'\n"                        \
-    "  --seed S             seed of the minibatch shuffling (default 0)\n"                      \
-    "  --act NAMES          activations for checkpoints without pathfinder metadata\n"
-
-/* Help texts in parts: ISO C only promises string literals of 4095 bytes. */
-static const char *const connect_help[] = {
-    "Usage: pathfinder connect [OPTIONS] A.safetensors B.safetensors [C.safetensors ...] --out DIR\n"
-    "Pathfinder path from A to B: anchor the L2 term at B, start at A and raise beta, training\n"
-    "to convergence at each beta warm-started from the previous one. Certifies the path and\n"
-    "compares its error barrier with the straight line A -> B's.\n"
-    "With more than two models: every pair i < j (or a star with --star), each in DIR/pair_I_J/;\n"
-    "pairs whose summary.json exists are skipped, and a pair stopped midway continues from\n"
-    "its last point (its state.bin), so a rerun resumes.\n\n"
-    "  --out DIR            output folder (required)\n"
-    "  --star I             paths from model I (0-based) to every other model\n",
-    SCHEDULE_HELP, SCHEDULE_HELP_2, PROTOCOL_HELP CLI_DATA_HELP,
-    "\nOutputs per pair: path.csv (one row per point: beta, losses, accuracies and errors,\n"
-    "per-class test accuracy, dist_A, dist_B, path_length, segment certification), summary.json,\n"
-    "transitions.json, path_profile.png/.pdf/.svg (error vs normalized distance, path and line),\n"
-    "path_beta.png/.pdf/.svg. Several pairs: also DIR/summary.csv and DIR/summary.json.\n"
-    "Prints a table of the pairs.\n"
-    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
-    NULL,
-};
-
-static const char *const probe_help[] = {
-    "Usage: pathfinder probe [OPTIONS] --anchor SADDLE.safetensors --from MIN.safetensors --out DIR\n"
-    "Probe the hierarchy from a saddle: anchor the L2 term at a model saved at a transition\n"
-    "(a sweep's DIR/transitions/T<k>_below|above.safetensors), start at a minimum and raise\n"
-    "beta with warm starts. Reports, in order, the transitions the path crosses and the\n"
-    "classes each one loses or gains. Same machinery and outputs as 'pathfinder connect'\n"
-    "with A = --from and B = --anchor.\n\n"
-    "  --anchor FILE        the saddle model (required)\n"
-    "  --from FILE          the start model (required)\n"
-    "  --out DIR            output folder (required); done when DIR/summary.json exists;\n"
-    "                       a probe stopped midway continues from DIR/state.bin\n",
-    SCHEDULE_HELP, SCHEDULE_HELP_2, PROTOCOL_HELP CLI_DATA_HELP,
-    "\nOutputs in DIR: path.csv, transitions.json (transitions crossed and phases), summary.json,\n"
-    "path_profile.png/.pdf/.svg, path_beta.png/.pdf/.svg.\n"
-    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n",
-    NULL,
-};
-
-enum {
-    OPT_OUT = OPT_FIRST_OWN_OPTION, OPT_BETA, OPT_BETA_START, OPT_RATIO, OPT_MAX_RATIO,
-    OPT_MIN_RATIO, OPT_STEP_CAP, OPT_ERROR_JUMP, OPT_TOL, OPT_MAX_BETA, OPT_MAX_POINTS,
-    OPT_CERTIFY, OPT_RISE, OPT_LEVELS, OPT_STAR, OPT_FROM, OPT_HESSIAN, OPT_WINDOW,
-    OPT_THRESHOLD, OPT_ENCODED, OPT_BRIDGE_DEPTH, OPT_BRIDGE_BARRIER,
-    OPT_ENCODED_FRACTION, OPT_VAL_FRACTION
-};
-
-static const struct option connect_options[] = {
-    CLI_DATA_LONGOPTS,
-    CLI_MODEL_LONGOPTS,
-    {"out", required_argument, 0, OPT_OUT},
-    {"beta", required_argument, 0, OPT_BETA},
-    {"beta-start", required_argument, 0, OPT_BETA_START},
-    {"ratio", required_argument, 0, OPT_RATIO},
-    {"max-ratio", required_argument, 0, OPT_MAX_RATIO},
-    {"min-ratio", required_argument, 0, OPT_MIN_RATIO},
-    {"step-cap", required_argument, 0, OPT_STEP_CAP},
-    {"error-jump", required_argument, 0, OPT_ERROR_JUMP},
-    {"tol", required_argument, 0, OPT_TOL},
-    {"max-beta", required_argument, 0, OPT_MAX_BETA},
-    {"max-points", required_argument, 0, OPT_MAX_POINTS},
-    {"certify", required_argument, 0, OPT_CERTIFY},
-    {"rise", required_argument, 0, OPT_RISE},
-    {"refine-levels", required_argument, 0, OPT_LEVELS},
-    {"star", required_argument, 0, OPT_STAR},
-    {"from", required_argument, 0, OPT_FROM},
-    {"hessian", required_argument, 0, OPT_HESSIAN},
-    {"window", required_argument, 0, OPT_WINDOW},
-    {"threshold", required_argument, 0, OPT_THRESHOLD},
-    {"encoded-threshold", required_argument, 0, OPT_ENCODED},
-    {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
-    {"bridge-depth", required_argument, 0, OPT_BRIDGE_DEPTH},
-    {"bridge-barrier", required_argument, 0, OPT_BRIDGE_BARRIER},
-    {"val-fraction", required_argument, 0, OPT_VAL_FRACTION},
-    {0, 0, 0, 0},
-};
 
 typedef struct {
     const char *cmd;
@@ -190,107 +48,199 @@ typedef struct {
     int n_files;
 } connect_args;
 
-static int positive(const char *cmd, const char *name, const char *arg, double *out)
+static const char *const connect_usage =
+    "Usage: pathfinder connect [OPTIONS] A.safetensors B.safetensors [C.safetensors ...] --out DIR\n"
+    "Pathfinder path from A to B: anchor the L2 term at B, start at A and raise beta, training\n"
+    "to convergence at each beta warm-started from the previous one. Certifies the path and\n"
+    "compares its error barrier with the straight line A -> B's.\n"
+    "With more than two models: every pair i < j (or a star with --star), each in DIR/pair_I_J/;\n"
+    "pairs whose summary.json exists are skipped, and a pair stopped midway continues from\n"
+    "its last point (its state.bin), so a rerun resumes.\n\n";
+
+static const char *const connect_tail =
+    "\nOutputs per pair: path.csv (one row per point: beta, losses, accuracies and errors,\n"
+    "per-class test accuracy, dist_A, dist_B, path_length, segment certification), summary.json,\n"
+    "transitions.json, path_profile.png/.pdf/.svg (error vs normalized distance, path and line),\n"
+    "path_beta.png/.pdf/.svg. Several pairs: also DIR/summary.csv and DIR/summary.json.\n"
+    "Prints a table of the pairs." CLI_EXIT_HELP;
+
+static const char *const probe_usage =
+    "Usage: pathfinder probe [OPTIONS] --anchor SADDLE.safetensors --from MIN.safetensors --out DIR\n"
+    "Probe the hierarchy from a saddle: anchor the L2 term at a model saved at a transition\n"
+    "(a sweep's DIR/transitions/T<k>_below|above.safetensors), start at a minimum and raise\n"
+    "beta with warm starts. Reports, in order, the transitions the path crosses and the\n"
+    "classes each one loses or gains. Same machinery and outputs as 'pathfinder connect'\n"
+    "with A = --from and B = --anchor.\n\n";
+
+static const char *const probe_tail =
+    "\nOutputs in DIR: path.csv, transitions.json (transitions crossed and phases), summary.json,\n"
+    "path_profile.png/.pdf/.svg, path_beta.png/.pdf/.svg." CLI_EXIT_HELP;
+
+static void show_all_pairs(const void *opts, char *buf, size_t n)
 {
-    if (cli_parse_double(arg, out) || !(*out > 0))
-        return cli_usage_error(cmd, "--%s needs a positive number, got '%s'", name, arg);
-    return PF_OK;
+    (void)opts;
+    snprintf(buf, n, "every pair i < j");
 }
 
-static int count(const char *cmd, const char *name, const char *arg, long lo, long hi, long *out)
+static void show_ratio(const void *opts, char *buf, size_t n)
 {
-    if (cli_parse_long(arg, out) || *out < lo || *out > hi)
-        return cli_usage_error(cmd, "--%s needs a whole number from %ld to %ld, got '%s'", name, lo,
-                               hi, arg);
-    return PF_OK;
+    (void)opts;
+    snprintf(buf, n, "--ratio");
 }
 
-static int parse_args(int argc, char **argv, connect_args *a)
+static void show_off(const void *opts, char *buf, size_t n)
 {
-    const char *cmd = a->cmd;
+    (void)opts;
+    snprintf(buf, n, "off");
+}
+
+static const cli_option connect_rows[] = {
+    {CLI_STR, "out", "DIR", CLI_OFF(connect_args, out), 0, 0, CLI_REQUIRED,
+     "output folder, made if missing", .given = 0},
+    {CLI_LONG, "star", "I", CLI_OFF(connect_args, star), 0, 1e6, 0,
+     "paths from model I (0-based) to every other model", .show = show_all_pairs},
+    {CLI_END},
+};
+
+static const cli_option probe_rows[] = {
+    {CLI_STR, "anchor", "FILE", CLI_OFF(connect_args, model.anchor), 0, 0, CLI_REQUIRED,
+     "the saddle model", .given = 0},
+    {CLI_STR, "from", "FILE", CLI_OFF(connect_args, from), 0, 0, CLI_REQUIRED, "the start model", .given = 0},
+    {CLI_STR, "out", "DIR", CLI_OFF(connect_args, out), 0, 0, CLI_REQUIRED,
+     "output folder, made if missing; done when DIR/summary.json exists; a probe stopped midway "
+     "continues from DIR/state.bin", .given = 0},
+    {CLI_END},
+};
+
+static const cli_option path_rows[] = {
+    {CLI_SECTION, .help = "Schedule (default: adaptive geometric):"},
+    {CLI_DOUBLE, "beta-start", "X", CLI_OFF(connect_args, sched.beta_start), 0, INFINITY, CLI_LO_OPEN,
+     "first beta", .given = 0},
+    {CLI_DOUBLE, "ratio", "X", CLI_OFF(connect_args, sched.ratio), 1, 1000, CLI_LO_OPEN,
+     "grow beta by this factor per point", .given = 0},
+    {CLI_DOUBLE, "max-ratio", "X", CLI_OFF(connect_args, sched.max_ratio), 1, 1000, CLI_LO_OPEN,
+     "the ratio may grow back up to X after easy steps", .show = show_ratio,
+     .given = CLI_GIVEN(connect_args, max_ratio_set)},
+    {CLI_DOUBLE, "min-ratio", "X", CLI_OFF(connect_args, sched.min_ratio), 1, 1000, CLI_LO_OPEN,
+     "smallest ratio before a step is accepted anyway", .given = 0},
+    {CLI_DOUBLE, "step-cap", "F", CLI_OFF(connect_args, sched.step_cap), 0, INFINITY, CLI_LO_OPEN,
+     "a step may bring theta closer to B by at most F x ||A - B||", .given = 0},
+    {CLI_DOUBLE, "error-jump", "P", CLI_OFF(connect_args, sched.error_jump), 0, INFINITY, CLI_LO_OPEN,
+     "a step may raise the steering error by at most P points", .given = 0},
+    {CLI_DOUBLE, "tol", "F", CLI_OFF(connect_args, sched.tol), 0, INFINITY, CLI_LO_OPEN,
+     "stop once ||theta - B|| <= F x ||A - B||", .given = 0},
+    {CLI_DOUBLE, "max-beta", "X", CLI_OFF(connect_args, sched.max_beta), 0, INFINITY, CLI_LO_OPEN,
+     "or once beta would pass X", .given = 0},
+    {CLI_LONG, "max-points", "N", CLI_OFF(connect_args, sched.max_points), 2, 1e6, 0,
+     "or after N points, the start included", .given = 0},
+    {CLI_STR, "beta", "GRID", CLI_OFF(connect_args, grid), 0, 0, CLI_NO_DEFAULT,
+     "a fixed grid instead: a list of values and ranges (START:STOP:STEP, geom:START:STOP:N); the "
+     "paper's connectivity grid is 0:1e-5:2e-8 in this convention", .given = 0},
+    {CLI_NOTE, .help =
+     "The rule: the next beta is the last one times the ratio. A step that brought theta closer to "
+     "B by more than the cap (the drop of r = ||theta - B||; a growing r is the training's own "
+     "drift, and ||theta - theta_prev|| is inflated by minibatch noise) or raised the steering "
+     "error by more than the jump is undone and retried from the previous point with (ratio - 1) "
+     "halved, down to --min-ratio. There a still-too-far step is accepted: as a jump (jump column "
+     "1: a first-order transition or a steep stretch; the ratio stays small) if it shrank with the "
+     "smaller steps, else as drift (jump column 2; the ratio is restored). After two easy steps in "
+     "a row (at most half the cap and half the jump) (ratio - 1) doubles, up to --max-ratio. A "
+     "refused first step retries below --beta-start."},
+    {CLI_SECTION, .help = "Steering (no decision ever looks at the test set):"},
+    {CLI_DOUBLE, "val-fraction", "F", CLI_OFF(connect_args, val_fraction), 0, 1,
+     CLI_LO_OPEN | CLI_HI_OPEN | CLI_NO_DEFAULT,
+     "carve a seeded validation split of F of the training set (the model trains on the rest) and "
+     "steer by its error (default: steer by the training error); the test error is measured and "
+     "reported only", .given = 0},
+    {CLI_SECTION, .help = "Certification:"},
+    {CLI_INT, "certify", "N", CLI_OFF(connect_args, certify.interior), 0, 1000, 0,
+     "evenly spaced interior points per segment", .given = 0},
+    {CLI_DOUBLE, "rise", "P", CLI_OFF(connect_args, certify.rise), 0, INFINITY, 0,
+     "refine around a point whose steering error exceeds the segment's higher end by more than P "
+     "points", .given = 0},
+    {CLI_INT, "refine-levels", "L", CLI_OFF(connect_args, certify.levels), 0, 10, 0,
+     "rounds of bisection there", .given = 0},
+    {CLI_NOTE, .help =
+     "The closing segment from the last point onto B is certified too. Barrier = highest error "
+     "along the path minus the higher of the two ends' errors; the straight line A -> B is "
+     "measured at the same number of evenly spaced points."},
+    {CLI_SECTION, .help = "Bridges:"},
+    {CLI_LONG, "bridge-depth", "N", CLI_OFF(connect_args, bridge_depth), 0, 10, 0,
+     "levels of bridges (0: none)", .given = 0},
+    {CLI_DOUBLE, "bridge-barrier", "P", CLI_OFF(connect_args, bridge_barrier), 0, INFINITY, 0,
+     "bridge a segment whose steering error climbs more than P points above its higher end", .given = 0},
+    {CLI_NOTE, .help =
+     "At a first-order transition of the path the model snaps into another basin and the straight "
+     "segment across the snap may cross a ridge. Such a segment is bridged: a path from its first "
+     "point anchored at its second (same schedule, cap and tolerance scaled to the segment), its "
+     "own segments bridged in turn. It replaces the segment if it climbs less. Bridge points are "
+     "path.csv rows of kind 'bridge' (their beta belongs to the bridge's anchor); transitions are "
+     "detected on the main path only."},
+    {CLI_SECTION, .help = "Hessian:"},
+    {CLI_LONG, "hessian", "N", CLI_OFF(connect_args, hessian), 0, 1e15, 0,
+     "record lambda_min and lambda_max of the Hessian of E (and of L_beta = E + beta I) at every "
+     "point, by Lanczos on the first N training samples (0: all); slow on large models",
+     .show = show_off},
+    {CLI_END},
+};
+
+/* The checkpoints define the model: of the model options only these apply. */
+static const cli_option path_model_rows[] = {
+    {CLI_U64, "seed", "S", CLI_OFF(cli_model_opts, seed), 0, 1.8e19, 0, "seed of the minibatch shuffling", .given = 0},
+    {CLI_STR, "act", "NAMES", CLI_OFF(cli_model_opts, act), 0, 0, CLI_NO_DEFAULT,
+     "activations, for checkpoints without pathfinder metadata", .given = 0},
+    {CLI_STR, "loss", "ce|mse", CLI_OFF(cli_model_opts, loss), 0, 0, CLI_NO_DEFAULT,
+     "loss, for checkpoints without pathfinder metadata", .given = 0},
+    {CLI_END},
+};
+
+static const cli_table connect_tables[] = {
+    {connect_rows, 0},
+    {path_rows, 0},
+    {post_detect_rows, CLI_OFF(connect_args, post)},
+    {cli_protocol_rows, CLI_OFF(connect_args, model)},
+    {path_model_rows, CLI_OFF(connect_args, model)},
+    {cli_data_rows, CLI_OFF(connect_args, common)},
+    {cli_other_rows, CLI_OFF(connect_args, common)},
+    {NULL, 0},
+};
+
+static const cli_table probe_tables[] = {
+    {probe_rows, 0},
+    {path_rows, 0},
+    {post_detect_rows, CLI_OFF(connect_args, post)},
+    {cli_protocol_rows, CLI_OFF(connect_args, model)},
+    {path_model_rows, CLI_OFF(connect_args, model)},
+    {cli_data_rows, CLI_OFF(connect_args, common)},
+    {cli_other_rows, CLI_OFF(connect_args, common)},
+    {NULL, 0},
+};
+
+static void defaults(connect_args *a)
+{
     cli_common_default(&a->common);
     cli_model_default(&a->model);
+    a->model.act = NULL;   /* from the checkpoints' metadata */
     post_options_default(&a->post);
     pf_schedule_config_default(&a->sched);
-    a->sched.tol = 0.01;
-    a->sched.step_cap = 0.1;
+    a->sched.tol = PF_PATH_TOL_FRACTION;
+    a->sched.step_cap = PF_PATH_STEP_CAP_FRACTION;
     pf_certify_config_default(&a->certify);
-    a->bridge_depth = 2;
-    a->bridge_barrier = 0.5;
+    a->bridge_depth = PF_BRIDGE_DEPTH;
+    a->bridge_barrier = PF_BRIDGE_BARRIER;
     a->star = -1;
     a->hessian = -1;
-    optind = 1;
-    int opt, rc = PF_OK;
-    long v;
-    while ((opt = getopt_long(argc, argv, "", connect_options, NULL)) != -1) {
-        int r = cli_common_option(cmd, &a->common, opt, optarg);
-        if (!r) r = cli_model_option(cmd, &a->model, opt, optarg);
-        if (r < 0) return PF_EINPUT;
-        if (r > 0) continue;
-        switch (opt) {
-        case OPT_OUT: a->out = optarg; break;
-        case OPT_BETA: a->grid = optarg; break;
-        case OPT_FROM: a->from = optarg; break;
-        case OPT_BETA_START: rc = positive(cmd, "beta-start", optarg, &a->sched.beta_start); break;
-        case OPT_MAX_BETA: rc = positive(cmd, "max-beta", optarg, &a->sched.max_beta); break;
-        case OPT_STEP_CAP: rc = positive(cmd, "step-cap", optarg, &a->sched.step_cap); break;
-        case OPT_ERROR_JUMP: rc = positive(cmd, "error-jump", optarg, &a->sched.error_jump); break;
-        case OPT_TOL: rc = positive(cmd, "tol", optarg, &a->sched.tol); break;
-        case OPT_RATIO:
-        case OPT_MAX_RATIO:
-        case OPT_MIN_RATIO: {
-            const char *name = opt == OPT_RATIO ? "ratio" : opt == OPT_MAX_RATIO ? "max-ratio" : "min-ratio";
-            double x;
-            if (cli_parse_double(optarg, &x) || !(x > 1) || x > 1000)
-                return cli_usage_error(cmd, "--%s needs a number above 1, got '%s'", name, optarg);
-            if (opt == OPT_RATIO) a->sched.ratio = x;
-            else if (opt == OPT_MIN_RATIO) a->sched.min_ratio = x;
-            else a->sched.max_ratio = x, a->max_ratio_set = 1;
-            break;
-        }
-        case OPT_MAX_POINTS:
-            rc = count(cmd, "max-points", optarg, 2, 1000000, &a->sched.max_points);
-            break;
-        case OPT_CERTIFY:
-            if (!(rc = count(cmd, "certify", optarg, 0, 1000, &v))) a->certify.interior = (int)v;
-            break;
-        case OPT_LEVELS:
-            if (!(rc = count(cmd, "refine-levels", optarg, 0, 10, &v))) a->certify.levels = (int)v;
-            break;
-        case OPT_RISE:
-            if (cli_parse_double(optarg, &a->certify.rise) || a->certify.rise < 0)
-                return cli_usage_error(cmd, "--rise needs a number >= 0, got '%s'", optarg);
-            break;
-        case OPT_BRIDGE_DEPTH: rc = count(cmd, "bridge-depth", optarg, 0, 10, &a->bridge_depth); break;
-        case OPT_BRIDGE_BARRIER:
-            if (cli_parse_double(optarg, &a->bridge_barrier) || !(a->bridge_barrier >= 0))
-                return cli_usage_error(cmd, "--bridge-barrier needs a number >= 0, got '%s'", optarg);
-            break;
-        case OPT_STAR: rc = count(cmd, "star", optarg, 0, 1000000, &a->star); break;
-        case OPT_VAL_FRACTION:
-            if (cli_parse_double(optarg, &a->val_fraction) || !(a->val_fraction > 0) ||
-                !(a->val_fraction < 1))
-                return cli_usage_error(cmd, "--val-fraction needs a number in (0, 1), got '%s'", optarg);
-            break;
-        case OPT_HESSIAN: rc = count(cmd, "hessian", optarg, 0, 1L << 40, &a->hessian); break;
-        case OPT_WINDOW:
-            if (!(rc = count(cmd, "window", optarg, 2, 1000, &v))) a->post.detect.window = (int)v;
-            break;
-        case OPT_THRESHOLD: rc = positive(cmd, "threshold", optarg, &a->post.detect.threshold); break;
-        case OPT_ENCODED:
-        case OPT_ENCODED_FRACTION:
-            if (post_encoding_option(cmd, opt == OPT_ENCODED ? "encoded-threshold" : "encoded-fraction",
-                                     optarg, &a->post.encoding))
-                return PF_EINPUT;
-            break;
-        default: return cli_usage_error(cmd, "unknown option");
-        }
-        if (rc) return rc;
-    }
-    if (a->common.help) return PF_OK;
-    if (a->model.arch || a->model.init || a->model.no_bias)
-        return cli_usage_error(cmd, "the checkpoints define the model: --arch, --init and --no-bias "
-                                    "do not apply");
+}
+
+static int parse_args(int argc, char **argv, connect_args *a, int *help)
+{
+    const char *cmd = a->cmd;
+    defaults(a);
+    int first;
+    if (cli_parse(cmd, a->probe ? probe_tables : connect_tables, argc, argv, a, help, &first))
+        return PF_EINPUT;
+    if (*help) return PF_OK;
+    cli_common_finish(&a->common);
     if (!a->max_ratio_set) a->sched.max_ratio = a->sched.ratio;
     if (a->sched.min_ratio > a->sched.ratio)
         return cli_usage_error(cmd, "--min-ratio %g is above --ratio %g", a->sched.min_ratio,
@@ -301,18 +251,13 @@ static int parse_args(int argc, char **argv, connect_args *a)
     if (a->sched.max_beta < a->sched.beta_start)
         return cli_usage_error(cmd, "--max-beta is below --beta-start");
     if (!a->out) return cli_usage_error(cmd, "--out DIR is required");
-    a->files = argv + optind;
-    a->n_files = argc - optind;
+    a->files = argv + first;
+    a->n_files = argc - first;
     if (a->probe) {
-        if (a->n_files > 0) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        if (a->n_files > 0) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first]);
         if (!a->model.anchor || !a->from)
             return cli_usage_error(cmd, "--anchor SADDLE.safetensors and --from MIN.safetensors are required");
-        if (a->star >= 0) return cli_usage_error(cmd, "--star applies to connect only");
     } else {
-        if (a->model.anchor)
-            return cli_usage_error(cmd, "the anchor is the second model; for a saddle anchor use "
-                                        "'pathfinder probe'");
-        if (a->from) return cli_usage_error(cmd, "--from applies to probe; give the models as arguments");
         if (a->n_files < 2) return cli_usage_error(cmd, "needs at least two checkpoints, got %d", a->n_files);
         if (a->star >= a->n_files)
             return cli_usage_error(cmd, "--star %ld: there are only %d models (0-based)", a->star,
@@ -1007,7 +952,7 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
     pf_train_config cfg = e->cfg;
     if (c.show) cfg.progress = train_progress;
     if ((rc = pf_trainer_init(&trainer, arch, &cfg.opt, cfg.batch, e->train->n,
-                              cli_shuffle_seed(a->model.seed), err)))
+                              pf_shuffle_seed(a->model.seed), err)))
         goto done;
     trainer_ready = 1;
 
@@ -1279,6 +1224,36 @@ static int write_pairs(const char *dir, const pair_summary *s, int n, pf_error *
     return rc;
 }
 
+/* --json: one document holding every pair's summary.json and
+ * transitions.json as written. */
+static int print_document(const char *cmd, const pair_summary *s, int n, pf_error *err)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "command", cmd);
+    cJSON *pairs = cJSON_AddArrayToObject(doc, "pairs");
+    int rc = PF_OK;
+    for (int k = 0; k < n && !rc; k++) {
+        const char *files[2] = {"summary.json", "transitions.json"};
+        cJSON *pair = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pair, "i", s[k].i);
+        cJSON_AddNumberToObject(pair, "j", s[k].j);
+        cJSON_AddStringToObject(pair, "folder", s[k].dir);
+        cJSON_AddItemToArray(pairs, pair);
+        for (int f = 0; f < 2 && !rc; f++) {
+            char path[4200], *text;
+            snprintf(path, sizeof path, "%s/%s", s[k].dir, files[f]);
+            if ((rc = pf_read_file(path, &text, NULL, 1 << 26, err))) break;
+            cJSON *o = cJSON_Parse(text);
+            free(text);
+            if (!o) rc = pf_fail(err, PF_ERUNTIME, "%s: cannot be parsed back", path);
+            else cJSON_AddItemToObject(pair, f ? "transitions" : "summary", o);
+        }
+    }
+    if (rc) cJSON_Delete(doc);
+    else cli_print_json(doc);
+    return rc;
+}
+
 /* ---- the commands --------------------------------------------------------------------- */
 
 static int run(int argc, char **argv, int probe)
@@ -1287,11 +1262,12 @@ static int run(int argc, char **argv, int probe)
     memset(&a, 0, sizeof a);
     a.cmd = probe ? "probe" : "connect";
     a.probe = probe;
-    int rc = parse_args(argc, argv, &a);
+    int help;
+    int rc = parse_args(argc, argv, &a, &help);
     if (rc) return rc;
-    if (a.common.help) {
-        for (const char *const *part = probe ? probe_help : connect_help; *part; part++)
-            fputs(*part, stdout);
+    if (help) {
+        cli_print_help(stdout, probe ? probe_usage : connect_usage, probe ? probe_tables : connect_tables,
+                       &a, probe ? probe_tail : connect_tail);
         return PF_OK;
     }
     pf_error err;
@@ -1360,7 +1336,9 @@ static int run(int argc, char **argv, int probe)
         if (!a.common.quiet && n_pairs > 1)
             fprintf(stderr, "pathfinder %s: pair %d of %d: %s -> %s\n", a.cmd, k + 1, n_pairs, s->a, s->b);
         if ((rc = run_pair(&env, thetas[s->i], thetas[s->j], s, &leg, &err))) goto done;
-        if (probe && !s->skipped) {
+        if (a.common.json) {
+            /* reported once, at the end */
+        } else if (probe && !s->skipped) {
             printf("Transitions crossed from %s toward %s (in order of rising beta):\n", s->a, s->b);
             if (leg.nt == 0) printf("  none detected along %ld points\n", leg.n);
             else post_print_table(stdout, &leg);
@@ -1370,11 +1348,15 @@ static int run(int argc, char **argv, int probe)
         post_leg_free(&leg);
         if (many && (rc = write_pairs(a.out, sums, k + 1, &err))) goto done;
     }
-    print_table(stdout, sums, n_pairs);
-    if (many) printf("Tables: %s/summary.csv, %s/summary.json\n", a.out, a.out);
-    else printf("Outputs: %s/path.csv, summary.json, transitions.json, path_profile.png, path_beta.png\n",
-                a.out);
-    fflush(stdout);
+    if (a.common.json) {
+        rc = print_document(a.cmd, sums, n_pairs, &err);
+    } else {
+        print_table(stdout, sums, n_pairs);
+        if (many) printf("Tables: %s/summary.csv, %s/summary.json\n", a.out, a.out);
+        else printf("Outputs: %s/path.csv, summary.json, transitions.json, path_profile.png, path_beta.png\n",
+                    a.out);
+        fflush(stdout);
+    }
 done:
     if (rc) cli_error(a.cmd, rc, "%s", err.msg);
     pf_dir_lock_release(lock);

@@ -1,59 +1,64 @@
 /* pathfinder eval: metrics of a checkpoint on train and test data. */
-#include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-static const char *const eval_help =
+static const char *const eval_usage =
     "Usage: pathfinder eval [OPTIONS] FILE.safetensors\n"
     "Evaluate a checkpoint: train and test loss, accuracy, per-class accuracy, r and L_beta.\n"
-    "Prints one JSON line.\n\n"
-    "  --beta B             L2 strength for the regularized loss (default: the checkpoint's)\n"
-    "  --anchor FILE        anchor for r and L_beta (default: the origin)\n"
-    "  --act NAMES          activations, for checkpoints without pathfinder metadata\n"
-    CLI_DATA_HELP
-    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+    "Prints one JSON line.\n\n";
 
-enum { OPT_BETA = OPT_FIRST_OWN_OPTION }; /* --anchor and --act as in cli.h */
+typedef struct {
+    cli_common common;
+    double beta;      /* < 0: the checkpoint's */
+    const char *anchor, *act;
+} eval_args;
 
-static const struct option eval_options[] = {
-    CLI_DATA_LONGOPTS,
-    {"beta", required_argument, 0, OPT_BETA},
-    {"anchor", required_argument, 0, OPT_ANCHOR},
-    {"act", required_argument, 0, OPT_ACT},
-    {0, 0, 0, 0},
+static void show_checkpoint(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    snprintf(buf, n, "the checkpoint's");
+}
+
+static const cli_option eval_rows[] = {
+    {CLI_SECTION, .help = "Evaluation:"},
+    {CLI_DOUBLE, "beta", "B", CLI_OFF(eval_args, beta), 0, INFINITY, 0,
+     "L2 strength for the regularized loss", .show = show_checkpoint},
+    {CLI_STR, "anchor", "FILE", CLI_OFF(eval_args, anchor), 0, 0, CLI_NO_DEFAULT,
+     "anchor for r and L_beta (default: the origin)", .given = 0},
+    {CLI_STR, "act", "NAMES", CLI_OFF(eval_args, act), 0, 0, CLI_NO_DEFAULT,
+     "activations, for checkpoints without pathfinder metadata", .given = 0},
+    {CLI_END},
+};
+
+static const cli_table eval_tables[] = {
+    {eval_rows, 0},
+    {cli_data_rows, CLI_OFF(eval_args, common)},
+    {cli_other_rows, CLI_OFF(eval_args, common)},
+    {NULL, 0},
 };
 
 int cmd_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
-    cli_common common;
-    cli_common_default(&common);
-    const char *anchor_path = NULL, *act = NULL;
-    double beta = -1;
-    optind = 1;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", eval_options, NULL)) != -1) {
-        int r = cli_common_option(cmd, &common, opt, optarg);
-        if (r < 0) return PF_EINPUT;
-        if (r > 0) continue;
-        switch (opt) {
-        case OPT_BETA:
-            if (cli_parse_double(optarg, &beta) || beta < 0)
-                return cli_usage_error(cmd, "--beta needs a number >= 0, got '%s'", optarg);
-            break;
-        case OPT_ANCHOR: anchor_path = optarg; break;
-        case OPT_ACT: act = optarg; break;
-        default: return cli_usage_error(cmd, "unknown option");
-        }
-    }
-    if (common.help) {
-        fputs(eval_help, stdout);
+    eval_args a;
+    memset(&a, 0, sizeof a);
+    cli_common_default(&a.common);
+    a.beta = -1;
+    int help, first;
+    if (cli_parse(cmd, eval_tables, argc, argv, &a, &help, &first)) return PF_EINPUT;
+    if (help) {
+        cli_print_help(stdout, eval_usage, eval_tables, &a, CLI_EXIT_HELP);
         return PF_OK;
     }
-    if (optind != argc - 1) return cli_usage_error(cmd, "expected exactly one checkpoint file");
-    const char *path = argv[optind];
+    cli_common_finish(&a.common);
+    if (first != argc - 1) return cli_usage_error(cmd, "expected exactly one checkpoint file");
+    const char *path = argv[first];
+    const char *anchor_path = a.anchor, *act = a.act;
+    double beta = a.beta;
+    cli_common common = a.common;
     pf_set_threads(common.threads);
 
     pf_error err;

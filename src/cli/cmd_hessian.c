@@ -2,7 +2,6 @@
  * = E + beta/2 ||theta - anchor||^2, whose Hessian is H_E + beta I) at a
  * checkpoint, by Lanczos on exact Hessian-vector products; optionally the
  * eigenvectors, a spectral density, or a timing of single products. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,91 +10,27 @@
 
 #include "cli.h"
 
-static const char *const hessian_help =
+static const char *const hessian_usage =
     "Usage: pathfinder hessian [OPTIONS] FILE.safetensors\n"
     "Extreme eigenvalues of the Hessian of the training error E at a checkpoint, and of\n"
     "L_beta = E + (beta/2)||theta - anchor||^2 (the same shifted by beta), by Lanczos with\n"
     "full reorthogonalization on exact Hessian-vector products (Pearlmutter's R-operator).\n"
-    "Prints a table (or one JSON line with --json).\n\n"
-    "Spectrum:\n"
-    "  --k K                eigenvalues wanted at each end (default 10)\n"
-    "  --which END          both (default), largest or smallest (algebraic: negative\n"
-    "                       eigenvalues are the smallest)\n"
-    "  --tol X              converged when the Ritz residual ||H y - lambda y|| <= X times\n"
-    "                       the largest |eigenvalue| (default 1e-4)\n"
-    "  --max-dim M          largest Krylov dimension (default 300, at most the parameter\n"
-    "                       count); memory is M x parameters doubles\n"
-    "  --seed S             seed of the Lanczos start vector (default 0)\n"
-    "  --neg-tol X          saddle index = number of eigenvalues below -X times the largest\n"
-    "                       |eigenvalue| (default 1e-6)\n"
-    "  --beta B             L2 strength of L_beta (default: the checkpoint's)\n"
-    "  --anchor FILE        anchor of L_beta, for its value and r (default: the origin; it\n"
-    "                       does not change the Hessian)\n"
-    "  --subset N           use the first N training samples (default: all)\n"
-    "  --act NAMES          activations, for checkpoints without pathfinder metadata\n"
-    "  --block N            samples per sgemm block (default 512)\n"
-    "Output:\n"
-    "  --out FILE           write the results as FILE.json or FILE.csv (by extension)\n"
-    "  --json               print one JSON line instead of the table\n"
-    "  --vectors FILE.npy   also compute the eigenvectors (checked with one product each)\n"
-    "                       and write them as float32 rows, in the order of the table\n"
-    "  --density FILE.csv   spectral density by stochastic Lanczos quadrature: columns\n"
-    "                       lambda,density (Gaussian-broadened; integrates to ~1)\n"
-    "  --probes P           density: random probe vectors (default 4)\n"
-    "  --density-steps M    density: Lanczos steps per probe (default 80)\n"
-    "  --sigma X            density: Gaussian width (default: 1% of the spectral range)\n"
-    "  --grid G             density: grid points (default 400)\n"
-    "  --time-hvp N         only time H.v at v = theta/||theta||: N one-shot products (from\n"
-    "                       scratch) and N products of a reused operator (as Lanczos runs\n"
-    "                       them, after its first); prints one JSON line with the best\n"
-    "                       times, v.Hv and ||Hv||\n"
-    CLI_DATA_HELP
-    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
-
-/* Own option ids, named apart from the ones cli.h may define for other commands. */
-enum {
-    H_K = OPT_FIRST_COMMAND_OPTION, H_WHICH, H_TOL, H_MAX_DIM, H_SEED, H_NEG_TOL, H_BETA,
-    H_ANCHOR, H_SUBSET, H_ACT, H_BLOCK, H_OUT, H_JSON, H_VECTORS, H_DENSITY, H_PROBES,
-    H_DENSITY_STEPS, H_SIGMA, H_GRID, H_TIME_HVP
-};
-
-static const struct option hessian_options[] = {
-    CLI_DATA_LONGOPTS,
-    {"k", required_argument, 0, H_K},
-    {"which", required_argument, 0, H_WHICH},
-    {"tol", required_argument, 0, H_TOL},
-    {"max-dim", required_argument, 0, H_MAX_DIM},
-    {"seed", required_argument, 0, H_SEED},
-    {"neg-tol", required_argument, 0, H_NEG_TOL},
-    {"beta", required_argument, 0, H_BETA},
-    {"anchor", required_argument, 0, H_ANCHOR},
-    {"subset", required_argument, 0, H_SUBSET},
-    {"act", required_argument, 0, H_ACT},
-    {"block", required_argument, 0, H_BLOCK},
-    {"out", required_argument, 0, H_OUT},
-    {"json", no_argument, 0, H_JSON},
-    {"vectors", required_argument, 0, H_VECTORS},
-    {"density", required_argument, 0, H_DENSITY},
-    {"probes", required_argument, 0, H_PROBES},
-    {"density-steps", required_argument, 0, H_DENSITY_STEPS},
-    {"sigma", required_argument, 0, H_SIGMA},
-    {"grid", required_argument, 0, H_GRID},
-    {"time-hvp", required_argument, 0, H_TIME_HVP},
-    {0, 0, 0, 0},
-};
+    "Prints a table (or one JSON line with --json).\n\n";
 
 typedef struct {
     cli_common common;
     const char *model, *anchor, *act, *out, *vectors, *density;
     pf_lanczos_config lanczos;
+    int which;            /* index into which_names */
     double beta;          /* < 0: the checkpoint's */
     double neg_tol;
     long subset, block, time_hvp;
-    int json;
     pf_slq_config slq;
     double sigma;         /* 0: automatic */
     long grid;
 } hessian_args;
+
+static const char *const which_names[] = {"largest", "smallest", "both", NULL};
 
 static int has_ext(const char *path, const char *ext)
 {
@@ -103,116 +38,122 @@ static int has_ext(const char *path, const char *ext)
     return n > e && strcmp(path + n - e, ext) == 0;
 }
 
-static int parse_count(const char *cmd, const char *name, const char *arg, long lo, long hi,
-                       long *out)
+static const char *parse_out(void *opts, const char *arg)
 {
-    long v;
-    if (cli_parse_long(arg, &v) || v < lo || v > hi)
-        return cli_usage_error(cmd, "--%s needs a whole number from %ld to %ld, got '%s'", name, lo,
-                               hi, arg);
-    *out = v;
-    return PF_OK;
+    hessian_args *a = opts;
+    if (!has_ext(arg, ".json") && !has_ext(arg, ".csv")) return "a .json or .csv file";
+    a->out = arg;
+    return NULL;
 }
 
-static int parse_args(int argc, char **argv, hessian_args *a)
+static const char *parse_vectors(void *opts, const char *arg)
+{
+    hessian_args *a = opts;
+    if (!has_ext(arg, ".npy")) return "a .npy file";
+    a->vectors = arg;
+    a->lanczos.want_vectors = 1;
+    return NULL;
+}
+
+static const char *parse_density(void *opts, const char *arg)
+{
+    hessian_args *a = opts;
+    if (!has_ext(arg, ".csv")) return "a .csv file";
+    a->density = arg;
+    return NULL;
+}
+
+static void show_checkpoint(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    snprintf(buf, n, "the checkpoint's");
+}
+
+static void show_auto(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    snprintf(buf, n, "1%% of the spectral range");
+}
+
+static void show_max_dim(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    snprintf(buf, n, "%d, at most the parameter count", PF_LANCZOS_MAX_DIM);
+}
+
+static const cli_option hessian_rows[] = {
+    {CLI_SECTION, .help = "Spectrum:"},
+    {CLI_INT, "k", "K", CLI_OFF(hessian_args, lanczos.k), 1, 1 << 30, 0, "eigenvalues wanted at each end", .given = 0},
+    {CLI_CHOICE, "which", "END", CLI_OFF(hessian_args, which), .help =
+     "both, largest or smallest (algebraic: negative eigenvalues are the smallest)", .choices = which_names},
+    {CLI_DOUBLE, "tol", "X", CLI_OFF(hessian_args, lanczos.tol), 0, 1, CLI_LO_OPEN | CLI_HI_OPEN,
+     "converged when the Ritz residual ||H y - lambda y|| <= X times the largest |eigenvalue|", .given = 0},
+    {CLI_INT, "max-dim", "M", CLI_OFF(hessian_args, lanczos.max_dim), 1, 100000, 0,
+     "largest Krylov dimension; memory is M x parameters doubles", .show = show_max_dim},
+    {CLI_U64, "seed", "S", CLI_OFF(hessian_args, lanczos.seed), 0, 1.8e19, 0,
+     "seed of the Lanczos start vector and the density's probes", .given = 0},
+    {CLI_DOUBLE, "neg-tol", "X", CLI_OFF(hessian_args, neg_tol), 0, 1, CLI_HI_OPEN,
+     "saddle index = number of eigenvalues below -X times the largest |eigenvalue|", .given = 0},
+    {CLI_DOUBLE, "beta", "B", CLI_OFF(hessian_args, beta), 0, INFINITY, 0, "L2 strength of L_beta",
+     .show = show_checkpoint},
+    {CLI_STR, "anchor", "FILE", CLI_OFF(hessian_args, anchor), 0, 0, CLI_NO_DEFAULT,
+     "anchor of L_beta, for its value and r (default: the origin; it does not change the Hessian)", .given = 0},
+    {CLI_LONG, "subset", "N", CLI_OFF(hessian_args, subset), 1, 1e15, CLI_NO_DEFAULT,
+     "use the first N training samples (default: all)", .given = 0},
+    {CLI_STR, "act", "NAMES", CLI_OFF(hessian_args, act), 0, 0, CLI_NO_DEFAULT,
+     "activations, for checkpoints without pathfinder metadata", .given = 0},
+    {CLI_LONG, "block", "N", CLI_OFF(hessian_args, block), 1, 1 << 20, 0, "samples per sgemm block", .given = 0},
+    {CLI_SECTION, .help = "Output:"},
+    {CLI_CUSTOM, "out", "FILE", 0, 0, 0, CLI_NO_DEFAULT,
+     "also write the results as FILE.json or FILE.csv (by extension)", .parse = parse_out},
+    {CLI_CUSTOM, "vectors", "FILE.npy", 0, 0, 0, CLI_NO_DEFAULT,
+     "also compute the eigenvectors (checked with one product each) and write them as float32 rows, "
+     "in the order of the table", .parse = parse_vectors},
+    {CLI_CUSTOM, "density", "FILE.csv", 0, 0, 0, CLI_NO_DEFAULT,
+     "spectral density by stochastic Lanczos quadrature: columns lambda,density (Gaussian-broadened; "
+     "integrates to ~1)", .parse = parse_density},
+    {CLI_INT, "probes", "P", CLI_OFF(hessian_args, slq.n_probes), 1, 10000, 0, "density: random probe vectors", .given = 0},
+    {CLI_INT, "density-steps", "M", CLI_OFF(hessian_args, slq.steps), 1, 100000, 0,
+     "density: Lanczos steps per probe", .given = 0},
+    {CLI_DOUBLE, "sigma", "X", CLI_OFF(hessian_args, sigma), 0, INFINITY, CLI_LO_OPEN,
+     "density: Gaussian width", .show = show_auto},
+    {CLI_LONG, "grid", "G", CLI_OFF(hessian_args, grid), 2, 1000000, 0, "density: grid points", .given = 0},
+    {CLI_LONG, "time-hvp", "N", CLI_OFF(hessian_args, time_hvp), 1, 100000, CLI_NO_DEFAULT,
+     "only time H.v at v = theta/||theta||: N one-shot products (from scratch) and N products of a "
+     "reused operator (as Lanczos runs them, after its first); prints one JSON line with the best "
+     "times, v.Hv and ||Hv||", .given = 0},
+    {CLI_END},
+};
+
+static const cli_table hessian_tables[] = {
+    {hessian_rows, 0},
+    {cli_data_rows, CLI_OFF(hessian_args, common)},
+    {cli_other_rows, CLI_OFF(hessian_args, common)},
+    {NULL, 0},
+};
+
+static int parse_args(int argc, char **argv, hessian_args *a, int *help)
 {
     const char *cmd = "hessian";
     memset(a, 0, sizeof *a);
     cli_common_default(&a->common);
     pf_lanczos_config_default(&a->lanczos);
     a->lanczos.k = 10;
+    a->which = (int)a->lanczos.which;
     a->beta = -1;
     a->neg_tol = 1e-6;
     a->block = 512;
     a->slq.n_probes = 4;
     a->slq.steps = 80;
     a->grid = 400;
-    optind = 1;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", hessian_options, NULL)) != -1) {
-        int r = cli_common_option(cmd, &a->common, opt, optarg);
-        if (r < 0) return PF_EINPUT;
-        if (r > 0) continue;
-        long v = 0;
-        switch (opt) {
-        case H_K:
-            if (parse_count(cmd, "k", optarg, 1, 1L << 30, &v)) return PF_EINPUT;
-            a->lanczos.k = (int)v;
-            break;
-        case H_WHICH:
-            if (pf_eig_which_from_name(optarg, &a->lanczos.which))
-                return cli_usage_error(cmd, "--which takes both, largest or smallest, got '%s'", optarg);
-            break;
-        case H_TOL:
-            if (cli_parse_double(optarg, &a->lanczos.tol) || !(a->lanczos.tol > 0) || a->lanczos.tol >= 1)
-                return cli_usage_error(cmd, "--tol needs a number in (0, 1), got '%s'", optarg);
-            break;
-        case H_MAX_DIM:
-            if (parse_count(cmd, "max-dim", optarg, 1, 100000, &v)) return PF_EINPUT;
-            a->lanczos.max_dim = (int)v;
-            break;
-        case H_SEED:
-            if (cli_parse_u64(optarg, &a->lanczos.seed))
-                return cli_usage_error(cmd, "--seed needs a non-negative integer, got '%s'", optarg);
-            a->slq.seed = a->lanczos.seed;
-            break;
-        case H_NEG_TOL:
-            if (cli_parse_double(optarg, &a->neg_tol) || a->neg_tol < 0 || a->neg_tol >= 1)
-                return cli_usage_error(cmd, "--neg-tol needs a number in [0, 1), got '%s'", optarg);
-            break;
-        case H_BETA:
-            if (cli_parse_double(optarg, &a->beta) || a->beta < 0)
-                return cli_usage_error(cmd, "--beta needs a number >= 0, got '%s'", optarg);
-            break;
-        case H_ANCHOR: a->anchor = optarg; break;
-        case H_ACT: a->act = optarg; break;
-        case H_SUBSET:
-            if (parse_count(cmd, "subset", optarg, 1, 1L << 40, &a->subset)) return PF_EINPUT;
-            break;
-        case H_BLOCK:
-            if (parse_count(cmd, "block", optarg, 1, 1 << 20, &a->block)) return PF_EINPUT;
-            break;
-        case H_OUT:
-            if (!has_ext(optarg, ".json") && !has_ext(optarg, ".csv"))
-                return cli_usage_error(cmd, "--out takes a .json or .csv file, got '%s'", optarg);
-            a->out = optarg;
-            break;
-        case H_JSON: a->json = 1; break;
-        case H_VECTORS:
-            if (!has_ext(optarg, ".npy"))
-                return cli_usage_error(cmd, "--vectors takes a .npy file, got '%s'", optarg);
-            a->vectors = optarg;
-            a->lanczos.want_vectors = 1;
-            break;
-        case H_DENSITY:
-            if (!has_ext(optarg, ".csv"))
-                return cli_usage_error(cmd, "--density takes a .csv file, got '%s'", optarg);
-            a->density = optarg;
-            break;
-        case H_PROBES:
-            if (parse_count(cmd, "probes", optarg, 1, 10000, &v)) return PF_EINPUT;
-            a->slq.n_probes = (int)v;
-            break;
-        case H_DENSITY_STEPS:
-            if (parse_count(cmd, "density-steps", optarg, 1, 100000, &v)) return PF_EINPUT;
-            a->slq.steps = (int)v;
-            break;
-        case H_SIGMA:
-            if (cli_parse_double(optarg, &a->sigma) || !(a->sigma > 0))
-                return cli_usage_error(cmd, "--sigma needs a positive number, got '%s'", optarg);
-            break;
-        case H_GRID:
-            if (parse_count(cmd, "grid", optarg, 2, 1000000, &a->grid)) return PF_EINPUT;
-            break;
-        case H_TIME_HVP:
-            if (parse_count(cmd, "time-hvp", optarg, 1, 100000, &a->time_hvp)) return PF_EINPUT;
-            break;
-        default: return cli_usage_error(cmd, "unknown option");
-        }
-    }
-    if (a->common.help) return PF_OK;
-    if (optind != argc - 1) return cli_usage_error(cmd, "expected exactly one checkpoint file");
-    a->model = argv[optind];
+    int first;
+    if (cli_parse(cmd, hessian_tables, argc, argv, a, help, &first)) return PF_EINPUT;
+    if (*help) return PF_OK;
+    cli_common_finish(&a->common);
+    a->lanczos.which = (pf_eig_which)a->which;
+    a->slq.seed = a->lanczos.seed;
+    if (first != argc - 1) return cli_usage_error(cmd, "expected exactly one checkpoint file");
+    a->model = argv[first];
     return PF_OK;
 }
 
@@ -495,10 +436,11 @@ int cmd_hessian(int argc, char **argv)
 {
     const char *cmd = "hessian";
     hessian_args a;
-    int rc = parse_args(argc, argv, &a);
+    int help;
+    int rc = parse_args(argc, argv, &a, &help);
     if (rc) return rc;
-    if (a.common.help) {
-        fputs(hessian_help, stdout);
+    if (help) {
+        cli_print_help(stdout, hessian_usage, hessian_tables, &a, CLI_EXIT_HELP);
         return PF_OK;
     }
     pf_set_threads(a.common.threads);
@@ -584,7 +526,7 @@ int cmd_hessian(int argc, char **argv)
     }
     if (a.vectors && (rc = write_npy(a.vectors, res.vectors, res.n_values, arch.n_params, &err)))
         goto done;
-    if (a.json)
+    if (a.common.json)
         cli_print_json(results_json(&a, &arch, &res, &s));
     else
         print_table(&a, &res, &s);

@@ -1,30 +1,34 @@
 /* pathfinder plot: draw columns of any table the tool writes (sweep.csv,
  * path.csv, a hessian CSV) against another column. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-static const char *const plot_help =
+static const char *const plot_usage =
     "Usage: pathfinder plot FILE.csv --x COLUMN --y COLUMN[,COLUMN...] --out BASE\n"
     "Draw one or more columns of a CSV table (one panel each) against another, as\n"
-    "BASE.png, BASE.pdf and BASE.svg. Cells that are not numbers are left out.\n\n"
-    "  --x COLUMN           the x axis (e.g. L2_strength)\n"
-    "  --y COLUMNS          up to 8 columns, comma-separated\n"
-    "  --out BASE           output path without extension (required)\n"
-    "  --title TEXT         a title\n"
-    "  --help               this text\n"
-    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+    "BASE.png, BASE.pdf and BASE.svg. Cells that are not numbers are left out.\n\n";
 
-enum { OPT_X = 4000, OPT_Y, OPT_OUT, OPT_TITLE, OPT_HELP_P };
+typedef struct {
+    const char *x, *y, *out, *title;
+    int json, quiet;
+} plot_args;
 
-static const struct option plot_options[] = {
-    {"x", required_argument, 0, OPT_X},       {"y", required_argument, 0, OPT_Y},
-    {"out", required_argument, 0, OPT_OUT},   {"title", required_argument, 0, OPT_TITLE},
-    {"help", no_argument, 0, OPT_HELP_P},     {0, 0, 0, 0},
+static const cli_option plot_rows[] = {
+    {CLI_SECTION, .help = "Plot:"},
+    {CLI_STR, "x", "COLUMN", CLI_OFF(plot_args, x), 0, 0, CLI_REQUIRED, "the x axis (e.g. L2_strength)", .given = 0},
+    {CLI_STR, "y", "COLUMNS", CLI_OFF(plot_args, y), 0, 0, CLI_REQUIRED, "up to 8 columns, comma-separated", .given = 0},
+    {CLI_STR, "out", "BASE", CLI_OFF(plot_args, out), 0, 0, CLI_REQUIRED, "output path without extension", .given = 0},
+    {CLI_STR, "title", "TEXT", CLI_OFF(plot_args, title), 0, 0, CLI_NO_DEFAULT, "a title", .given = 0},
+    {CLI_SECTION, .help = "Other:"},
+    {CLI_FLAG, "json", NULL, CLI_OFF(plot_args, json), .help = "print the result as one JSON document"},
+    {CLI_FLAG, "quiet", NULL, CLI_OFF(plot_args, quiet), .help = "print nothing on success"},
+    {CLI_END},
 };
+
+static const cli_table plot_tables[] = {{plot_rows, 0}, {NULL, 0}};
 
 enum { MAX_COLS = 4096, MAX_Y = 8 };
 
@@ -51,25 +55,19 @@ static int find_col(char **hdr, int n, const char *name)
 
 int cmd_plot(int argc, char **argv)
 {
-    const char *cmd = "plot", *xname = NULL, *ynames = NULL, *out = NULL, *title = NULL;
-    int help = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", plot_options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_X: xname = optarg; break;
-        case OPT_Y: ynames = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_TITLE: title = optarg; break;
-        case OPT_HELP_P: help = 1; break;
-        default: return cli_usage_error(cmd, "unknown option");
-        }
-    }
+    const char *cmd = "plot";
+    plot_args a;
+    memset(&a, 0, sizeof a);
+    int help, first;
+    if (cli_parse(cmd, plot_tables, argc, argv, &a, &help, &first)) return PF_EINPUT;
     if (help) {
-        fputs(plot_help, stdout);
+        cli_print_help(stdout, plot_usage, plot_tables, &a, CLI_EXIT_HELP);
         return PF_OK;
     }
-    if (optind != argc - 1) return cli_usage_error(cmd, "expected exactly one CSV file");
-    if (!xname || !ynames || !out) return cli_usage_error(cmd, "--x, --y and --out are required");
+    if (first != argc - 1) return cli_usage_error(cmd, "expected exactly one CSV file");
+    if (!a.x || !a.y || !a.out) return cli_usage_error(cmd, "--x, --y and --out are required");
+    const char *xname = a.x, *ynames = a.y, *out = a.out, *title = a.title;
+    const int optind = first;
     const char *path = argv[optind];
     pf_error err;
     char *text = NULL, *ybuf = NULL, **hdr = NULL, **f = NULL;
@@ -144,7 +142,21 @@ int cmd_plot(int argc, char **argv)
         n++;
     }
     rc = pf_fig_curves(out, x, n, (const double *const *)ys, labels, ny, xname, title, &err);
-    if (!rc) printf("%s.png (.pdf, .svg): %ld rows\n", out, n);
+    if (!rc && a.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "command", "plot");
+        cJSON *figs = cJSON_AddArrayToObject(o, "figures");
+        const char *ext[3] = {"png", "pdf", "svg"};
+        for (int e = 0; e < 3; e++) {
+            char name[4200];
+            snprintf(name, sizeof name, "%s.%s", out, ext[e]);
+            cJSON_AddItemToArray(figs, cJSON_CreateString(name));
+        }
+        cJSON_AddNumberToObject(o, "rows", (double)n);
+        cli_print_json(o);
+    } else if (!rc && !a.quiet) {
+        printf("%s.png (.pdf, .svg): %ld rows\n", out, n);
+    }
 done:
     if (rc) cli_error(cmd, rc, "%s", err.msg);
     free(text), free(ybuf), free(hdr), free(f), free(x);

@@ -8,7 +8,6 @@
  * atomically; a rerun truncates the table to the state's point count, so a
  * kill at any moment loses no row and duplicates none. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,68 +16,66 @@
 #include "cli.h"
 #include "post.h"
 
-static const char *const sweep_help =
+static const char *const sweep_usage =
     "Usage: pathfinder sweep [OPTIONS] --out DIR\n"
     "Quasi-static L2 sweep: train at each beta of a grid, warm-started from the previous one,\n"
-    "then detect, refine and explain the phase transitions.\n\n"
-    "Sweep:\n"
-    "  --beta GRID          list (0,0.001,0.002), START:STOP:STEP or geom:START:STOP:N\n"
-    "                       (default 0:0.09:0.0002, the paper's 451 points)\n"
-    "  --direction DIR      up (default), down, or loop (up, then back down: hysteresis)\n"
-    "  --out DIR            run folder (required); rerunning the same command resumes it\n"
-    "  --save-every N       keep the checkpoint of every N-th point (default 0: only those\n"
-    "                       beside transitions); --keep-checkpoints keeps all of them\n"
-    "  --keep-checkpoints   keep every point's checkpoint\n"
-    "Transitions:\n"
-    "  --refine-tol X       bisect each transition in beta down to X (default 1e-6)\n"
-    "  --no-refine          detect transitions but do not bisect them\n"
-    "  --window N           points on each side for the local trends (default 5)\n"
-    "  --threshold X        jump / local noise needed for a transition (default 8)\n"
-    POST_ENCODING_HELP
-    "Hessian:\n"
-    "  --hessian N          at every point record lambda_min and lambda_max of the Hessian\n"
-    "                       of E (and of L_beta = E + beta I) in sweep.csv, by Lanczos on the\n"
-    "                       first N training samples (0: all); about 10-40 products per point\n"
-    CLI_MODEL_HELP
-    CLI_DATA_HELP
+    "then detect, refine and explain the phase transitions. Rerunning the same command resumes\n"
+    "a sweep that was stopped, bit for bit.\n\n";
+
+static const char *const sweep_tail =
     "\nOutputs in DIR: sweep.csv, config.json, transitions.json, phases.json, figures/,\n"
-    "checkpoints/, transitions/T<k>_below|above.safetensors (refined saddle anchors).\n"
-    "Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
-
-enum {
-    OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_DIRECTION, OPT_OUT, OPT_SAVE_EVERY, OPT_KEEP_CKPT,
-    OPT_REFINE_TOL, OPT_NO_REFINE, OPT_WINDOW, OPT_THRESHOLD, OPT_ENCODED, OPT_MINJUMP,
-    OPT_ENCODED_FRACTION, OPT_HESSIAN
-};
-
-static const struct option sweep_options[] = {
-    CLI_DATA_LONGOPTS,
-    CLI_MODEL_LONGOPTS,
-    {"beta", required_argument, 0, OPT_BETA},
-    {"direction", required_argument, 0, OPT_DIRECTION},
-    {"out", required_argument, 0, OPT_OUT},
-    {"save-every", required_argument, 0, OPT_SAVE_EVERY},
-    {"keep-checkpoints", no_argument, 0, OPT_KEEP_CKPT},
-    {"refine-tol", required_argument, 0, OPT_REFINE_TOL},
-    {"no-refine", no_argument, 0, OPT_NO_REFINE},
-    {"window", required_argument, 0, OPT_WINDOW},
-    {"threshold", required_argument, 0, OPT_THRESHOLD},
-    {"encoded-threshold", required_argument, 0, OPT_ENCODED},
-    {"encoded-fraction", required_argument, 0, OPT_ENCODED_FRACTION},
-    {"hessian", required_argument, 0, OPT_HESSIAN},
-    {"min-jump", required_argument, 0, OPT_MINJUMP},
-    {0, 0, 0, 0},
-};
+    "checkpoints/, transitions/T<k>_below|above.safetensors (refined saddle anchors).\n" CLI_EXIT_HELP;
 
 typedef struct {
     cli_common common;
     cli_model_opts model;
-    const char *grid, *direction, *out;
+    const char *grid, *out;
+    int direction;   /* index into directions */
     post_options post;
-    long hessian;   /* -1: off; else samples (0: all) */
+    long hessian;    /* -1: off; else samples (0: all) */
 } sweep_args;
 
-static int parse_args(int argc, char **argv, sweep_args *a)
+static const char *const directions[] = {"up", "down", "loop", NULL};
+
+static void show_hessian(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    snprintf(buf, n, "off");
+}
+
+static const cli_option sweep_rows[] = {
+    {CLI_SECTION, .help = "Sweep:"},
+    {CLI_STR, "beta", "GRID", CLI_OFF(sweep_args, grid), .help =
+     "a list of values and ranges, each a number, START:STOP:STEP or geom:START:STOP:N, e.g. "
+     "0,0.02:0.09:0.0005; the default is the paper's 451 points"},
+    {CLI_CHOICE, "direction", "DIR", CLI_OFF(sweep_args, direction), .help =
+     "up, down, or loop (up, then back down: hysteresis)", .choices = directions},
+    {CLI_STR, "out", "DIR", CLI_OFF(sweep_args, out), 0, 0, CLI_REQUIRED,
+     "run folder, made if missing; rerunning the same command resumes it", .given = 0},
+    {CLI_LONG, "save-every", "N", CLI_OFF(sweep_args, post.save_every), 0, 1e15, 0,
+     "keep the checkpoint of every N-th point (0: only those beside transitions and the last)", .given = 0},
+    {CLI_FLAG, "keep-checkpoints", NULL, CLI_OFF(sweep_args, post.keep_checkpoints), .help =
+     "keep every point's checkpoint"},
+    {CLI_SECTION, .help = "Hessian:"},
+    {CLI_LONG, "hessian", "N", CLI_OFF(sweep_args, hessian), 0, 1e15, 0,
+     "at every point record lambda_min and lambda_max of the Hessian of E (and of L_beta = E + "
+     "beta I) in sweep.csv, by Lanczos on the first N training samples (0: all); about 10-40 "
+     "products per point", .show = show_hessian},
+    {CLI_END},
+};
+
+static const cli_table sweep_tables[] = {
+    {sweep_rows, 0},
+    {post_detect_rows, CLI_OFF(sweep_args, post)},
+    {post_refine_rows, CLI_OFF(sweep_args, post)},
+    {cli_model_rows, CLI_OFF(sweep_args, model)},
+    {cli_protocol_rows, CLI_OFF(sweep_args, model)},
+    {cli_data_rows, CLI_OFF(sweep_args, common)},
+    {cli_other_rows, CLI_OFF(sweep_args, common)},
+    {NULL, 0},
+};
+
+static int parse_args(int argc, char **argv, sweep_args *a, int *help)
 {
     const char *cmd = "sweep";
     memset(a, 0, sizeof *a);
@@ -86,61 +83,13 @@ static int parse_args(int argc, char **argv, sweep_args *a)
     cli_model_default(&a->model);
     post_options_default(&a->post);
     a->grid = "0:0.09:0.0002";
-    a->direction = "up";
     a->hessian = -1;
-    optind = 1;
-    int opt;
-    long v;
-    while ((opt = getopt_long(argc, argv, "", sweep_options, NULL)) != -1) {
-        int r = cli_common_option(cmd, &a->common, opt, optarg);
-        if (!r) r = cli_model_option(cmd, &a->model, opt, optarg);
-        if (r < 0) return PF_EINPUT;
-        if (r > 0) continue;
-        switch (opt) {
-        case OPT_BETA: a->grid = optarg; break;
-        case OPT_DIRECTION: a->direction = optarg; break;
-        case OPT_OUT: a->out = optarg; break;
-        case OPT_KEEP_CKPT: a->post.keep_checkpoints = 1; break;
-        case OPT_NO_REFINE: a->post.refine = 0; break;
-        case OPT_HESSIAN:
-            if (cli_parse_long(optarg, &v) || v < 0)
-                return cli_usage_error(cmd, "--hessian needs a sample count >= 0, got '%s'", optarg);
-            a->hessian = v;
-            break;
-        case OPT_SAVE_EVERY:
-            if (cli_parse_long(optarg, &v) || v < 0)
-                return cli_usage_error(cmd, "--save-every needs a count >= 0, got '%s'", optarg);
-            a->post.save_every = v;
-            break;
-        case OPT_REFINE_TOL:
-            if (cli_parse_double(optarg, &a->post.refine_tol) || !(a->post.refine_tol > 0))
-                return cli_usage_error(cmd, "--refine-tol needs a positive number, got '%s'", optarg);
-            break;
-        case OPT_WINDOW:
-            if (cli_parse_long(optarg, &v) || v < 2 || v > 1000)
-                return cli_usage_error(cmd, "--window needs a count from 2 to 1000, got '%s'", optarg);
-            a->post.detect.window = (int)v;
-            break;
-        case OPT_THRESHOLD:
-            if (cli_parse_double(optarg, &a->post.detect.threshold) || !(a->post.detect.threshold > 0))
-                return cli_usage_error(cmd, "--threshold needs a positive number, got '%s'", optarg);
-            break;
-        case OPT_MINJUMP:
-            if (cli_parse_double(optarg, &a->post.detect.min_rel_jump) || a->post.detect.min_rel_jump < 0)
-                return cli_usage_error(cmd, "--min-jump needs a number >= 0, got '%s'", optarg);
-            break;
-        case OPT_ENCODED:
-        case OPT_ENCODED_FRACTION:
-            if (post_encoding_option(cmd, opt == OPT_ENCODED ? "encoded-threshold" : "encoded-fraction",
-                                     optarg, &a->post.encoding))
-                return PF_EINPUT;
-            break;
-        default:
-            return cli_usage_error(cmd, "unknown option");
-        }
-    }
-    if (a->common.help) return PF_OK;
-    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    int first;
+    if (cli_parse(cmd, sweep_tables, argc, argv, a, help, &first)) return PF_EINPUT;
+    if (*help) return PF_OK;
+    cli_common_finish(&a->common);
+    post_options_finish(&a->post);
+    if (first < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first]);
     if (!a->out) return cli_usage_error(cmd, "--out DIR is required");
     return PF_OK;
 }
@@ -178,7 +127,7 @@ static cJSON *settings_json(const sweep_args *a, const pf_arch *arch, const pf_t
     cJSON_AddItemToObject(s, "protocol", cli_protocol_json(cfg, a->common.threads));
     cJSON *g = cJSON_AddObjectToObject(s, "grid");
     cJSON_AddStringToObject(g, "beta", a->grid);
-    cJSON_AddStringToObject(g, "direction", a->direction);
+    cJSON_AddStringToObject(g, "direction", directions[a->direction]);
     cJSON_AddNumberToObject(g, "points", (double)n_points);
     cJSON_AddNumberToObject(s, "hessian_samples", (double)a->hessian);
     return s;
@@ -348,10 +297,11 @@ static int on_point(void *vctx, const pf_point_result *res, const float *theta, 
 int cmd_sweep(int argc, char **argv)
 {
     sweep_args a;
-    int rc = parse_args(argc, argv, &a);
+    int help;
+    int rc = parse_args(argc, argv, &a, &help);
     if (rc) return rc;
-    if (a.common.help) {
-        fputs(sweep_help, stdout);
+    if (help) {
+        cli_print_help(stdout, sweep_usage, sweep_tables, &a, sweep_tail);
         return PF_OK;
     }
     pf_error err;
@@ -369,7 +319,7 @@ int cmd_sweep(int argc, char **argv)
     cJSON *settings = NULL;
     pf_dir_lock *lock = NULL;
     if ((rc = pf_grid_parse(a.grid, &betas, &n_betas, &err))) goto done;
-    if ((rc = pf_grid_expand(betas, n_betas, a.direction, &points, &n_points, &err))) goto done;
+    if ((rc = pf_grid_expand(betas, n_betas, directions[a.direction], &points, &n_points, &err))) goto done;
     /* the folder first: made, writable, ours alone, and holding a sweep
      * (or nothing) before an hour of work goes into it */
     if ((rc = pf_run_folder_open(a.out, &lock, &err)) || (rc = post_make_dirs(a.out, &err)) ||
@@ -390,7 +340,7 @@ int cmd_sweep(int argc, char **argv)
     if ((rc = check_config(a.out, settings, argc, argv, &err))) goto done;
 
     if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train.n,
-                              cli_shuffle_seed(a.model.seed), &err)))
+                              pf_shuffle_seed(a.model.seed), &err)))
         goto done;
     trainer_ready = 1;
     rows = calloc((size_t)n_points, sizeof *rows);
@@ -439,7 +389,7 @@ int cmd_sweep(int argc, char **argv)
     if (rc) goto done;
 
     post_context pc = {a.out, &arch, &train, &test, anchor, &cfg, &trainer, rows, n_points,
-                       &a.post, a.common.quiet, a.model.anchor, a.model.seed};
+                       &a.post, a.common.quiet, a.model.anchor, a.model.seed, a.common.json, "sweep"};
     rc = post_process(&pc, &err);
 done:
     if (rc) cli_error("sweep", rc, "%s", err.msg);

@@ -3,48 +3,48 @@
  * safetensors and print the final metrics as one JSON line. With --seeds,
  * one model per seed in turn (the minima that `connect` links); a seed
  * whose file exists is skipped, so an interrupted run resumes. */
-#include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-static const char *const train_help =
+static const char *const train_usage =
     "Usage: pathfinder train [OPTIONS] --out FILE.safetensors\n"
     "Train an MLP at one L2 strength beta and write it as a safetensors checkpoint.\n"
-    "Prints one JSON line with the final train/test metrics.\n\n"
-    "  --beta B             L2 strength: adds (B/2)||theta - anchor||^2 (default 0)\n"
-    "  --out FILE           checkpoint to write (required)\n"
-    "  --seeds SPEC         train one model per seed: a range 0-4 or a list 0,1,2; --out must\n"
-    "                       contain {seed} (e.g. minima/seed{seed}.safetensors); a seed whose\n"
-    "                       file exists is skipped; one JSON line per seed\n"
-    CLI_MODEL_HELP
-    CLI_DATA_HELP
-    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
-
-enum { OPT_BETA = OPT_FIRST_OWN_OPTION, OPT_OUT, OPT_SEEDS };
+    "Prints one JSON line with the final train/test metrics.\n\n";
 
 enum { MAX_SEEDS = 100000 };
-
-static const struct option train_options[] = {
-    CLI_DATA_LONGOPTS,
-    CLI_MODEL_LONGOPTS,
-    {"beta", required_argument, 0, OPT_BETA},
-    {"out", required_argument, 0, OPT_OUT},
-    {"seeds", required_argument, 0, OPT_SEEDS},
-    {0, 0, 0, 0},
-};
 
 typedef struct {
     cli_common common;
     cli_model_opts model;
-    const char *out;
+    const char *out, *seeds_spec;
     double beta;
-    int seed_set;        /* --seed given */
     uint64_t *seeds;     /* --seeds, or NULL */
     long n_seeds;
 } train_args;
+
+static const cli_option train_rows[] = {
+    {CLI_SECTION, .help = "Training:"},
+    {CLI_DOUBLE, "beta", "B", CLI_OFF(train_args, beta), 0, INFINITY, 0,
+     "L2 strength: adds (B/2)||theta - anchor||^2", .given = 0},
+    {CLI_STR, "out", "FILE", CLI_OFF(train_args, out), 0, 0, CLI_REQUIRED, "checkpoint to write", .given = 0},
+    {CLI_STR, "seeds", "SPEC", CLI_OFF(train_args, seeds_spec), 0, 0, CLI_NO_DEFAULT,
+     "train one model per seed, a range 0-4 or a list 0,1,2; --out must contain {seed} (e.g. "
+     "minima/seed{seed}.safetensors); a seed whose file exists is skipped; one JSON line per seed", .given = 0},
+    {CLI_END},
+};
+
+static const cli_table train_tables[] = {
+    {train_rows, 0},
+    {cli_model_rows, CLI_OFF(train_args, model)},
+    {cli_protocol_rows, CLI_OFF(train_args, model)},
+    {cli_data_rows, CLI_OFF(train_args, common)},
+    {cli_other_rows, CLI_OFF(train_args, common)},
+    {NULL, 0},
+};
 
 /* "0-4" (inclusive) or "0,1,2" (or one seed) into an allocated array. */
 static int parse_seeds(const char *spec, uint64_t **out, long *n)
@@ -106,40 +106,22 @@ static int seed_path(char *dst, size_t n, const char *pattern, uint64_t seed)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, train_args *a)
+static int parse_args(int argc, char **argv, train_args *a, int *help)
 {
     const char *cmd = "train";
     memset(a, 0, sizeof *a);
     cli_common_default(&a->common);
     cli_model_default(&a->model);
-    optind = 1;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", train_options, NULL)) != -1) {
-        int r = cli_common_option(cmd, &a->common, opt, optarg);
-        if (!r) r = cli_model_option(cmd, &a->model, opt, optarg);
-        if (opt == OPT_SEED) a->seed_set = 1;
-        if (r < 0) return PF_EINPUT;
-        if (r > 0) continue;
-        switch (opt) {
-        case OPT_OUT: a->out = optarg; break;
-        case OPT_SEEDS:
-            free(a->seeds);
-            if (parse_seeds(optarg, &a->seeds, &a->n_seeds) || a->n_seeds == 0)
-                return cli_usage_error(cmd, "--seeds takes a range like 0-4 or a list like 0,1,2, "
-                                            "got '%s'", optarg);
-            break;
-        case OPT_BETA:
-            if (cli_parse_double(optarg, &a->beta) || a->beta < 0)
-                return cli_usage_error(cmd, "--beta needs a number >= 0, got '%s'", optarg);
-            break;
-        default:
-            return cli_usage_error(cmd, "unknown option");
-        }
-    }
-    if (a->common.help) return PF_OK;
-    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    int first;
+    if (cli_parse(cmd, train_tables, argc, argv, a, help, &first)) return PF_EINPUT;
+    if (*help) return PF_OK;
+    cli_common_finish(&a->common);
+    if (first < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first]);
     if (!a->out) return cli_usage_error(cmd, "--out FILE.safetensors is required");
-    if (a->seeds && a->seed_set) return cli_usage_error(cmd, "give either --seed or --seeds, not both");
+    if (a->seeds_spec && (parse_seeds(a->seeds_spec, &a->seeds, &a->n_seeds) || a->n_seeds == 0))
+        return cli_usage_error(cmd, "--seeds takes a range like 0-4 or a list like 0,1,2, got '%s'",
+                               a->seeds_spec);
+    if (a->seeds && a->model.seed_given) return cli_usage_error(cmd, "give either --seed or --seeds, not both");
     if (a->seeds && !strstr(a->out, "{seed}"))
         return cli_usage_error(cmd, "with --seeds, --out must contain {seed}, e.g. "
                                     "minima/seed{seed}.safetensors");
@@ -169,7 +151,7 @@ static int train_one(const train_args *a, const cli_model_opts *model, const cha
     cfg.progress_ctx = &prog;
 
     if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train->n,
-                              cli_shuffle_seed(model->seed), err)))
+                              pf_shuffle_seed(model->seed), err)))
         goto done;
     trainer_ready = 1;
     pf_train_result res;
@@ -222,13 +204,14 @@ done:
 int cmd_train(int argc, char **argv)
 {
     train_args a;
-    int rc = parse_args(argc, argv, &a);
+    int help;
+    int rc = parse_args(argc, argv, &a, &help);
     if (rc) {
         free(a.seeds);
         return rc;
     }
-    if (a.common.help) {
-        fputs(train_help, stdout);
+    if (help) {
+        cli_print_help(stdout, train_usage, train_tables, &a, CLI_EXIT_HELP);
         free(a.seeds);
         return PF_OK;
     }

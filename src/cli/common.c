@@ -26,7 +26,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     fprintf(stderr, "pathfinder %s: ", cmd);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry 'pathfinder %s --help'.\n", cmd);
+    fprintf(stderr, " (see pathfinder %s --help)\n", cmd);
     va_end(ap);
     return PF_EINPUT;
 }
@@ -69,63 +69,73 @@ void cli_common_default(cli_common *c)
     c->threads = 1;
 }
 
-int cli_common_option(const char *cmd, cli_common *c, int opt, const char *arg)
+/* --normalize auto | none | MEAN,STD */
+static const char *parse_normalize(void *opts, const char *arg)
 {
-    long v;
-    switch (opt) {
-    case OPT_DATA:
-        c->data.spec = arg;
-        return 1;
-    case OPT_TRAIN_SUBSET:
-        if (cli_parse_long(arg, &v) || v < 1)
-            return cli_usage_error(cmd, "--train-subset needs a positive count, got '%s'", arg), -1;
-        c->data.train_subset = v;
-        return 1;
-    case OPT_SUBSET_SEED:
-        if (cli_parse_u64(arg, &c->data.subset_seed))
-            return cli_usage_error(cmd, "--subset-seed needs a non-negative integer, got '%s'", arg), -1;
-        return 1;
-    case OPT_NORMALIZE:
-        if (strcmp(arg, "auto") == 0) {
-            c->data.norm = PF_NORM_AUTO;
-        } else if (strcmp(arg, "none") == 0) {
-            c->data.norm = PF_NORM_NONE;
-        } else {
-            char buf[128];
-            snprintf(buf, sizeof buf, "%s", arg);
-            char *comma = strchr(buf, ',');
-            if (!comma) return cli_usage_error(cmd, "--normalize takes auto, none or MEAN,STD"), -1;
-            *comma = '\0';
-            if (cli_parse_double(buf, &c->data.mean) || cli_parse_double(comma + 1, &c->data.std) ||
-                !(c->data.std > 0))
-                return cli_usage_error(cmd, "--normalize MEAN,STD needs numbers with STD > 0, got '%s'", arg), -1;
-            c->data.norm = PF_NORM_FIXED;
-        }
-        return 1;
-    case OPT_TARGET:
-        if (strcmp(arg, "auto") == 0) c->data.target = PF_TARGET_AUTO;
-        else if (strcmp(arg, "class") == 0) c->data.target = PF_TARGET_CLASS;
-        else if (strcmp(arg, "regression") == 0) c->data.target = PF_TARGET_REGRESSION;
-        else return cli_usage_error(cmd, "--target takes auto, class or regression"), -1;
-        return 1;
-    case OPT_TARGETS:
-        if (cli_parse_long(arg, &v) || v < 1 || v > 1 << 20)
-            return cli_usage_error(cmd, "--targets needs a positive count, got '%s'", arg), -1;
-        c->data.n_targets = (int)v;
-        return 1;
-    case OPT_THREADS:
-        if (cli_parse_long(arg, &v) || v < 1 || v > PF_MAX_THREADS)
-            return cli_usage_error(cmd, "--threads needs a count from 1 to 64, got '%s'", arg), -1;
-        c->threads = (int)v;
-        return 1;
-    case OPT_QUIET:
-        c->quiet = 1;
-        return 1;
-    case OPT_HELP:
-        c->help = 1;
-        return 1;
+    cli_common *c = opts;
+    if (strcmp(arg, "auto") == 0) {
+        c->data.norm = PF_NORM_AUTO;
+        return NULL;
     }
-    return 0;
+    if (strcmp(arg, "none") == 0) {
+        c->data.norm = PF_NORM_NONE;
+        return NULL;
+    }
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", arg);
+    char *comma = strchr(buf, ',');
+    const char *need = "auto, none or MEAN,STD with STD > 0";
+    if (!comma) return need;
+    *comma = '\0';
+    if (cli_parse_double(buf, &c->data.mean) || cli_parse_double(comma + 1, &c->data.std) ||
+        !(c->data.std > 0))
+        return need;
+    c->data.norm = PF_NORM_FIXED;
+    return NULL;
+}
+
+static void show_normalize(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    snprintf(buf, n, "auto: MNIST by the paper's mean %g and std %g, other images by their training "
+             "set's, tables feature by feature", PF_MNIST_MEAN, PF_MNIST_STD);
+}
+
+static const char *const target_names[] = {"auto", "class", "regression", NULL};
+
+const cli_option cli_data_rows[] = {
+    {CLI_SECTION, .help = "Data:"},
+    {CLI_STR, "data", "SPEC", CLI_OFF(cli_common, data.spec), .help =
+     "mnist, fashion-mnist, or a folder with IDX files (train-images-idx3-ubyte[.gz] ...), "
+     "train.csv/test.csv, or train_x.npy/train_y.npy/test_x.npy/test_y.npy"},
+    {CLI_LONG, "train-subset", "N", CLI_OFF(cli_common, data.train_subset), 1, 1e15,
+     CLI_NO_DEFAULT, "train on a fixed subset of N samples, drawn with --subset-seed (default: all)", .given = 0},
+    {CLI_U64, "subset-seed", "S", CLI_OFF(cli_common, data.subset_seed), 0, 1.8e19, 0,
+     "seed that draws the subset", .given = 0},
+    {CLI_CUSTOM, "normalize", "MODE", 0, .help = "auto, none, or MEAN,STD", .parse = parse_normalize,
+     .show = show_normalize},
+    {CLI_CHOICE, "target", "KIND", CLI_OFF(cli_common, target), .help =
+     "auto (integral single targets are class labels), class or regression", .choices = target_names},
+    {CLI_INT, "targets", "K", CLI_OFF(cli_common, data.n_targets), 1, 1 << 20, CLI_NO_DEFAULT,
+     "CSV: number of trailing target columns (default 1)", .given = 0},
+    {CLI_END},
+};
+
+const cli_option cli_other_rows[] = {
+    {CLI_SECTION, .help = "Other:"},
+    {CLI_INT, "threads", "N", CLI_OFF(cli_common, threads), 1, PF_MAX_THREADS, 0,
+     "size of pathfinder's thread team, which splits every minibatch and data pass; the same "
+     "seed and thread count give the same output", .given = 0},
+    {CLI_FLAG, "quiet", NULL, CLI_OFF(cli_common, quiet), .help = "no progress on stderr"},
+    {CLI_FLAG, "json", NULL, CLI_OFF(cli_common, json), .help =
+     "print the result as one JSON document on stdout instead of the tables"},
+    {CLI_END},
+};
+
+void cli_common_finish(cli_common *c)
+{
+    static const pf_target_kind kinds[] = {PF_TARGET_AUTO, PF_TARGET_CLASS, PF_TARGET_REGRESSION};
+    c->data.target = kinds[c->target];
 }
 
 void cli_progress_init(cli_progress *p, int quiet)

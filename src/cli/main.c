@@ -58,6 +58,6 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "transitions") == 0) return cmd_transitions(argc - 1, argv + 1);
     if (strcmp(cmd, "hierarchy") == 0) return cmd_hierarchy(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
-    fprintf(stderr, "pathfinder: unknown command '%s'\nTry 'pathfinder --help'.\n", cmd);
+    fprintf(stderr, "pathfinder: unknown command '%s' (see pathfinder --help)\n", cmd);
     return PF_EINPUT;
 }

@@ -1,5 +1,6 @@
 /* Options shared by the commands that train: the model (architecture,
  * activations, init, anchor) and the per-beta protocol. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,67 +9,84 @@
 void cli_model_default(cli_model_opts *m)
 {
     memset(m, 0, sizeof *m);
+    pf_train_config c;
+    pf_train_config_default(&c, PF_OPT_ADAM);
     m->act = "sigmoid";
-    m->lr = m->momentum = m->grad_tol = -1;
-    m->batch = 64;
-    m->max_epochs = -1;
-    m->patience = 5;
-    m->optimizer = PF_OPT_ADAM;
+    m->optimizer = c.opt.kind;
+    m->lr = c.opt.lr;
+    m->momentum = c.opt.momentum;
+    m->batch = c.batch;
+    m->max_epochs = c.max_epochs;
+    m->patience = c.patience;
+    m->min_delta = c.min_delta;
+    m->grad_tol = c.grad_tol;
 }
 
-int cli_model_option(const char *cmd, cli_model_opts *m, int opt, const char *arg)
+static const char *const optimizer_names[] = {"adam", "sgd", "lbfgs", NULL};
+
+/* Defaults that depend on the optimizer, as the library sets them. */
+static void show_lr(const void *opts, char *buf, size_t n)
 {
-    long v;
-    switch (opt) {
-    case OPT_ARCH: m->arch = arg; return 1;
-    case OPT_ACT: m->act = arg; return 1;
-    case OPT_NO_BIAS: m->no_bias = 1; return 1;
-    case OPT_LOSS: m->loss = arg; return 1;
-    case OPT_INIT: m->init = arg; return 1;
-    case OPT_ANCHOR: m->anchor = arg; return 1;
-    case OPT_KEEP_OPT: m->keep_optimizer = 1; return 1;
-    case OPT_SEED:
-        if (cli_parse_u64(arg, &m->seed))
-            return cli_usage_error(cmd, "--seed needs a non-negative integer, got '%s'", arg), -1;
-        return 1;
-    case OPT_OPTIMIZER:
-        if (pf_opt_from_name(arg, &m->optimizer))
-            return cli_usage_error(cmd, "--optimizer takes adam, sgd or lbfgs, got '%s'", arg), -1;
-        return 1;
-    case OPT_LR:
-        if (cli_parse_double(arg, &m->lr) || !(m->lr > 0))
-            return cli_usage_error(cmd, "--lr needs a positive number, got '%s'", arg), -1;
-        return 1;
-    case OPT_MOMENTUM:
-        if (cli_parse_double(arg, &m->momentum) || m->momentum < 0 || m->momentum >= 1)
-            return cli_usage_error(cmd, "--momentum needs a number in [0, 1), got '%s'", arg), -1;
-        return 1;
-    case OPT_MIN_DELTA:
-        if (cli_parse_double(arg, &m->min_delta) || m->min_delta < 0)
-            return cli_usage_error(cmd, "--min-delta needs a number >= 0, got '%s'", arg), -1;
-        return 1;
-    case OPT_GRAD_TOL:
-        if (cli_parse_double(arg, &m->grad_tol) || !(m->grad_tol > 0))
-            return cli_usage_error(cmd, "--grad-tol needs a positive number, got '%s'", arg), -1;
-        return 1;
-    case OPT_BATCH:
-        if (cli_parse_long(arg, &v) || v < 0 || v > 1 << 24)
-            return cli_usage_error(cmd, "--batch needs a count >= 0, got '%s'", arg), -1;
-        m->batch = v;
-        return 1;
-    case OPT_MAX_EPOCHS:
-        if (cli_parse_long(arg, &v) || v < 1 || v > 1 << 24)
-            return cli_usage_error(cmd, "--max-epochs needs a positive count, got '%s'", arg), -1;
-        m->max_epochs = v;
-        return 1;
-    case OPT_PATIENCE:
-        if (cli_parse_long(arg, &v) || v < 1 || v > 1 << 24)
-            return cli_usage_error(cmd, "--patience needs a positive count, got '%s'", arg), -1;
-        m->patience = v;
-        return 1;
+    (void)opts;
+    size_t len = 0;
+    for (int k = 0; optimizer_names[k] && len < n; k++) {
+        pf_train_config c;
+        pf_train_config_default(&c, (pf_opt_kind)k);
+        char v[32];
+        cli_show_number(c.opt.lr, v, sizeof v);
+        len += (size_t)snprintf(buf + len, n - len, "%s%s %s", k ? ", " : "", optimizer_names[k], v);
     }
-    return 0;
 }
+
+static void show_max_epochs(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    pf_train_config c, l;
+    pf_train_config_default(&c, PF_OPT_ADAM);
+    pf_train_config_default(&l, PF_OPT_LBFGS);
+    snprintf(buf, n, "%d; lbfgs: iterations, %d", c.max_epochs, l.max_epochs);
+}
+
+const cli_option cli_model_rows[] = {
+    {CLI_SECTION, .help = "Model:"},
+    {CLI_STR, "arch", "SIZES", CLI_OFF(cli_model_opts, arch), 0, 0, CLI_NO_DEFAULT,
+     "layer sizes, e.g. 784,128,128,10 (default: INPUT,128,128,OUTPUT)", .given = 0},
+    {CLI_STR, "act", "NAMES", CLI_OFF(cli_model_opts, act), .help =
+     "sigmoid, tanh, relu or linear: one name for every hidden layer (the output stays linear), "
+     "or one per layer"},
+    {CLI_FLAG, "no-bias", NULL, CLI_OFF(cli_model_opts, no_bias), .help = "layers without biases"},
+    {CLI_STR, "loss", "ce|mse", CLI_OFF(cli_model_opts, loss), 0, 0, CLI_NO_DEFAULT,
+     "cross-entropy or mean squared error (default: ce for class labels, mse for real targets)", .given = 0},
+    {CLI_STR, "init", "FILE", CLI_OFF(cli_model_opts, init), 0, 0, CLI_NO_DEFAULT,
+     "start from a checkpoint instead of a fresh PyTorch-style initialization", .given = 0},
+    {CLI_U64, "seed", "S", CLI_OFF(cli_model_opts, seed), 0, 1.8e19, 0,
+     "seed of the initialization and the minibatch shuffling", .given = CLI_GIVEN(cli_model_opts, seed_given)},
+    {CLI_STR, "anchor", "FILE", CLI_OFF(cli_model_opts, anchor), 0, 0, CLI_NO_DEFAULT,
+     "anchor of the L2 term (default: the origin)", .given = 0},
+    {CLI_END},
+};
+
+const cli_option cli_protocol_rows[] = {
+    {CLI_SECTION, .help = "Protocol (the defaults are the paper's):"},
+    {CLI_CHOICE, "optimizer", "NAME", CLI_OFF(cli_model_opts, optimizer), .help =
+     "adam, sgd (with momentum) or lbfgs (full batch, deterministic)", .choices = optimizer_names},
+    {CLI_DOUBLE, "lr", "X", CLI_OFF(cli_model_opts, lr), 0, INFINITY, CLI_LO_OPEN,
+     "learning rate (L-BFGS: initial step)", .show = show_lr, .given = CLI_GIVEN(cli_model_opts, lr_given)},
+    {CLI_DOUBLE, "momentum", "X", CLI_OFF(cli_model_opts, momentum), 0, 1, CLI_HI_OPEN, "SGD momentum", .given = 0},
+    {CLI_LONG, "batch", "N", CLI_OFF(cli_model_opts, batch), 0, 1 << 24, 0, "minibatch size (0: full batch)", .given = 0},
+    {CLI_LONG, "max-epochs", "N", CLI_OFF(cli_model_opts, max_epochs), 1, 1 << 24, 0,
+     "at most N epochs per beta", .show = show_max_epochs,
+     .given = CLI_GIVEN(cli_model_opts, max_epochs_given)},
+    {CLI_LONG, "patience", "N", CLI_OFF(cli_model_opts, patience), 1, 1 << 24, 0,
+     "stop after N epochs without a lower epoch-mean training loss", .given = 0},
+    {CLI_DOUBLE, "min-delta", "X", CLI_OFF(cli_model_opts, min_delta), 0, INFINITY, 0,
+     "an improvement must beat the best epoch by more than X", .given = 0},
+    {CLI_FLAG, "keep-optimizer", NULL, CLI_OFF(cli_model_opts, keep_optimizer), .help =
+     "keep the optimizer's state from one beta to the next (default: a new optimizer per beta)"},
+    {CLI_DOUBLE, "grad-tol", "X", CLI_OFF(cli_model_opts, grad_tol), 0, INFINITY, CLI_LO_OPEN,
+     "lbfgs: stop when max |gradient| < X", .given = CLI_GIVEN(cli_model_opts, grad_tol_given)},
+    {CLI_END},
+};
 
 /* Architecture from --arch/--act/--loss, fitted to the data's shape. */
 static int build_arch(const cli_model_opts *m, const pf_dataset *train, pf_arch *arch, pf_error *err)
@@ -110,6 +128,8 @@ int cli_model_setup(const cli_model_opts *m, const pf_dataset *train, pf_arch *a
     *anchor = NULL;
     int rc = build_arch(m, train, arch, err);
     if (rc) return rc;
+    /* a model too large for the machine is refused before it is allocated */
+    if (!m->init && (rc = pf_check_memory(arch, (int)m->batch, train->n, err))) return rc;
     if (m->init) {
         pf_arch file_arch;
         if ((rc = pf_ckpt_read(m->init, arch, m->arch ? arch : NULL, &file_arch, theta, NULL, err)))
@@ -143,16 +163,13 @@ int cli_model_setup(const cli_model_opts *m, const pf_dataset *train, pf_arch *a
 
 void cli_model_train_config(const cli_model_opts *m, pf_train_config *cfg)
 {
-    pf_train_config_paper(cfg);
-    pf_opt_config_default(&cfg->opt, m->optimizer);
-    if (m->lr > 0) cfg->opt.lr = m->lr;
-    if (m->momentum >= 0) cfg->opt.momentum = m->momentum;
-    if (m->grad_tol > 0) cfg->grad_tol = m->grad_tol;
+    pf_train_config_default(cfg, (pf_opt_kind)m->optimizer);
+    if (m->lr_given) cfg->opt.lr = m->lr;
+    cfg->opt.momentum = m->momentum;
+    if (m->grad_tol_given) cfg->grad_tol = m->grad_tol;
     cfg->batch = (int)m->batch;
-    cfg->max_epochs = m->max_epochs > 0 ? (int)m->max_epochs : m->optimizer == PF_OPT_LBFGS ? 500 : 50;
+    if (m->max_epochs_given) cfg->max_epochs = (int)m->max_epochs;
     cfg->patience = (int)m->patience;
     cfg->min_delta = m->min_delta;
     cfg->reset_optimizer = !m->keep_optimizer;
 }
-
-uint64_t cli_shuffle_seed(uint64_t seed) { return seed ^ 0x53485546464c45ULL; }

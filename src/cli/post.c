@@ -20,16 +20,36 @@ void post_options_default(post_options *o)
     pf_encoding_default(&o->encoding);
 }
 
-int post_encoding_option(const char *cmd, const char *name, const char *arg, pf_encoding *e)
+const cli_option post_detect_rows[] = {
+    {CLI_SECTION, .help = "Transitions:"},
+    {CLI_INT, "window", "N", CLI_OFF(post_options, detect.window), 2, 1000, 0,
+     "points on each side for the local trends", .given = 0},
+    {CLI_DOUBLE, "threshold", "X", CLI_OFF(post_options, detect.threshold), 0, INFINITY, CLI_LO_OPEN,
+     "jump of log r over the local noise needed for a transition", .given = 0},
+    {CLI_DOUBLE, "min-jump", "X", CLI_OFF(post_options, detect.min_rel_jump), 0, INFINITY, 0,
+     "smallest relative drop of r that counts", .given = 0},
+    {CLI_DOUBLE, "gap-factor", "X", CLI_OFF(post_options, detect.gap_factor), 0, INFINITY, 0,
+     "a grid step this many times wider than its neighbours' (in beta and in log beta) is a phase "
+     "boundary, not a transition (0: never)", .given = 0},
+    {CLI_DOUBLE, "encoded-threshold", "P", CLI_OFF(post_options, encoding.threshold), 0, 100, 0,
+     "a class is encoded on a plateau when its mean test accuracy there is above P percent...", .given = 0},
+    {CLI_DOUBLE, "encoded-fraction", "F", CLI_OFF(post_options, encoding.fraction), 0, 1, 0,
+     "...and it is above P on at least F of the plateau's points (0: the mean alone); classes above "
+     "P on a quarter of the points or more but not encoded are partial", .given = 0},
+    {CLI_END},
+};
+
+const cli_option post_refine_rows[] = {
+    {CLI_DOUBLE, "refine-tol", "X", CLI_OFF(post_options, refine_tol), 0, INFINITY, CLI_LO_OPEN,
+     "bisect each transition in beta down to an interval of X", .given = 0},
+    {CLI_FLAG, "no-refine", NULL, CLI_OFF(post_options, no_refine), .help =
+     "detect transitions but do not bisect them"},
+    {CLI_END},
+};
+
+void post_options_finish(post_options *o)
 {
-    int threshold = strcmp(name, "encoded-threshold") == 0;
-    double x;
-    if (cli_parse_double(arg, &x) || !(x >= 0) || x > (threshold ? 100.0 : 1.0))
-        return cli_usage_error(cmd, "--%s needs %s, got '%s'", name,
-                               threshold ? "a percentage" : "a fraction from 0 to 1", arg);
-    if (threshold) e->threshold = x;
-    else e->fraction = x;
-    return PF_OK;
+    if (o->no_refine) o->refine = 0;
 }
 
 int post_make_dir(const char *path, pf_error *err) { return pf_make_dirs(path, err); }
@@ -566,8 +586,22 @@ void post_print_table(FILE *f, const post_leg *g)
     }
 }
 
+/* Tell of a figure just written: a line on report, its files in names. */
+static void figure_written(const char *base, FILE *report, cJSON *names)
+{
+    if (report) fprintf(report, "  %s.png (.pdf, .svg)\n", base);
+    if (names) {
+        const char *ext[3] = {"png", "pdf", "svg"};
+        for (int e = 0; e < 3; e++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s.%s", base, ext[e]);
+            cJSON_AddItemToArray(names, cJSON_CreateString(path));
+        }
+    }
+}
+
 int post_figures(const char *dir, const post_leg *legs, int n_legs, const pf_hierarchy *h,
-                 FILE *report, pf_error *err)
+                 FILE *report, cJSON *names, pf_error *err)
 {
     char base[4096], title[256];
     int rc = PF_OK;
@@ -577,23 +611,23 @@ int post_figures(const char *dir, const post_leg *legs, int n_legs, const pf_hie
         snprintf(base, sizeof base, "%s/figures/phase_diagram_%s", dir, leg_name(g));
         snprintf(title, sizeof title, "Phase diagram (%s sweep)", leg_name(g));
         rc = pf_fig_phase_diagram(base, g->sorted, g->n, g->t, g->nt, title, err);
-        if (!rc && report) fprintf(report, "  %s.png (.pdf, .svg)\n", base);
+        if (!rc) figure_written(base, report, names);
         if (rc || g->n_classes == 0) continue;
         snprintf(base, sizeof base, "%s/figures/class_accuracy_%s", dir, leg_name(g));
         snprintf(title, sizeof title, "Per-class test accuracy (%s sweep)", leg_name(g));
         rc = pf_fig_class_heatmap(base, g->sorted, g->n, g->t, g->nt, title, err);
-        if (!rc && report) fprintf(report, "  %s.png (.pdf, .svg)\n", base);
+        if (!rc) figure_written(base, report, names);
     }
     if (!rc && n_legs == 2 && legs[0].n > 0 && legs[1].n > 0) {
         snprintf(base, sizeof base, "%s/figures/hysteresis", dir);
         rc = pf_fig_hysteresis(base, legs[0].sorted, legs[0].n, legs[1].sorted, legs[1].n,
                                "Hysteresis: up and down sweeps", err);
-        if (!rc && report) fprintf(report, "  %s.png (.pdf, .svg)\n", base);
+        if (!rc) figure_written(base, report, names);
     }
     if (!rc && h && h->n > 0) {
         snprintf(base, sizeof base, "%s/figures/hierarchy", dir);
         rc = pf_fig_hierarchy(base, h, "Hierarchy of accuracy basins", err);
-        if (!rc && report) fprintf(report, "  %s.png (.pdf, .svg)\n", base);
+        if (!rc) figure_written(base, report, names);
     }
     return rc;
 }
@@ -661,17 +695,42 @@ int post_process(const post_context *pc, pf_error *err)
     snprintf(path, sizeof path, "%s/phases.json", pc->dir);
     if ((rc = post_write_json(path, pj, err))) goto done;
 
-    FILE *out = stdout;
-    fprintf(out, "Transitions (%s)\n", pc->dir);
-    for (int l = 0; l < 2; l++) post_print_table(out, &legs[l]);
-    if (h.n > 0) {
-        fprintf(out, "Hierarchy of accuracy basins%s:\n", h.consistent ? "" : " (not strictly nested)");
-        post_print_tree(out, &h);
+    if (pc->json) {
+        /* one document: what transitions.json and phases.json hold, and the files */
+        cJSON *doc = cJSON_CreateObject(), *figs = cJSON_CreateArray();
+        if ((rc = post_figures(pc->dir, legs, 2, &h, NULL, figs, err))) {
+            cJSON_Delete(doc);
+            cJSON_Delete(figs);
+            goto done;
+        }
+        cJSON_AddStringToObject(doc, "command", pc->command ? pc->command : "transitions");
+        cJSON_AddStringToObject(doc, "folder", pc->dir);
+        cJSON_AddItemToObject(doc, "transitions", cJSON_DetachItemFromObject(tj, "transitions"));
+        cJSON_AddItemToObject(doc, "gaps", cJSON_DetachItemFromObject(tj, "gaps"));
+        cJSON_AddItemToObject(doc, "phases", cJSON_DetachItemFromObject(pj, "phases"));
+        cJSON_AddItemToObject(doc, "hierarchy", cJSON_DetachItemFromObject(pj, "hierarchy"));
+        cJSON_AddItemToObject(doc, "figures", figs);
+        cJSON *tables = cJSON_AddArrayToObject(doc, "tables");
+        const char *names[3] = {"sweep.csv", "transitions.json", "phases.json"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(path, sizeof path, "%s/%s", pc->dir, names[i]);
+            cJSON_AddItemToArray(tables, cJSON_CreateString(path));
+        }
+        cli_print_json(doc);
+    } else {
+        FILE *out = stdout;
+        fprintf(out, "Transitions (%s)\n", pc->dir);
+        for (int l = 0; l < 2; l++) post_print_table(out, &legs[l]);
+        if (h.n > 0) {
+            fprintf(out, "Hierarchy of accuracy basins%s:\n", h.consistent ? "" : " (not strictly nested)");
+            post_print_tree(out, &h);
+        }
+        fprintf(out, "Figures:\n");
+        if ((rc = post_figures(pc->dir, legs, 2, &h, out, NULL, err))) goto done;
+        fprintf(out, "Tables: %s/sweep.csv, %s/transitions.json, %s/phases.json\n", pc->dir, pc->dir,
+                pc->dir);
+        fflush(out);
     }
-    fprintf(out, "Figures:\n");
-    if ((rc = post_figures(pc->dir, legs, 2, &h, out, err))) goto done;
-    fprintf(out, "Tables: %s/sweep.csv, %s/transitions.json, %s/phases.json\n", pc->dir, pc->dir, pc->dir);
-    fflush(out);
     prune_checkpoints(pc, legs, 2);
 done:
     cJSON_Delete(tj);

@@ -9,6 +9,7 @@
 typedef struct {
     pf_detect_config detect;
     int refine;               /* bisect transitions (needs the trainer) */
+    int no_refine;            /* --no-refine */
     double refine_tol;
     pf_encoding encoding;     /* when a plateau encodes a class */
     long save_every;          /* keep every N-th point's checkpoint */
@@ -17,16 +18,13 @@ typedef struct {
 
 void post_options_default(post_options *o);
 
-/* --encoded-threshold and --encoded-fraction, shared by every command that
- * explains transitions. */
-#define POST_ENCODING_HELP                                                                       \
-    "  --encoded-threshold P  a class is encoded on a plateau when its mean accuracy there\n"   \
-    "                         is above P percent (default 50)...\n"                              \
-    "  --encoded-fraction F   ...and it is above P on at least F of the plateau's points\n"     \
-    "                         (default 0.8; 0: the mean alone). Classes above P on a\n"         \
-    "                         quarter of the points or more but not encoded are partial.\n"
-/* Parse the option named `name` ("encoded-threshold" or "encoded-fraction"). */
-int post_encoding_option(const char *cmd, const char *name, const char *arg, pf_encoding *e);
+/* Option rows (cli_option tables based at a post_options): detection
+ * (--window, --threshold, --min-jump, --gap-factor), encoding
+ * (--encoded-threshold, --encoded-fraction) and refinement (--refine-tol,
+ * --no-refine). Call post_options_finish after parsing. */
+extern const cli_option post_detect_rows[];
+extern const cli_option post_refine_rows[];
+void post_options_finish(post_options *o);
 
 typedef struct {
     const char *dir;
@@ -41,6 +39,8 @@ typedef struct {
     int quiet;
     const char *anchor_path;
     uint64_t seed;
+    int json;                 /* one JSON document on stdout instead of the tables */
+    const char *command;      /* for that document ("sweep", "transitions") */
 } post_context;
 
 /* One direction of a sweep, in ascending beta, with its transitions, grid
@@ -77,8 +77,11 @@ cJSON *post_gaps_json(const post_leg *g);
 cJSON *post_phases_json(const post_leg *g);
 cJSON *post_hierarchy_json(const pf_hierarchy *h);
 int post_write_json(const char *path, cJSON *obj, pf_error *err);
+/* Every figure of the legs and the hierarchy; each written is told as a
+ * line on report and as its three files in the array names (either may be
+ * NULL). */
 int post_figures(const char *dir, const post_leg *legs, int n_legs, const pf_hierarchy *h,
-                 FILE *report, pf_error *err);
+                 FILE *report, cJSON *names, pf_error *err);
 
 /* mkdir -p. */
 int post_make_dir(const char *path, pf_error *err);

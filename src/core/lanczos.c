@@ -353,7 +353,7 @@ int pf_lanczos(pf_matvec_fn op, void *ctx, size_t n, const pf_lanczos_config *cf
     double tol = cfg->tol > 0 ? cfg->tol : 1e-4;
     size_t want = cfg->which == PF_EIG_BOTH ? 2 * (size_t)k : (size_t)k;
     int n_values = (int)(want < n ? want : n);
-    size_t cap = cfg->max_dim ? (size_t)cfg->max_dim : 300;
+    size_t cap = cfg->max_dim ? (size_t)cfg->max_dim : PF_LANCZOS_MAX_DIM;
     if (cap > n) cap = n;
     if (cap < (size_t)n_values)
         return pf_fail(err, PF_EINPUT, "lanczos: max_dim %zu is below the %d values asked for", cap,

@@ -35,6 +35,15 @@ void pf_train_config_paper(pf_train_config *c)
     c->ftol = 1e-9;
 }
 
+void pf_train_config_default(pf_train_config *c, pf_opt_kind kind)
+{
+    pf_train_config_paper(c);
+    pf_opt_config_default(&c->opt, kind);
+    if (kind == PF_OPT_LBFGS) c->max_epochs = PF_LBFGS_MAX_ITER;
+}
+
+uint64_t pf_shuffle_seed(uint64_t seed) { return seed ^ 0x53485546464c45ULL; }
+
 enum { EVAL_BLOCK = 2000 };
 
 int pf_trainer_init(pf_trainer *t, const pf_arch *arch, const pf_opt_config *opt, int batch,

@@ -17,9 +17,6 @@
 
 #define FASHION_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
 
-/* The paper's MNIST statistics (of pixels scaled to [0, 1]). */
-#define MNIST_MEAN 0.1307
-#define MNIST_STD 0.3081
 
 static const char *const idx_names[4] = {
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -200,8 +197,8 @@ static int normalize(const pf_data_options *o, source_kind src, pf_dataset *trai
     case PF_NORM_AUTO:
         if (src == SRC_TABLE) return zscore_features(train, test, err);
         if (src == SRC_MNIST) {
-            mean = MNIST_MEAN;
-            std = MNIST_STD;
+            mean = PF_MNIST_MEAN;
+            std = PF_MNIST_STD;
         } else {
             scalar_stats(train, &mean, &std);
         }
