@@ -280,7 +280,7 @@ static void xor_setup(xor_problem *p)
     p->cfg.batch = 32;
     p->cfg.max_epochs = 300;
     pf_trainer t;
-    assert_int_equal(pf_trainer_init(&t, &p->arch, &p->cfg.opt, 32, p->train.n, 1, &err), PF_OK);
+    assert_int_equal(pf_trainer_init(&t, NULL, &p->arch, &p->cfg.opt, 32, p->train.n, 1, &err), PF_OK);
     pf_train_result res;
     assert_int_equal(pf_train_beta(&t, p->a, &p->train, &p->cfg, &res, &err), PF_OK);
     pf_trainer_free(&t);
@@ -328,7 +328,7 @@ static void trace_with(const xor_problem *p, trace_log *log, float *theta, pf_pa
     size_t n = p->arch.n_params;
     double D = pf_distance(p->a, p->b, n);
     pf_trainer t;
-    assert_int_equal(pf_trainer_init(&t, &p->arch, &p->cfg.opt, 32, p->train.n, 7, &err), PF_OK);
+    assert_int_equal(pf_trainer_init(&t, NULL, &p->arch, &p->cfg.opt, 32, p->train.n, 7, &err), PF_OK);
     pf_path_config pc;
     memset(&pc, 0, sizeof pc);
     pf_schedule_config_default(&pc.schedule);
@@ -374,7 +374,7 @@ static void test_permutation_path(void **state)
     pf_error err;
     size_t n = p.arch.n_params;
     pf_work w;
-    assert_int_equal(pf_work_init(&w, &p.arch, 500, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &p.arch, 500, &err), PF_OK);
     pf_sample_data sd = {&w, &p.train, NULL, &p.test};
     pf_path_sample at_a, at_b;
     assert_int_equal(pf_sample_datasets(&sd, p.a, &at_a, &err), PF_OK);

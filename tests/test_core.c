@@ -186,7 +186,7 @@ static void check_fast_vs_ref(int n_layers, const int *sizes, const pf_act *acts
     for (int i = 0; i < B * K; i++) t[i] = (float)p.targets[i];
     pf_work w;
     pf_error err;
-    assert_int_equal(pf_work_init(&w, &p.arch, B, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &p.arch, B, &err), PF_OK);
     pf_forward(&w, th, x, B);
     double lf = pf_backward(&w, th, x, p.labels, t, B, g);
     assert_true(fabs(lf - lref) <= 1e-5 * fabs(lref) + 1e-7);
@@ -199,7 +199,7 @@ static void check_fast_vs_ref(int n_layers, const int *sizes, const pf_act *acts
     pf_dataset d = {.n = (size_t)B, .dim = in, .x = x, .labels = loss == PF_LOSS_CE ? p.labels : NULL,
                     .targets = loss == PF_LOSS_MSE ? t : NULL, .n_classes = K, .n_targets = K};
     pf_work wb;
-    assert_int_equal(pf_work_init(&wb, &p.arch, 3, &err), PF_OK);
+    assert_int_equal(pf_work_init(&wb, NULL, &p.arch, 3, &err), PF_OK);
     float *gb = malloc(np * sizeof *gb);
     double lb = pf_full_gradient(&wb, th, &d, gb);
     assert_true(fabs(lb - lref) <= 1e-5 * fabs(lref) + 1e-7);
@@ -340,7 +340,7 @@ static void test_determinism(void **state)
         pf_optim o;
         pf_opt_config c;
         pf_opt_config_default(&c, PF_OPT_ADAM);
-        assert_int_equal(pf_work_init(&w, &a, 16, &err), PF_OK);
+        assert_int_equal(pf_work_init(&w, NULL, &a, 16, &err), PF_OK);
         assert_int_equal(pf_optim_init(&o, &c, a.n_params, &err), PF_OK);
         for (int s = 0; s < 20; s++) {
             memset(g, 0, a.n_params * sizeof *g);
@@ -380,7 +380,7 @@ static void test_lbfgs_convex(void **state)
     float anchor[28], th[2][28], g[28];
     for (int i = 0; i < 28; i++) anchor[i] = (float)(0.1 * (i % 5) - 0.2);
     pf_work w;
-    assert_int_equal(pf_work_init(&w, &a, 64, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &a, 64, &err), PF_OK);
     for (int k = 0; k < 2; k++) {
         memset(th[k], 0, sizeof th[k]);
         pf_lbfgs_config c = {200, 1e-6, 0.0, 10};
@@ -399,7 +399,6 @@ static void test_lbfgs_convex(void **state)
 
 int main(void)
 {
-    pf_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_arch_parsing),

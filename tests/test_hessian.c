@@ -217,7 +217,7 @@ static void check_fast(int n_layers, const int *sizes, const pf_act *acts, int b
     for (size_t i = 0; i < np; i++) want[i] += beta * p.v[i];
     pf_work w;
     pf_error err;
-    assert_int_equal(pf_work_init(&w, &p.arch, block, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &p.arch, block, &err), PF_OK);
     pf_hessian *h;
     assert_int_equal(pf_hessian_create(&h, &w, p.theta_f, &p.d, subset, &err), PF_OK);
     assert_int_equal(pf_hessian_sparse_input(h), sparse);
@@ -278,10 +278,12 @@ static void check_threads(int sparse)
     float *one = malloc(np * sizeof *one), *two[2];
     pf_work w;
     pf_error err;
-    assert_int_equal(pf_work_init(&w, &p.arch, 32, &err), PF_OK);
-    pf_set_threads(1);
+    assert_int_equal(pf_work_init(&w, NULL, &p.arch, 32, &err), PF_OK);
     assert_int_equal(pf_hvp(&w, p.theta_f, &p.d, 0, 0.1, p.v_f, one, &err), PF_OK);
-    pf_set_threads(2);
+    /* the same workspace run by a team of two */
+    pf_ctx *ctx;
+    assert_int_equal(pf_ctx_create(&ctx, 2, &err), PF_OK);
+    w.ctx = ctx;
     double *dref = malloc(np * sizeof *dref);
     for (size_t i = 0; i < np; i++) dref[i] = one[i];
     double lam[2][4];
@@ -294,6 +296,7 @@ static void check_threads(int sparse)
         pf_lanczos_config_default(&c);
         c.k = 2;
         c.seed = 9;
+        c.ctx = ctx;
         pf_lanczos_result r;
         assert_int_equal(pf_lanczos(pf_hessian_matvec, h, np, &c, &r, &err), PF_OK);
         memcpy(lam[k], r.values, sizeof lam[k]);
@@ -318,7 +321,8 @@ static void check_threads(int sparse)
     assert_true(rel_error(two[1], want1, np) < 1e-4);
     free(want1);
     assert_int_equal(pf_hvp(&w, p.theta_f, &p.d, 0, 0.1, p.v_f, two[1], &err), PF_OK);
-    pf_set_threads(1);
+    w.ctx = NULL;
+    pf_ctx_free(ctx);
     assert_memory_equal(two[0], two[1], np * sizeof(float));
     assert_memory_equal(lam[0], lam[1], sizeof lam[0]);
     assert_true(rel_error(two[0], dref, np) < 1e-5);
@@ -451,7 +455,7 @@ static void check_tiny_network(int n_layers, const int *sizes, const pf_act *act
 
     /* the same through the real float Hessian-vector product */
     pf_work w;
-    assert_int_equal(pf_work_init(&w, &p.arch, 5, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &p.arch, 5, &err), PF_OK);
     pf_hessian *h;
     assert_int_equal(pf_hessian_create(&h, &w, p.theta_f, &p.d, 0, &err), PF_OK);
     c.k = k_small;
@@ -569,7 +573,7 @@ static void test_constructed_saddle(void **state)
     float x[2] = {1, 2}, t[2] = {3, 1}, theta[2] = {0, 0};
     pf_dataset d = {.n = 2, .dim = 1, .x = x, .targets = t, .n_targets = 1};
     pf_work w;
-    assert_int_equal(pf_work_init(&w, &a, 2, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &a, 2, &err), PF_OK);
     float e1[2] = {1, 0}, he1[2];
     assert_int_equal(pf_hvp(&w, theta, &d, 0, 0.0, e1, he1, &err), PF_OK);
     assert_true(he1[0] == 0.0f && he1[1] == -2.5f);
@@ -612,7 +616,7 @@ static void test_slq_quadrature(void **state)
     double diag[N], tr = 0.0;
     for (int i = 0; i < N; i++) tr += diag[i] = sin(1.0 + i) * 2.0;
     dense_op op = {N, diag};
-    pf_slq_config c = {3, 20, 7};
+    pf_slq_config c = {.n_probes = 3, .steps = 20, .seed = 7};
     pf_slq_result r;
     pf_error err;
     assert_int_equal(pf_slq(diag_matvec, &op, N, &c, &r, &err), PF_OK);
@@ -680,7 +684,7 @@ static void test_library_rejects_bad_input(void **state)
     pf_act acts[2] = {PF_ACT_SIGMOID, PF_ACT_LINEAR};
     problem_make(&p, 2, sizes, acts, 1, PF_LOSS_CE, 6, 0.8, 1);
     pf_work w;
-    assert_int_equal(pf_work_init(&w, &p.arch, 4, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &p.arch, 4, &err), PF_OK);
     float hv[32];
     /* more samples than the dataset has */
     assert_int_equal(pf_hvp(&w, p.theta_f, &p.d, 7, 0.0, p.v_f, hv, &err), PF_EINPUT);
@@ -867,7 +871,6 @@ static int teardown(void **state)
 
 int main(void)
 {
-    pf_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rop_matches_finite_differences),
         cmocka_unit_test(test_fd_check_detects_error),

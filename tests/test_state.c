@@ -151,8 +151,8 @@ static void test_trainer_states(void **state)
         pf_opt_config oc;
         pf_opt_config_default(&oc, kinds[k]);
         pf_trainer t, u;
-        assert_int_equal(pf_trainer_init(&t, &a, &oc, 4, 10, 5, &err), PF_OK);
-        assert_int_equal(pf_trainer_init(&u, &a, &oc, 4, 10, 6, &err), PF_OK);
+        assert_int_equal(pf_trainer_init(&t, NULL, &a, &oc, 4, 10, 5, &err), PF_OK);
+        assert_int_equal(pf_trainer_init(&u, NULL, &a, &oc, 4, 10, 6, &err), PF_OK);
         t.optim.step = 11 + k;
         for (size_t i = 0; i < a.n_params; i++) {
             if (t.optim.m) t.optim.m[i] = (float)i * 0.25f - 1.0f;
@@ -180,7 +180,7 @@ static void test_trainer_states(void **state)
         pf_opt_config other;
         pf_opt_config_default(&other, kinds[(k + 1) % 3]);
         pf_trainer w;
-        assert_int_equal(pf_trainer_init(&w, &a, &other, 4, 10, 5, &err), PF_OK);
+        assert_int_equal(pf_trainer_init(&w, NULL, &a, &other, 4, 10, 5, &err), PF_OK);
         assert_int_equal(pf_trainer_set_state(&w, &back, &err), PF_EINPUT);
         assert_non_null(strstr(err.msg, pf_opt_name(kinds[k])));
         /* and so does another model size */

@@ -139,7 +139,7 @@ static void test_forward_loss_gradient(void **state)
         int K = tc.arch.sizes[tc.arch.n_layers];
         pf_work w;
         pf_error err;
-        assert_int_equal(pf_work_init(&w, &tc.arch, tc.B, &err), PF_OK);
+        assert_int_equal(pf_work_init(&w, NULL, &tc.arch, tc.B, &err), PF_OK);
         pf_forward(&w, tc.theta, tc.x, tc.B);
         float *out = floats(c, "output", (size_t)tc.B * K);
         expect_close("output", tc.name, w.a[tc.arch.n_layers - 1], out, (size_t)tc.B * K);
@@ -163,7 +163,7 @@ static void run_steps(torch_case *tc, const pf_opt_config *oc, int steps, const 
     pf_work w;
     pf_optim o;
     pf_error err;
-    assert_int_equal(pf_work_init(&w, &tc->arch, tc->B, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &tc->arch, tc->B, &err), PF_OK);
     assert_int_equal(pf_optim_init(&o, oc, np, &err), PF_OK);
     float *g = malloc(np * sizeof *g);
     memcpy(theta, tc->theta, np * sizeof *theta);
@@ -246,7 +246,6 @@ static void test_detects_decoupled_decay(void **state)
 
 int main(void)
 {
-    pf_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_loss_gradient),
         cmocka_unit_test(test_optimizer_steps),

@@ -54,18 +54,28 @@ static void blobs(pf_dataset *d, size_t n, int classes, uint64_t seed, int regre
     snprintf(d->name, sizeof d->name, "blobs");
 }
 
-static void train_once(const pf_arch *a, const pf_dataset *d, const pf_train_config *cfg,
+/* Train a fresh model with a context of `threads` members. */
+static void train_with(int threads, const pf_arch *a, const pf_dataset *d, const pf_train_config *cfg,
                        uint64_t seed, float *theta, pf_train_result *res)
 {
     pf_error err;
     pf_rng rng;
     pf_rng_seed(&rng, seed);
     pf_init_params(a, theta, &rng);
+    pf_ctx *ctx;
+    assert_int_equal(pf_ctx_create(&ctx, threads, &err), PF_OK);
     pf_trainer t;
-    assert_int_equal(pf_trainer_init(&t, a, &cfg->opt, cfg->batch, d->n, seed + 1, &err), PF_OK);
+    assert_int_equal(pf_trainer_init(&t, ctx, a, &cfg->opt, cfg->batch, d->n, seed + 1, &err), PF_OK);
     int rc = pf_train_beta(&t, theta, d, cfg, res, &err);
     if (rc) fail_msg("training failed: %s", err.msg);
     pf_trainer_free(&t);
+    pf_ctx_free(ctx);
+}
+
+static void train_once(const pf_arch *a, const pf_dataset *d, const pf_train_config *cfg,
+                       uint64_t seed, float *theta, pf_train_result *res)
+{
+    train_with(1, a, d, cfg, seed, theta, res);
 }
 
 /* The paper MLP, one epoch of the paper protocol on the real MNIST,
@@ -86,12 +96,11 @@ static void test_mnist_one_epoch(void **state)
     cfg.max_epochs = 1;
     float *theta = malloc(a.n_params * sizeof *theta);
     pf_train_result res;
-    pf_set_threads(2);
-    train_once(&a, &train, &cfg, 0, theta, &res);
+    train_with(2, &a, &train, &cfg, 0, theta, &res);
     assert_int_equal(res.epochs, 1);
     assert_int_equal(res.steps, 938); /* 60000 / 64 rounded up: the last batch is short */
     pf_work w;
-    assert_int_equal(pf_work_init(&w, &a, 2000, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &a, 2000, &err), PF_OK);
     pf_metrics m;
     assert_int_equal(pf_measure(&w, theta, &train, &test, NULL, 0.0, &m, &err), PF_OK);
     print_message("MNIST after one epoch: test accuracy %.2f%%, train CE %.4f, r %.2f\n",
@@ -101,7 +110,6 @@ static void test_mnist_one_epoch(void **state)
     double mean_class = 0;
     for (int k = 0; k < 10; k++) mean_class += m.test.class_accuracy[k] / 10;
     assert_true(fabs(mean_class - m.test.accuracy) < 2.0);
-    pf_set_threads(1);
     pf_work_free(&w);
     free(theta);
     pf_dataset_free(&train);
@@ -127,9 +135,8 @@ static void test_deterministic_training(void **state)
     float *th[4];
     pf_train_result res;
     for (int k = 0; k < 4; k++) {
-        pf_set_threads(k < 2 ? 1 : 2);
         th[k] = malloc(a.n_params * sizeof(float));
-        train_once(&a, &d, &cfg, 7, th[k], &res);
+        train_with(k < 2 ? 1 : 2, &a, &d, &cfg, 7, th[k], &res);
     }
     assert_memory_equal(th[0], th[1], a.n_params * sizeof(float));
     assert_memory_equal(th[2], th[3], a.n_params * sizeof(float));
@@ -149,11 +156,9 @@ static void test_deterministic_training(void **state)
     one.max_epochs = 1;
     float *step[2];
     for (int k = 0; k < 2; k++) {
-        pf_set_threads(k + 1);
         step[k] = malloc(a.n_params * sizeof(float));
-        train_once(&a, &d, &one, 7, step[k], &res);
+        train_with(k + 1, &a, &d, &one, 7, step[k], &res);
     }
-    pf_set_threads(1);
     double worst = 0;
     for (size_t i = 0; i < a.n_params; i++) worst = fmax(worst, fabs((double)step[0][i] - step[1][i]));
     print_message("one full-batch step, 1 vs 2 threads: max |diff| %.2g\n", worst);
@@ -193,7 +198,7 @@ static void test_trainer_refuses_other_settings(void **state)
             cfg.max_epochs = 1;
             pf_opt_config_default(&cfg.opt, kinds[k]);
             pf_trainer t;
-            assert_int_equal(pf_trainer_init(&t, &a, &cfg.opt, cfg.batch, d.n, 3, &err), PF_OK);
+            assert_int_equal(pf_trainer_init(&t, NULL, &a, &cfg.opt, cfg.batch, d.n, 3, &err), PF_OK);
             pf_opt_config_default(&cfg.opt, kinds[j]);
             int rc = pf_train_beta(&t, theta, &d, &cfg, &res, &err);
             if (j == k) {
@@ -207,7 +212,7 @@ static void test_trainer_refuses_other_settings(void **state)
     pf_train_config cfg;
     pf_train_config_paper(&cfg);
     pf_trainer t;
-    assert_int_equal(pf_trainer_init(&t, &a, &cfg.opt, 64, d.n, 3, &err), PF_OK);
+    assert_int_equal(pf_trainer_init(&t, NULL, &a, &cfg.opt, 64, d.n, 3, &err), PF_OK);
     cfg.batch = 32;
     assert_int_equal(pf_train_beta(&t, theta, &d, &cfg, &res, &err), PF_EINPUT);
     assert_non_null(strstr(err.msg, "batch 64"));
@@ -296,7 +301,7 @@ static void test_fullbatch_lbfgs_regression(void **state)
     float *theta = malloc(a.n_params * sizeof *theta), *again = malloc(a.n_params * sizeof *again);
     pf_work w;
     pf_error err;
-    assert_int_equal(pf_work_init(&w, &a, 128, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &a, 128, &err), PF_OK);
     pf_rng rng;
     pf_rng_seed(&rng, 6);
     pf_init_params(&a, theta, &rng);
@@ -340,7 +345,7 @@ static void test_evaluate_counts(void **state)
     pf_dataset d = {.n = 5, .dim = 3, .x = x, .labels = labels, .n_classes = 3};
     pf_work w;
     pf_error err;
-    assert_int_equal(pf_work_init(&w, &a, 2, &err), PF_OK);
+    assert_int_equal(pf_work_init(&w, NULL, &a, 2, &err), PF_OK);
     pf_eval e;
     assert_int_equal(pf_evaluate(&w, theta, &d, &e, &err), PF_OK);
     assert_true(fabs(e.accuracy - 80.0) < 1e-12);

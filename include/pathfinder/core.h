@@ -119,9 +119,14 @@ int pf_dataset_split(const pf_dataset *src, double fraction, uint64_t seed, pf_d
 
 /* ------------------------------------------------------------------- mlp */
 
-/* Workspace for forward/backward over at most max_batch samples. */
+/* A context: a thread team (see "contexts" below). */
+typedef struct pf_ctx pf_ctx;
+
+/* Workspace for forward/backward over at most max_batch samples, and the
+ * context whose team runs the passes over datasets made with it. */
 typedef struct {
     const pf_arch *arch;
+    pf_ctx *ctx;               /* NULL: one thread */
     int max_batch;
     float *z[PF_MAX_LAYERS];   /* pre-activations (B, sizes[l+1]) */
     float *a[PF_MAX_LAYERS];   /* activations     (B, sizes[l+1]) */
@@ -131,7 +136,7 @@ typedef struct {
     int *lbuf;                 /* gathered labels (B) */
 } pf_work;
 
-int pf_work_init(pf_work *w, const pf_arch *arch, int max_batch, pf_error *err);
+int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf_error *err);
 void pf_work_free(pf_work *w);
 
 /* Forward B rows of x (B, sizes[0]); logits end up in w->a[n_layers-1]. */
@@ -177,25 +182,17 @@ double pf_backward_block(pf_work *w, const float *theta, const float *x, const i
  * Returns the mean loss. grad may be NULL. */
 double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad);
 
-/* ------------------------------------------------------------ threads */
+/* -------------------------------------------------------------- contexts */
 
-/* Size of the thread team that splits minibatches and dataset passes
- * (OpenBLAS itself runs single-threaded). Same count -> identical results. */
-void pf_set_threads(int n);
-int pf_threads(void);
-
-typedef void (*pf_task_fn)(void *ctx, int tid, int n_threads);
-/* Run fn on every team member (the caller is member 0) and wait for all. */
-void pf_parallel(pf_task_fn fn, void *ctx);
-/* Wait until every member of the running task reaches this point. */
-void pf_barrier(void);
-
-/* [lo, hi) share of n items for member tid of n_threads. */
-static inline void pf_share(size_t n, int tid, int n_threads, size_t *lo, size_t *hi)
-{
-    *lo = n * (size_t)tid / (size_t)n_threads;
-    *hi = n * (size_t)(tid + 1) / (size_t)n_threads;
-}
+/* A context: the thread team that splits every minibatch step and data pass
+ * of the calls given it (OpenBLAS itself runs single-threaded). The same
+ * seed and thread count give bit-identical results. Contexts share nothing,
+ * so two threads of a program may each run work on their own and get what
+ * two processes would. A NULL context means one thread. (pf_ctx is
+ * declared above, with the workspaces that hold one.) */
+int pf_ctx_create(pf_ctx **ctx, int n_threads, pf_error *err);
+void pf_ctx_free(pf_ctx *ctx);
+int pf_ctx_threads(const pf_ctx *ctx);
 
 /* ------------------------------------------------------------- shifted L2 */
 
@@ -346,6 +343,7 @@ typedef struct {
     /* Optional progress callback after every step (may be NULL). */
     void (*progress)(void *ctx, int dim, int n_converged, int n_wanted, double seconds);
     void *progress_ctx;
+    pf_ctx *ctx;          /* whose team reorthogonalizes (NULL: one thread) */
 } pf_lanczos_config;
 
 void pf_lanczos_config_default(pf_lanczos_config *c);  /* k 6, both, 1e-4, 300, seed 0 */
@@ -401,6 +399,7 @@ typedef struct {
     int n_probes;     /* default 4 */
     int steps;        /* per probe, default 80, capped by n */
     uint64_t seed;
+    pf_ctx *ctx;      /* whose team reorthogonalizes (NULL: one thread) */
 } pf_slq_config;
 
 typedef struct {

@@ -81,11 +81,12 @@ void pf_train_config_default(pf_train_config *c, pf_opt_kind kind);
 uint64_t pf_shuffle_seed(uint64_t seed);
 
 /* Trainer state that persists across betas: workspaces, optimizer, the
- * shuffling RNG and index permutation. The thread team (pf_set_threads
- * before pf_trainer_init) shares every minibatch step. */
+ * shuffling RNG and index permutation. The context's thread team shares
+ * every minibatch step. */
 typedef struct {
     const pf_arch *arch;
-    int n_threads;                     /* team size when set up */
+    pf_ctx *ctx;                       /* whose team shares every step */
+    int n_threads;                     /* its size */
     pf_work work;                      /* the minibatch, shared by the team */
     float *grad;                       /* (n_params) */
     double part_loss[PF_MAX_THREADS];  /* loss of each member's rows */
@@ -97,8 +98,8 @@ typedef struct {
     int batch;
 } pf_trainer;
 
-int pf_trainer_init(pf_trainer *t, const pf_arch *arch, const pf_opt_config *opt, int batch,
-                    size_t n_train, uint64_t seed, pf_error *err);
+int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_opt_config *opt,
+                    int batch, size_t n_train, uint64_t seed, pf_error *err);
 void pf_trainer_free(pf_trainer *t);
 
 /* Everything of a trainer's that carries from one beta to the next and so

@@ -859,6 +859,7 @@ typedef struct {
     const connect_args *a;
     const pf_arch *arch;
     const pf_dataset *train, *val, *test;
+    pf_ctx *ctx;
     const double *grid;
     long n_grid;
     pf_train_config cfg;
@@ -948,10 +949,10 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
         goto done;
     }
     memcpy(theta, theta_a, np * sizeof *theta);
-    if (a->hessian >= 0 && (rc = pf_work_init(&c.hwork, arch, 1000, err))) goto done;
+    if (a->hessian >= 0 && (rc = pf_work_init(&c.hwork, e->ctx, arch, 1000, err))) goto done;
     pf_train_config cfg = e->cfg;
     if (c.show) cfg.progress = train_progress;
-    if ((rc = pf_trainer_init(&trainer, arch, &cfg.opt, cfg.batch, e->train->n,
+    if ((rc = pf_trainer_init(&trainer, e->ctx, arch, &cfg.opt, cfg.batch, e->train->n,
                               pf_shuffle_seed(a->model.seed), err)))
         goto done;
     trainer_ready = 1;
@@ -1283,13 +1284,14 @@ static int run(int argc, char **argv, int probe)
     pair_summary *sums = NULL;
     int n_pairs = 0;
     pf_dir_lock *lock = NULL;
+    pf_ctx *ctx = NULL;
     if (!thetas) return cli_error(a.cmd, PF_ERUNTIME, "out of memory");
     if (a.grid && (rc = pf_grid_parse(a.grid, &grid, &n_grid, &err))) goto done;
     /* the output folder (made, writable, ours alone) and the models before
      * the data, so a bad folder or file fails fast */
     if ((rc = pf_run_folder_open(a.out, &lock, &err))) goto done;
     if ((rc = read_models(&a, files, n_files, &arch, thetas, &err))) goto done;
-    pf_set_threads(a.common.threads);
+    if ((rc = pf_ctx_create(&ctx, a.common.threads, &err))) goto done;
     if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
     if (arch.sizes[0] != train.dim || arch.sizes[arch.n_layers] != pf_dataset_out_dim(&train) ||
         (arch.loss == PF_LOSS_CE) != (train.labels != NULL)) {
@@ -1311,6 +1313,7 @@ static int run(int argc, char **argv, int probe)
     memset(&env, 0, sizeof env);
     env.a = &a, env.arch = &arch, env.train = &train, env.test = &test;
     env.val = val.n ? &val : NULL;
+    env.ctx = ctx;
     env.grid = grid, env.n_grid = n_grid;
     cli_model_train_config(&a.model, &env.cfg);
 
@@ -1360,6 +1363,7 @@ static int run(int argc, char **argv, int probe)
 done:
     if (rc) cli_error(a.cmd, rc, "%s", err.msg);
     pf_dir_lock_release(lock);
+    pf_ctx_free(ctx);
     for (int i = 0; i < n_files; i++) free(thetas[i]);
     free(thetas);
     free(grid);

@@ -59,7 +59,6 @@ int cmd_eval(int argc, char **argv)
     const char *anchor_path = a.anchor, *act = a.act;
     double beta = a.beta;
     cli_common common = a.common;
-    pf_set_threads(common.threads);
 
     pf_error err;
     pf_error_clear(&err);
@@ -68,7 +67,9 @@ int cmd_eval(int argc, char **argv)
     float *theta = NULL, *anchor = NULL;
     pf_work w = {0};
     pf_ckpt_meta meta;
+    pf_ctx *ctx = NULL;
     int rc;
+    if ((rc = pf_ctx_create(&ctx, common.threads, &err))) goto done;
     /* Read the model before the data, so a bad file fails fast. */
     if ((rc = pf_ckpt_read(path, NULL, NULL, &arch, &theta, &meta, &err))) goto done;
     if (act) {
@@ -85,7 +86,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (beta < 0) beta = meta.beta;
     if ((rc = pf_data_load(&common.data, &train, &test, &err))) goto done;
-    if ((rc = pf_work_init(&w, &arch, 2000, &err))) goto done;
+    if ((rc = pf_work_init(&w, ctx, &arch, 2000, &err))) goto done;
     pf_metrics m;
     if ((rc = pf_measure(&w, theta, &train, &test, anchor, beta, &m, &err))) goto done;
     cJSON *o = cli_metrics_json(&m);
@@ -101,6 +102,7 @@ int cmd_eval(int argc, char **argv)
 done:
     if (rc) cli_error(cmd, rc, "%s", err.msg);
     pf_work_free(&w);
+    pf_ctx_free(ctx);
     free(theta);
     free(anchor);
     pf_dataset_free(&train);

@@ -268,7 +268,7 @@ static cJSON *results_json(const hessian_args *a, const pf_arch *arch, const pf_
     cJSON_AddNumberToObject(o, "hvps", (double)r->n_matvecs);
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     cJSON_AddNumberToObject(o, "cpu_seconds", s->cpu_seconds);
-    cJSON_AddNumberToObject(o, "threads", pf_threads());
+    cJSON_AddNumberToObject(o, "threads", a->common.threads);
     return o;
 }
 
@@ -304,7 +304,7 @@ static void print_table(const hessian_args *a, const pf_lanczos_result *r, const
            s->index_lower_bound ? " or more" : "", s->index_L, s->index_lower_bound ? " or more" : "",
            s->neg_thresh);
     printf("Krylov dimension %d, %ld H.v products, %.2f s, %d thread%s%s\n", r->iterations,
-           r->n_matvecs, r->seconds, pf_threads(), pf_threads() > 1 ? "s" : "",
+           r->n_matvecs, r->seconds, a->common.threads, a->common.threads > 1 ? "s" : "",
            r->all_converged ? "" : "  (NOT all converged: raise --max-dim or --tol)");
     fflush(stdout);
 }
@@ -376,7 +376,7 @@ static int time_products(const hessian_args *a, pf_work *w, const float *theta,
         cJSON_AddStringToObject(o, "model", a->model);
         cJSON_AddNumberToObject(o, "n_params", (double)n);
         cJSON_AddNumberToObject(o, "samples", (double)rows);
-        cJSON_AddNumberToObject(o, "threads", pf_threads());
+        cJSON_AddNumberToObject(o, "threads", a->common.threads);
         cJSON_AddNumberToObject(o, "block", (double)a->block);
         cJSON_AddBoolToObject(o, "sparse_input", sparse);
         cJSON_AddNumberToObject(o, "products", (double)a->time_hvp);
@@ -443,13 +443,13 @@ int cmd_hessian(int argc, char **argv)
         cli_print_help(stdout, hessian_usage, hessian_tables, &a, CLI_EXIT_HELP);
         return PF_OK;
     }
-    pf_set_threads(a.common.threads);
     pf_error err;
     pf_error_clear(&err);
     pf_dataset train = {0}, test = {0};
     pf_arch arch, fallback;
     float *theta = NULL, *anchor = NULL;
     pf_work w = {0};
+    pf_ctx *ctx = NULL;
     pf_hessian *h = NULL;
     pf_lanczos_result res = {0};
     pf_ckpt_meta meta;
@@ -483,7 +483,11 @@ int cmd_hessian(int argc, char **argv)
                      train.n, train.name);
         goto done;
     }
-    if ((rc = pf_work_init(&w, &arch, (int)a.block, &err))) goto done;
+    if ((rc = pf_ctx_create(&ctx, a.common.threads, &err)) ||
+        (rc = pf_work_init(&w, ctx, &arch, (int)a.block, &err)))
+        goto done;
+    a.lanczos.ctx = ctx;
+    a.slq.ctx = ctx;
     if (a.time_hvp > 0) {
         rc = time_products(&a, &w, theta, &train, &err);
         goto done;
@@ -539,6 +543,7 @@ done:
     pf_lanczos_result_free(&res);
     pf_hessian_free(h);
     pf_work_free(&w);
+    pf_ctx_free(ctx);
     free(theta);
     free(anchor);
     pf_dataset_free(&train);

@@ -318,6 +318,7 @@ int cmd_sweep(int argc, char **argv)
     pf_point_result *rows = NULL;
     cJSON *settings = NULL;
     pf_dir_lock *lock = NULL;
+    pf_ctx *ctx = NULL;
     if ((rc = pf_grid_parse(a.grid, &betas, &n_betas, &err))) goto done;
     if ((rc = pf_grid_expand(betas, n_betas, directions[a.direction], &points, &n_points, &err))) goto done;
     /* the folder first: made, writable, ours alone, and holding a sweep
@@ -325,7 +326,7 @@ int cmd_sweep(int argc, char **argv)
     if ((rc = pf_run_folder_open(a.out, &lock, &err)) || (rc = post_make_dirs(a.out, &err)) ||
         (rc = check_folder(a.out, &err)))
         goto done;
-    pf_set_threads(a.common.threads);
+    if ((rc = pf_ctx_create(&ctx, a.common.threads, &err))) goto done;
     if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
     if ((rc = cli_model_setup(&a.model, &train, &arch, &theta, &anchor, &err))) goto done;
     pf_train_config cfg;
@@ -339,7 +340,7 @@ int cmd_sweep(int argc, char **argv)
     settings = settings_json(&a, &arch, &cfg, &train, &test, n_points);
     if ((rc = check_config(a.out, settings, argc, argv, &err))) goto done;
 
-    if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train.n,
+    if ((rc = pf_trainer_init(&trainer, ctx, &arch, &cfg.opt, cfg.batch, train.n,
                               pf_shuffle_seed(a.model.seed), &err)))
         goto done;
     trainer_ready = 1;
@@ -379,12 +380,12 @@ int cmd_sweep(int argc, char **argv)
                     n_points);
     }
     if (a.hessian >= 0) {
-        if ((rc = pf_work_init(&hwork, &arch, 1000, &err))) goto done;
+        if ((rc = pf_work_init(&hwork, ctx, &arch, 1000, &err))) goto done;
         hwork_ready = 1;
     }
-    sweep_ctx ctx = {a.out, &arch, rows, start, n_points, &a, train.name, &prog, pf_now(), &train,
-                     hwork_ready ? &hwork : NULL};
-    rc = pf_sweep(&trainer, theta, &train, &test, &cfg, points, n_points, start, on_point, &ctx, &err);
+    sweep_ctx sc = {a.out, &arch, rows, start, n_points, &a, train.name, &prog, pf_now(), &train,
+                  hwork_ready ? &hwork : NULL};
+    rc = pf_sweep(&trainer, theta, &train, &test, &cfg, points, n_points, start, on_point, &sc, &err);
     cli_progress_done(&prog);
     if (rc) goto done;
 
@@ -402,6 +403,7 @@ done:
     free(anchor);
     free(betas);
     free(points);
+    pf_ctx_free(ctx);
     pf_dataset_free(&train);
     pf_dataset_free(&test);
     return rc;

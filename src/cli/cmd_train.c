@@ -131,7 +131,7 @@ static int parse_args(int argc, char **argv, train_args *a, int *help)
 }
 
 /* Train one model (model->seed) and write it to out; prints its JSON line. */
-static int train_one(const train_args *a, const cli_model_opts *model, const char *out,
+static int train_one(pf_ctx *ctx, const train_args *a, const cli_model_opts *model, const char *out,
                      const pf_dataset *train, const pf_dataset *test, pf_error *err)
 {
     pf_arch arch;
@@ -150,7 +150,7 @@ static int train_one(const train_args *a, const cli_model_opts *model, const cha
     cfg.progress = cli_progress_fn;
     cfg.progress_ctx = &prog;
 
-    if ((rc = pf_trainer_init(&trainer, &arch, &cfg.opt, cfg.batch, train->n,
+    if ((rc = pf_trainer_init(&trainer, ctx, &arch, &cfg.opt, cfg.batch, train->n,
                               pf_shuffle_seed(model->seed), err)))
         goto done;
     trainer_ready = 1;
@@ -215,10 +215,10 @@ int cmd_train(int argc, char **argv)
         free(a.seeds);
         return PF_OK;
     }
-    pf_set_threads(a.common.threads);
     pf_error err;
     pf_error_clear(&err);
     pf_dataset train = {0}, test = {0};
+    pf_ctx *ctx = NULL;
     /* every output can be written, before any training */
     for (long k = 0; k < (a.seeds ? a.n_seeds : 1) && !rc; k++) {
         char out[4096];
@@ -228,9 +228,11 @@ int cmd_train(int argc, char **argv)
             rc = pf_check_output_file(a.seeds ? out : a.out, &err);
     }
     if (rc) goto done;
-    if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
+    if ((rc = pf_ctx_create(&ctx, a.common.threads, &err)) ||
+        (rc = pf_data_load(&a.common.data, &train, &test, &err)))
+        goto done;
     if (!a.seeds) {
-        rc = train_one(&a, &a.model, a.out, &train, &test, &err);
+        rc = train_one(ctx, &a, &a.model, a.out, &train, &test, &err);
         goto done;
     }
     for (long k = 0; k < a.n_seeds && !rc; k++) {
@@ -252,10 +254,11 @@ int cmd_train(int argc, char **argv)
         }
         cli_model_opts model = a.model;
         model.seed = a.seeds[k];
-        rc = train_one(&a, &model, out, &train, &test, &err);
+        rc = train_one(ctx, &a, &model, out, &train, &test, &err);
     }
 done:
     if (rc) cli_error("train", rc, "%s", err.msg);
+    pf_ctx_free(ctx);
     free(a.seeds);
     pf_dataset_free(&train);
     pf_dataset_free(&test);

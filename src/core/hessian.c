@@ -49,6 +49,7 @@
 
 #include "pathfinder/core.h"
 #include "act.h"
+#include "team.h"
 
 /* One team member's buffers for a block of B = w->max_batch rows. */
 typedef struct {
@@ -148,7 +149,7 @@ static int member_init(hvp_member *m, const pf_arch *A, pf_work *borrow, int max
     if (borrow) {
         m->w = borrow;
     } else {
-        if (pf_work_init(&m->own, A, max_batch, NULL) != PF_OK) return PF_ERUNTIME;
+        if (pf_work_init(&m->own, NULL, A, max_batch, NULL) != PF_OK) return PF_ERUNTIME;
         m->w = &m->own;
     }
     size_t B = (size_t)max_batch;
@@ -841,7 +842,7 @@ static int hessian_run(pf_hessian *h, double beta, const float *v, float *out_f,
                        pf_error *err)
 {
     if (!isfinite(beta)) return pf_fail(err, PF_EINPUT, "hessian: beta must be finite");
-    int nt = pf_threads();
+    int nt = pf_ctx_threads(h->m[0].w->ctx);
     for (int k = h->n_members; k < nt; k++) {
         if (member_init(&h->m[k], h->arch, NULL, h->m[0].w->max_batch, h->sparse) != PF_OK)
             return pf_fail(err, PF_ERUNTIME, "out of memory for Hessian buffers of %d threads", nt);
@@ -856,7 +857,7 @@ static int hessian_run(pf_hessian *h, double beta, const float *v, float *out_f,
     if (nt == 1)
         hvp_task(h, 0, 1);
     else
-        pf_parallel(hvp_task, h);
+        pf_parallel(h->m[0].w->ctx, hvp_task, h);
     double loss = 0.0;
     for (int k = 0; k < nt; k++) {
         if (h->m[k].failed)

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "pathfinder/core.h"
+#include "team.h"
 
 static const double PI = 3.14159265358979323846;
 
@@ -95,6 +96,7 @@ typedef struct {
     double anorm;     /* running estimate of ||A|| from T, for the breakdown test */
     long matvecs;
     int exhausted;    /* the basis spans the whole space */
+    pf_ctx *ctx;      /* whose team reorthogonalizes */
 } krylov;
 
 static void krylov_free(krylov *K)
@@ -107,9 +109,10 @@ static void krylov_free(krylov *K)
     memset(K, 0, sizeof *K);
 }
 
-static int krylov_init(krylov *K, size_t n, int cap, pf_error *err)
+static int krylov_init(krylov *K, pf_ctx *ctx, size_t n, int cap, pf_error *err)
 {
     memset(K, 0, sizeof *K);
+    K->ctx = ctx;
     K->n = n;
     K->cap = cap;
     if ((size_t)cap > SIZE_MAX / sizeof(double) / n)
@@ -180,11 +183,11 @@ static double orthogonalize(krylov *K, double *x, int m)
     double before = norm2(x, K->n), after = before;
     orth_ctx c = {K, x, m, {0}};
     for (int pass = 0; pass < 2 && m > 0; pass++) {
-        int nt = pf_threads();
+        int nt = pf_ctx_threads(K->ctx);
         if (nt == 1)
             orth_task(&c, 0, 1);
         else
-            pf_parallel(orth_task, &c);
+            pf_parallel(K->ctx, orth_task, &c);
         double s = 0.0;
         for (int k = 0; k < nt; k++) s += c.sq[k];
         after = sqrt(s);
@@ -361,7 +364,7 @@ int pf_lanczos(pf_matvec_fn op, void *ctx, size_t n, const pf_lanczos_config *cf
 
     double t0 = seconds_now();
     krylov K;
-    int rc = krylov_init(&K, n, (int)cap, err);
+    int rc = krylov_init(&K, cfg->ctx, n, (int)cap, err);
     if (rc) return rc;
     int m_cap = (int)cap;
     ritz_work R;
@@ -476,6 +479,7 @@ int pf_hessian_extremes(pf_work *w, const float *theta, const pf_dataset *d, siz
     c.k = 1;
     c.which = PF_EIG_BOTH;
     c.want_vectors = 0;
+    if (!c.ctx) c.ctx = w->ctx;
     pf_hessian *h;
     int rc = pf_hessian_create(&h, w, theta, d, n_samples, err);
     if (rc) return rc;
@@ -518,7 +522,7 @@ int pf_slq(pf_matvec_fn op, void *ctx, size_t n, const pf_slq_config *cfg, pf_sl
     if ((size_t)steps > n) steps = (int)n;
     double t0 = seconds_now();
     krylov K;
-    int rc = krylov_init(&K, n, steps, err);
+    int rc = krylov_init(&K, cfg->ctx, n, steps, err);
     if (rc) return rc;
     double *theta = malloc((size_t)steps * sizeof *theta), *offd = malloc((size_t)steps * sizeof *offd);
     double *Z = malloc((size_t)steps * steps * sizeof *Z);

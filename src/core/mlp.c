@@ -14,11 +14,13 @@
 
 #include "pathfinder/core.h"
 #include "act.h"
+#include "team.h"
 
-int pf_work_init(pf_work *w, const pf_arch *arch, int max_batch, pf_error *err)
+int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf_error *err)
 {
     memset(w, 0, sizeof *w);
     w->arch = arch;
+    w->ctx = ctx;
     w->max_batch = max_batch;
     size_t B = (size_t)max_batch;
     int ok = 1;
@@ -263,7 +265,7 @@ static void pass_task(void *vctx, int tid, int nt)
 double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad)
 {
     const pf_arch *A = w->arch;
-    int nt = pf_threads();
+    int nt = pf_ctx_threads(w->ctx);
     pf_work works[PF_MAX_THREADS];
     float *grads[PF_MAX_THREADS];
     double loss[PF_MAX_THREADS];
@@ -271,7 +273,7 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
     grads[0] = grad;
     int ready = 1;
     for (int k = 1; k < nt; k++) {
-        if (pf_work_init(&works[k], A, w->max_batch, NULL) != PF_OK) break;
+        if (pf_work_init(&works[k], w->ctx, A, w->max_batch, NULL) != PF_OK) break;
         grads[k] = grad ? malloc(A->n_params * sizeof(float)) : NULL;
         ready = k + 1;
         if (grad && !grads[k]) {
@@ -285,7 +287,7 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
     if (nt == 1)
         pass_task(&c, 0, 1);
     else
-        pf_parallel(pass_task, &c);
+        pf_parallel(w->ctx, pass_task, &c);
     double total = 0.0;
     for (int k = 0; k < nt; k++) total += loss[k];
     for (int k = 1; k < ready; k++) {

@@ -1,11 +1,14 @@
-/* A tiny fixed thread team for data-parallel steps.
+/* Contexts and their thread teams.
  *
- * pf_parallel(fn, ctx) runs fn(ctx, tid, n) on every member, the caller being
- * member 0, and returns when all are done. Work is split by tid only, and
- * partial results are combined in tid order, so the same thread count always
- * gives bit-identical results. Members spin briefly between tasks (a
- * minibatch step is a fraction of a millisecond) and then sleep.
- * OpenBLAS runs single-threaded inside the team.
+ * A context (pf_ctx) owns a small fixed team of threads for data-parallel
+ * steps. pf_parallel(ctx, fn, arg) runs fn(arg, tid, n) on every member, the
+ * caller being member 0, and returns when all are done. Work is split by
+ * tid only and partial results are combined in tid order, so the same
+ * thread count always gives bit-identical results. Members spin briefly
+ * between tasks (a minibatch step is a fraction of a millisecond) and then
+ * sleep. Contexts share nothing: two threads of a program may each drive
+ * their own, and get what two processes would. OpenBLAS runs
+ * single-threaded inside the teams.
  */
 #include <cblas.h>
 #include <pthread.h>
@@ -14,10 +17,11 @@
 #include <stdlib.h>
 
 #include "pathfinder/core.h"
+#include "team.h"
 
 enum { SPIN_ROUNDS = 20000 }; /* then sleep until the next task */
 
-typedef struct {
+struct pf_ctx {
     int n;                      /* team size, caller included */
     pthread_t *threads;
     pthread_mutex_t lock;
@@ -27,12 +31,13 @@ typedef struct {
     atomic_uint barrier_count;
     atomic_uint barrier_phase;
     pf_task_fn fn;
-    void *ctx;
+    void *arg;
     atomic_int stop;
     unsigned start_generation;
-} team_t;
+};
 
-static team_t team = {.n = 1};
+/* The team whose task this thread is running (pf_barrier's). */
+static _Thread_local pf_ctx *current;
 
 static inline void cpu_relax(void)
 {
@@ -52,16 +57,24 @@ static inline void wait_turn(int *spins)
         sched_yield();
 }
 
-static void *member_main(void *arg)
+typedef struct {
+    pf_ctx *team;
+    int tid;
+} member_arg;
+
+static void *member_main(void *p)
 {
-    int tid = (int)(size_t)arg;
+    member_arg m = *(member_arg *)p;
+    free(p);
+    pf_ctx *team = m.team;
+    current = team;
     /* The generation as it was before this member existed: a task posted
      * while the thread was starting is still seen as new. */
-    unsigned seen = team.start_generation;
+    unsigned seen = team->start_generation;
     for (;;) {
         unsigned g;
         int spins = 0;
-        while ((g = atomic_load_explicit(&team.generation, memory_order_acquire)) == seen) {
+        while ((g = atomic_load_explicit(&team->generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ROUNDS) {
                 if (spins < 2000)
                     cpu_relax();
@@ -69,96 +82,118 @@ static void *member_main(void *arg)
                     sched_yield();
                 continue;
             }
-            pthread_mutex_lock(&team.lock);
-            while (atomic_load(&team.generation) == seen && !atomic_load(&team.stop))
-                pthread_cond_wait(&team.wake, &team.lock);
-            pthread_mutex_unlock(&team.lock);
+            pthread_mutex_lock(&team->lock);
+            while (atomic_load(&team->generation) == seen && !atomic_load(&team->stop))
+                pthread_cond_wait(&team->wake, &team->lock);
+            pthread_mutex_unlock(&team->lock);
             spins = 0;
         }
-        if (atomic_load(&team.stop)) return NULL;
+        if (atomic_load(&team->stop)) return NULL;
         seen = g;
-        team.fn(team.ctx, tid, team.n);
-        atomic_fetch_sub_explicit(&team.remaining, 1, memory_order_release);
+        team->fn(team->arg, m.tid, team->n);
+        atomic_fetch_sub_explicit(&team->remaining, 1, memory_order_release);
     }
 }
 
-static void team_stop(void)
+static void team_stop(pf_ctx *team)
 {
-    if (team.n <= 1) return;
-    pthread_mutex_lock(&team.lock);
-    atomic_store(&team.stop, 1);
-    atomic_fetch_add(&team.generation, 1);
-    pthread_cond_broadcast(&team.wake);
-    pthread_mutex_unlock(&team.lock);
-    for (int i = 1; i < team.n; i++) pthread_join(team.threads[i], NULL);
-    free(team.threads);
-    pthread_mutex_destroy(&team.lock);
-    pthread_cond_destroy(&team.wake);
-    team.threads = NULL;
-    team.n = 1;
+    if (team->n <= 1) return;
+    pthread_mutex_lock(&team->lock);
+    atomic_store(&team->stop, 1);
+    atomic_fetch_add(&team->generation, 1);
+    pthread_cond_broadcast(&team->wake);
+    pthread_mutex_unlock(&team->lock);
+    for (int i = 1; i < team->n; i++) pthread_join(team->threads[i], NULL);
+    team->n = 1;
 }
 
-int pf_threads(void) { return team.n; }
-
-void pf_set_threads(int n)
+int pf_ctx_create(pf_ctx **ctx, int n_threads, pf_error *err)
 {
-    static int registered;
-    if (n < 1) n = 1;
-    if (n > PF_MAX_THREADS) n = PF_MAX_THREADS;
-    openblas_set_num_threads(1);
-    if (n == team.n) return;
-    team_stop();
-    if (n == 1) return;
-    team.threads = calloc((size_t)n, sizeof *team.threads);
-    if (!team.threads) return; /* stay single-threaded */
-    pthread_mutex_init(&team.lock, NULL);
-    pthread_cond_init(&team.wake, NULL);
-    atomic_store(&team.stop, 0);
-    atomic_store(&team.barrier_count, 0);
-    team.n = n;
-    team.start_generation = atomic_load(&team.generation);
-    for (int i = 1; i < n; i++)
-        if (pthread_create(&team.threads[i], NULL, member_main, (void *)(size_t)i) != 0) {
-            /* Could not grow the team: fall back to the members we have. */
-            team.n = i;
-            break;
+    *ctx = NULL;
+    if (n_threads < 1 || n_threads > PF_MAX_THREADS)
+        return pf_fail(err, PF_EINPUT, "a context needs 1 to %d threads, not %d", PF_MAX_THREADS, n_threads);
+    openblas_set_num_threads(1);   /* the team splits the work, not OpenBLAS */
+    pf_ctx *c = calloc(1, sizeof *c);
+    if (!c) return pf_fail(err, PF_ERUNTIME, "out of memory for a context");
+    c->n = 1;
+    if (n_threads > 1) {
+        c->threads = calloc((size_t)n_threads, sizeof *c->threads);
+        if (!c->threads) {
+            free(c);
+            return pf_fail(err, PF_ERUNTIME, "out of memory for a team of %d threads", n_threads);
         }
-    if (!registered) {
-        atexit(team_stop);
-        registered = 1;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->wake, NULL);
+        c->start_generation = atomic_load(&c->generation);
+        for (int i = 1; i < n_threads; i++) {
+            member_arg *m = malloc(sizeof *m);
+            if (m) *m = (member_arg){c, i};
+            if (!m || pthread_create(&c->threads[i], NULL, member_main, m) != 0) {
+                free(m);
+                int made = i;
+                c->n = made;
+                pf_ctx_free(c);
+                return pf_fail(err, PF_ERUNTIME, "cannot start thread %d of %d", made + 1, n_threads);
+            }
+            c->n = i + 1;
+        }
     }
+    *ctx = c;
+    return PF_OK;
 }
 
-void pf_parallel(pf_task_fn fn, void *ctx)
+void pf_ctx_free(pf_ctx *ctx)
 {
-    if (team.n <= 1) {
-        fn(ctx, 0, 1);
+    if (!ctx) return;
+    int had_team = ctx->threads != NULL;
+    team_stop(ctx);
+    if (had_team) {
+        pthread_mutex_destroy(&ctx->lock);
+        pthread_cond_destroy(&ctx->wake);
+    }
+    free(ctx->threads);
+    free(ctx);
+}
+
+int pf_ctx_threads(const pf_ctx *ctx) { return ctx ? ctx->n : 1; }
+
+void pf_parallel(pf_ctx *ctx, pf_task_fn fn, void *arg)
+{
+    if (!ctx || ctx->n <= 1) {
+        pf_ctx *outer = current;
+        current = NULL;
+        fn(arg, 0, 1);
+        current = outer;
         return;
     }
-    team.fn = fn;
-    team.ctx = ctx;
-    atomic_store(&team.remaining, team.n - 1);
-    pthread_mutex_lock(&team.lock);
-    atomic_fetch_add_explicit(&team.generation, 1, memory_order_release);
-    pthread_cond_broadcast(&team.wake);
-    pthread_mutex_unlock(&team.lock);
-    fn(ctx, 0, team.n);
+    ctx->fn = fn;
+    ctx->arg = arg;
+    atomic_store(&ctx->remaining, ctx->n - 1);
+    pthread_mutex_lock(&ctx->lock);
+    atomic_fetch_add_explicit(&ctx->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&ctx->wake);
+    pthread_mutex_unlock(&ctx->lock);
+    pf_ctx *outer = current;
+    current = ctx;
+    fn(arg, 0, ctx->n);
+    current = outer;
     int spins = 0;
-    while (atomic_load_explicit(&team.remaining, memory_order_acquire) > 0) wait_turn(&spins);
+    while (atomic_load_explicit(&ctx->remaining, memory_order_acquire) > 0) wait_turn(&spins);
 }
 
-/* Sense-reversing barrier for the members of a running task. */
+/* Sense-reversing barrier for the members of the running task. */
 void pf_barrier(void)
 {
-    if (team.n <= 1) return;
-    unsigned phase = atomic_load_explicit(&team.barrier_phase, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&team.barrier_count, 1, memory_order_acq_rel) + 1 ==
-        (unsigned)team.n) {
-        atomic_store(&team.barrier_count, 0);
-        atomic_store_explicit(&team.barrier_phase, phase + 1, memory_order_release);
+    pf_ctx *team = current;
+    if (!team || team->n <= 1) return;
+    unsigned phase = atomic_load_explicit(&team->barrier_phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&team->barrier_count, 1, memory_order_acq_rel) + 1 ==
+        (unsigned)team->n) {
+        atomic_store(&team->barrier_count, 0);
+        atomic_store_explicit(&team->barrier_phase, phase + 1, memory_order_release);
     } else {
         int spins = 0;
-        while (atomic_load_explicit(&team.barrier_phase, memory_order_acquire) == phase)
+        while (atomic_load_explicit(&team->barrier_phase, memory_order_acquire) == phase)
             wait_turn(&spins);
     }
 }

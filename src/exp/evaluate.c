@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "../core/team.h"
 
 /* Each team member evaluates one contiguous share of the samples with its
  * own workspace; counts and loss sums are combined in member order. */
@@ -59,13 +60,13 @@ int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *ou
     if (d->labels && d->n_classes > PF_MAX_CLASSES)
         return pf_fail(err, PF_EINPUT, "dataset %s has %d classes; at most %d are supported",
                        d->name, d->n_classes, PF_MAX_CLASSES);
-    int nt = pf_threads(), C = d->labels ? d->n_classes : 0;
+    int nt = pf_ctx_threads(w->ctx), C = d->labels ? d->n_classes : 0;
     pf_work works[PF_MAX_THREADS];
     eval_ctx c = {works, theta, d, {0}, {0}, NULL, NULL};
     works[0] = *w;
     int made = 1, rc = PF_OK;
     for (; made < nt; made++)
-        if (pf_work_init(&works[made], A, w->max_batch, err)) break;
+        if (pf_work_init(&works[made], w->ctx, A, w->max_batch, err)) break;
     c.seen = calloc((size_t)nt * C + 1, sizeof *c.seen);
     c.right = calloc((size_t)nt * C + 1, sizeof *c.right);
     for (int k = 0; k < nt; k++) c.hit[k] = malloc((size_t)w->max_batch);
@@ -78,7 +79,7 @@ int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *ou
     if (nt == 1)
         eval_task(&c, 0, 1);
     else
-        pf_parallel(eval_task, &c);
+        pf_parallel(w->ctx, eval_task, &c);
     double total = 0.0;
     long correct = 0;
     for (int k = 0; k < nt; k++) total += c.loss[k];

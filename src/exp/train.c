@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "pathfinder/exp.h"
+#include "../core/team.h"
 
 double pf_now(void)
 {
@@ -46,8 +47,8 @@ uint64_t pf_shuffle_seed(uint64_t seed) { return seed ^ 0x53485546464c45ULL; }
 
 enum { EVAL_BLOCK = 2000 };
 
-int pf_trainer_init(pf_trainer *t, const pf_arch *arch, const pf_opt_config *opt, int batch,
-                    size_t n_train, uint64_t seed, pf_error *err)
+int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_opt_config *opt,
+                    int batch, size_t n_train, uint64_t seed, pf_error *err)
 {
     memset(t, 0, sizeof *t);
     int rc = pf_check_memory(arch, batch, n_train, err);
@@ -55,11 +56,12 @@ int pf_trainer_init(pf_trainer *t, const pf_arch *arch, const pf_opt_config *opt
     t->arch = arch;
     t->n = n_train;
     t->batch = batch > 0 ? batch : 0;
-    t->n_threads = pf_threads();
-    if ((rc = pf_work_init(&t->work, arch, t->batch ? t->batch : 1, err))) goto fail;
+    t->ctx = ctx;
+    t->n_threads = pf_ctx_threads(ctx);
+    if ((rc = pf_work_init(&t->work, ctx, arch, t->batch ? t->batch : 1, err))) goto fail;
     t->grad = malloc(arch->n_params * sizeof(float));
     if (!t->grad) goto oom;
-    if ((rc = pf_work_init(&t->eval_work, arch, EVAL_BLOCK, err)) ||
+    if ((rc = pf_work_init(&t->eval_work, ctx, arch, EVAL_BLOCK, err)) ||
         (rc = pf_optim_init(&t->optim, opt, arch->n_params, err)))
         goto fail;
     t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
@@ -202,7 +204,7 @@ static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
         c.B = (int)(n - c.start < (size_t)t->batch ? n - c.start : (size_t)t->batch);
         pf_optim_begin(&t->optim);
         if (t->n_threads > 1)
-            pf_parallel(step_task, &c);
+            pf_parallel(t->ctx, step_task, &c);
         else
             step_task(&c, 0, 1);
         double loss = 0.0;
@@ -237,9 +239,6 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     if (train->n != t->n)
         return pf_fail(err, PF_EINPUT, "trainer set up for %zu samples, dataset has %zu", t->n,
                        train->n);
-    if (t->n_threads != pf_threads())
-        return pf_fail(err, PF_EINPUT, "trainer set up for %d threads, the team has %d",
-                       t->n_threads, pf_threads());
     if (cfg->opt.kind != t->optim.cfg.kind)
         return pf_fail(err, PF_EINPUT, "trainer set up for the %s optimizer, the config asks for %s",
                        pf_opt_name(t->optim.cfg.kind), pf_opt_name(cfg->opt.kind));
