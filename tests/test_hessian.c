@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "pathfinder/io.h"
 
 /* A small random problem. Inputs, targets and parameters are rounded to

@@ -5,6 +5,7 @@
 #include <cJSON.h>
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "pathfinder/exp.h"
 #include "pathfinder/io.h"
 #include "opts.h"

@@ -48,6 +48,7 @@
 #include <sys/mman.h>
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "act.h"
 #include "team.h"
 
