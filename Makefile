@@ -7,16 +7,18 @@ PKGS    := openblas libcjson zlib lapacke plplot
 OPT     ?= -O2 -march=native -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
 CFLAGS  ?=
 CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
-           -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
            -DPF_DATA_DIR='"$(CURDIR)/data"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lopenblas -lcjson -lz) -lm -lpthread
 SAN     ?=
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/exp/*.c src/io/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/exp/*.c src/io/*.c src/run/*.c))
+FIG_SRC  := $(sort $(wildcard src/fig/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+FIG_OBJ  := $(FIG_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS  := $(wildcard include/pathfinder/*.h src/*/*.h tests/*.h)
@@ -38,12 +40,16 @@ $(BUILD)/libpathfinder.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/pathfinder: $(CLI_OBJ) $(BUILD)/libpathfinder.a
+$(BUILD)/libpathfinder-fig.a: $(FIG_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pathfinder: $(CLI_OBJ) $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libpathfinder.a $(HEADERS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpathfinder.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a $(LDLIBS) -lcmocka
 
 fixtures: deps
 	@mkdir -p $(BUILD)/fixtures

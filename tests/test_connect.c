@@ -20,7 +20,9 @@
 
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "pathfinder/io.h"
+#include "pathfinder/run.h"
 
 /* ---- certification on a 1-parameter family ------------------------------------- */
 

@@ -20,7 +20,9 @@
 
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "pathfinder/io.h"
+#include "run/tables.h"
 
 
 static void test_grid_parse(void **state)

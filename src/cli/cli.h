@@ -7,7 +7,12 @@
 #include "pathfinder/core.h"
 #include "pathfinder/hessian.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "pathfinder/io.h"
+#include "pathfinder/run.h"
+#include "pathfinder/fig.h"
+#include "run/tables.h"
+#include "fig/figures.h"
 #include "opts.h"
 
 int cmd_train(int argc, char **argv);

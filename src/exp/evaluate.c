@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "../core/team.h"
 
 /* Each team member evaluates one contiguous share of the samples with its

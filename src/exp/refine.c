@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_dataset *test,
                          const pf_train_config *base, float *theta_from, double beta_from,

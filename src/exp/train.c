@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "../core/team.h"
 
 double pf_now(void)

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "pathfinder/io.h"
+#include "pathfinder/run.h"
 
 static const char state_magic[8] = {'P', 'F', 'S', 'T', 'A', 'T', 'E', '\0'};
 

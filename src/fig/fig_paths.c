@@ -14,6 +14,7 @@
 #include <plplot.h>
 
 #include "pathfinder/io.h"
+#include "fig/figures.h"
 #include "plot.h"
 
 /* The legend's text, beside TEXT_SCALE and MARKER_SCALE (plot.h). */

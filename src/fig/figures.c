@@ -18,6 +18,7 @@
 #include <plplot.h>
 
 #include "pathfinder/io.h"
+#include "fig/figures.h"
 #include "plot.h"
 
 /* ------------------------------------------------------------- colours */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pathfinder/io.h"
+#include "fig/figures.h"
 #include "plot.h"
 
 typedef struct {
