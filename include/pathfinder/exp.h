@@ -17,6 +17,7 @@
 /* ----------------------------------------------------------- training */
 
 typedef struct {
+    double beta;          /* the beta being trained */
     int epoch;
     int max_epochs;
     long step;            /* minibatch within the epoch */

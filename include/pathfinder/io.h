@@ -78,6 +78,29 @@ const char *pf_data_root(void);
 int pf_data_load(const pf_data_options *o, pf_dataset *train, pf_dataset *test,
                  pf_error *err);
 
+/* ---------------------------------------------------------------- models */
+
+/* A model as the options describe it. */
+typedef struct {
+    const char *arch;     /* layer sizes "784,128,128,10"; NULL: INPUT,128,128,OUTPUT */
+    const char *act;      /* one activation for every hidden layer, or one per layer
+                           * (default "sigmoid"; the output stays linear) */
+    int no_bias;
+    const char *loss;     /* "ce" or "mse"; NULL: ce for class labels, mse for real targets */
+    const char *init;     /* start from this checkpoint (NULL: a fresh nn.Linear-style init) */
+    const char *anchor;   /* the anchor of the L2 term (NULL: the origin) */
+    uint64_t seed;        /* of the initialization and of the minibatch shuffling */
+} pf_model_spec;
+
+void pf_model_spec_default(pf_model_spec *m);
+
+/* The architecture fitted to train's shape, the initial parameters (*theta,
+ * allocated) and the anchor (*anchor, allocated, or NULL for the origin).
+ * A model too large for the machine's memory (training with this batch) is
+ * refused before it is allocated. */
+int pf_model_setup(const pf_model_spec *m, const pf_dataset *train, int batch, pf_arch *arch,
+                   float **theta, float **anchor, pf_error *err);
+
 /* ----------------------------------------------------------- checkpoints */
 
 /* Metadata stored with a model, as safetensors string metadata. */

@@ -8,6 +8,7 @@
 #define PATHFINDER_RUN_H
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "pathfinder/exp.h"
 #include "pathfinder/io.h"
 
@@ -49,5 +50,217 @@ int pf_state_get_str(const pf_state *s, const char *name, char *v, size_t n, pf_
 void pf_state_put_trainer(pf_state *s, const char *prefix, const pf_trainer_state *ts);
 int pf_state_get_trainer(const pf_state *s, const char *prefix, size_t n_params,
                          pf_trainer_state *ts, pf_error *err);
+
+/* ------------------------------------------------------------ progress */
+
+/* What a run call tells as it goes, to a callback of the caller's (the
+ * command line draws its progress lines from it). Fields that do not apply
+ * to an event's kind are 0 (NaN for betas). The event, and what it points
+ * to, lives for the duration of the call only. */
+typedef enum {
+    PF_EVENT_EPOCH,     /* a training epoch is under way: epoch, max_epochs, step, steps, loss */
+    PF_EVENT_POINT,     /* a sweep point or path point is done */
+    PF_EVENT_NOTE,      /* a line for the user: text ("resuming ...", "refining T3 ...") */
+    PF_EVENT_WARNING,   /* a warning for the user: text */
+    PF_EVENT_LANCZOS    /* a Lanczos step: index = Krylov dimension, total = wanted, epoch = converged */
+} pf_event_kind;
+
+typedef struct {
+    pf_event_kind kind;
+    const char *run;             /* the folder or pair ("0-1", "probe") it belongs to */
+    const char *text;            /* NOTE, WARNING */
+    long index, total;           /* point (or step) index, and how many there are when known */
+    double beta;
+    int direction;               /* +1 up, -1 down */
+    int epoch, max_epochs;
+    long step, steps;
+    double loss;                 /* EPOCH: running mean of the epoch's minibatch losses */
+    int epochs;                  /* POINT: epochs trained there */
+    double train_loss, test_accuracy, test_error, r;
+    const double *class_accuracy;   /* POINT: per-class test accuracy (n_classes), or NULL */
+    int n_classes;
+    int bridge, retries, jump;   /* path points: bridge level, refused tries, jump kind */
+    double segment_max_test_error, dist_anchor, step_length;
+    int diverged;
+    double seconds;              /* since the call began */
+} pf_event;
+
+typedef void (*pf_event_fn)(void *ctx, const pf_event *e);
+
+/* --------------------------------------------------------------- reports */
+
+/* What a run call reports when it is done: one JSON document (what the
+ * folder's JSON files hold, and the files written) and the same as text
+ * tables for a terminal. Both allocated; free with pf_report_free. */
+typedef struct {
+    char *json;
+    char *text;
+} pf_report;
+
+void pf_report_free(pf_report *r);
+
+/* The figures of a folder are drawn by the figure library (fig.h:
+ * pf_fig_folder), which a run call reaches through this hook, so that this
+ * library links without PLplot. NULL: no figures. */
+typedef int (*pf_figures_fn)(const char *dir, pf_error *err);
+
+/* -------------------------------------------------------------- analysis */
+
+/* How a sweep is analysed: the detector, when a plateau encodes a class,
+ * and the refinement of each transition; which checkpoints are kept. */
+typedef struct {
+    pf_detect_config detect;
+    pf_encoding encoding;
+    int refine;              /* bisect each transition (a sweep run only; default 1) */
+    double refine_tol;       /* down to an interval of this in beta (default 1e-6) */
+    long save_every;         /* keep every N-th point's checkpoint (0: only those beside transitions
+                              * and the last) */
+    int keep_checkpoints;    /* keep them all */
+} pf_analysis_config;
+
+void pf_analysis_config_default(pf_analysis_config *c);
+
+/* transitions DIR: detect the transitions, gaps and phases of a sweep
+ * folder's table, reuse the refinements it records, and write
+ * transitions.json, phases.json and (through figures) its figures. */
+int pf_run_analysis(const char *dir, const pf_analysis_config *c, pf_figures_fn figures,
+                    pf_report *out, pf_error *err);
+
+/* hierarchy DIR...: merge the phases of several sweep folders (seeds, up and
+ * down legs) into one hierarchy of nested accuracy basins; with out_dir,
+ * write out_dir/phases.json and (through figures) its figure. */
+int pf_run_hierarchy(const char *const *dirs, int n_dirs, const char *out_dir,
+                     const pf_analysis_config *c, pf_figures_fn figures, pf_report *out,
+                     pf_error *err);
+
+/* ----------------------------------------------------------------- sweeps */
+
+/* The paper's origin grid: 0, 0.0002, ..., 0.09 (451 points). */
+#define PF_PAPER_GRID "0:0.09:0.0002"
+
+/* A quasi-static sweep: train at each beta of a grid, warm-started from the
+ * previous one, then detect, refine and explain the transitions. */
+typedef struct {
+    pf_data_options data;
+    pf_model_spec model;
+    pf_train_config protocol;     /* per beta; the sweep sets its beta and anchor */
+    const char *grid;             /* a list of values and ranges (default PF_PAPER_GRID) */
+    const char *direction;        /* "up" (default), "down" or "loop" (up, then back down) */
+    long hessian_samples;         /* -1 (default): off; else lambda_min and lambda_max of H_E at
+                                   * every point, by Lanczos on the first N samples (0: all) */
+    pf_analysis_config analysis;
+    int argc;                     /* the command line, recorded in config.json (may be 0) */
+    char *const *argv;
+    pf_event_fn progress;         /* may be NULL */
+    void *progress_ctx;
+    pf_figures_fn figures;        /* may be NULL */
+} pf_sweep_config;
+
+void pf_sweep_config_default(pf_sweep_config *c);
+
+/* Run the sweep into dir, or resume the one there: bit for bit what an
+ * uninterrupted run gives, for every optimizer and option. A folder that
+ * holds another sweep (other settings), or results without a
+ * config.json, is refused with PF_EINPUT. The report holds the
+ * transitions, phases, hierarchy and the files written. */
+int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_report *out,
+                 pf_error *err);
+
+/* ------------------------------------------------------------------ paths */
+
+/* Pathfinder paths: start at one model, anchor the L2 term at another and
+ * raise beta with warm starts; certified, compared with the straight line,
+ * closed onto the anchor. Every decision is taken on training data (or on
+ * a validation split of it): the test set is measured, never used. */
+typedef struct {
+    pf_data_options data;
+    double val_fraction;          /* > 0: steer by a seeded validation split of this much of the
+                                   * training set (trained on the rest); 0: by the training set */
+    const char *act, *loss;       /* for checkpoints without pathfinder metadata (NULL: theirs) */
+    uint64_t seed;                /* of the minibatch shuffling */
+    pf_train_config protocol;     /* per beta */
+    const char *grid;             /* a fixed grid of betas, or NULL: the adaptive schedule */
+    pf_schedule_config schedule;  /* step_cap and tol as fractions of ||A - B|| */
+    pf_certify_config certify;
+    int bridge_depth;             /* levels of bridges across snaps (0: none) */
+    double bridge_barrier;        /* bridge a segment that climbs more than this (points) */
+    long hessian_samples;         /* -1: off; else the extremes of H_E at every point (0: all) */
+    pf_analysis_config analysis;  /* how the transitions crossed are detected and explained */
+    long star;                    /* connect: -1 every pair i < j; else from model star to each other */
+    pf_event_fn progress;
+    void *progress_ctx;
+    pf_figures_fn figures;
+} pf_path_run_config;
+
+void pf_path_run_config_default(pf_path_run_config *c);
+
+/* connect: a path for every pair of the models (dir/pair_I_J/ when there are
+ * more than two, else dir itself); pairs done before (summary.json) are
+ * kept, a pair stopped midway continues from its state.bin bit for bit. */
+int pf_run_connect(pf_ctx *ctx, const char *dir, const char *const *models, int n_models,
+                   const pf_path_run_config *c, pf_report *out, pf_error *err);
+/* probe: the path from a minimum toward a saddle (a transition's model),
+ * and the transitions it crosses, in order. */
+int pf_run_probe(pf_ctx *ctx, const char *dir, const char *from, const char *anchor,
+                 const pf_path_run_config *c, pf_report *out, pf_error *err);
+
+/* --------------------------------------------------------------- spectra */
+
+/* The Hessian spectrum of a checkpoint. */
+typedef struct {
+    pf_data_options data;
+    pf_lanczos_config lanczos;    /* k (default 10) at each requested end, tolerance, dimension cap */
+    double beta;                  /* of L_beta; NaN (default): the checkpoint's */
+    const char *anchor;           /* for L_beta's value and r (NULL: the origin) */
+    const char *act;              /* for checkpoints without pathfinder metadata */
+    long subset;                  /* the first N training samples (0: all) */
+    long block;                   /* samples per sgemm block (default 512) */
+    double neg_tol;               /* saddle index: eigenvalues below -neg_tol x max|eigenvalue| */
+    const char *out;              /* also write the results as .json or .csv (NULL: no) */
+    const char *vectors;          /* also the eigenvectors, as float32 rows in .npy (NULL: no) */
+    const char *density;          /* also the spectral density as .csv (NULL: no) */
+    pf_slq_config slq;            /* its probes (4) and Lanczos steps (80) */
+    double sigma;                 /* its Gaussian width (0: 1% of the spectral range) */
+    long grid;                    /* its grid points (400) */
+    long time_hvp;                /* > 0: only time this many single products */
+    pf_event_fn progress;
+    void *progress_ctx;
+} pf_spectrum_config;
+
+void pf_spectrum_config_default(pf_spectrum_config *c);
+
+/* The report holds the eigenvalues of H_E and H_L, residuals, the saddle
+ * indices of E and L_beta, and the cost (Krylov dimension, products, time). */
+int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *c, pf_report *out,
+                    pf_error *err);
+
+/* ----------------------------------------------------------------- models */
+
+/* Train one model at one beta (the paper protocol by default). */
+typedef struct {
+    pf_data_options data;
+    pf_model_spec model;
+    pf_train_config protocol;
+    double beta;                  /* the L2 strength: (beta/2)||theta - anchor||^2 */
+    pf_event_fn progress;
+    void *progress_ctx;
+} pf_train_run_config;
+
+void pf_train_run_config_default(pf_train_run_config *c);
+
+/* Train and write out (a safetensors checkpoint). With seeds (n_seeds of
+ * them), one model per seed, out containing {seed}; a seed whose file
+ * exists is skipped, so a rerun resumes. A model whose training diverged
+ * is not written (PF_ERUNTIME). The report: one JSON line per model. */
+int pf_run_train(pf_ctx *ctx, const char *out, const uint64_t *seeds, long n_seeds,
+                 const pf_train_run_config *c, pf_report *report, pf_error *err);
+/* out with every {seed} replaced by seed (-1 if it does not fit in n). */
+int pf_seed_path(char *dst, size_t n, const char *pattern, uint64_t seed);
+
+/* The metrics of a checkpoint on train and test data: loss, accuracy,
+ * per-class accuracy, r = ||theta - anchor|| and L_beta (beta NaN: the
+ * checkpoint's; act: for checkpoints without metadata). One JSON line. */
+int pf_run_eval(pf_ctx *ctx, const char *model, const pf_data_options *data, double beta,
+                const char *anchor, const char *act, pf_report *report, pf_error *err);
 
 #endif

@@ -7,12 +7,9 @@
 #include "pathfinder/core.h"
 #include "pathfinder/hessian.h"
 #include "pathfinder/exp.h"
-#include "exp/results.h"
 #include "pathfinder/io.h"
 #include "pathfinder/run.h"
 #include "pathfinder/fig.h"
-#include "run/tables.h"
-#include "fig/figures.h"
 #include "opts.h"
 
 int cmd_train(int argc, char **argv);
@@ -70,29 +67,34 @@ void cli_model_default(cli_model_opts *m);
 extern const cli_option cli_model_rows[];
 /* --optimizer ... --grad-tol. */
 extern const cli_option cli_protocol_rows[];
-/* Architecture, initial parameters (fresh or --init) and anchor (or NULL). */
-int cli_model_setup(const cli_model_opts *m, const pf_dataset *train, pf_arch *arch, float **theta,
-                    float **anchor, pf_error *err);
 void cli_model_train_config(const cli_model_opts *m, pf_train_config *cfg);
+/* The model options as the library's spec. */
+void cli_model_spec(const cli_model_opts *m, pf_model_spec *spec);
 
-/* Progress line on stderr (only when it is a terminal and not --quiet). */
+/* Analysis options, for tables based at a pf_analysis_config: detection
+ * and encoding (--window ... --encoded-fraction), --refine-tol; and
+ * --no-refine, for a table based at an int. */
+extern const cli_option cli_detect_rows[];
+extern const cli_option cli_refine_rows[];
+extern const cli_option cli_no_refine_rows[];
+
+/* Progress on stderr, drawn from the library's events: a progress line of
+ * the epoch under way (only when stderr is a terminal), a line per point
+ * (terminal only), notes (unless --quiet) and warnings (always). */
 typedef struct {
-    int enabled;
-    double beta;
-    int printed;
+    const char *cmd;
+    int terminal;    /* progress lines */
+    int quiet;       /* no notes */
+    int printed;     /* a progress line is on screen */
 } cli_progress;
 
-void cli_progress_init(cli_progress *p, int quiet);
-void cli_progress_fn(void *ctx, const pf_progress *p);
+void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
+/* A pf_event_fn with ctx = the cli_progress. */
+void cli_event(void *ctx, const pf_event *e);
 void cli_progress_done(cli_progress *p);
+/* Print a run's report: its text, or its JSON document with --json. */
+void cli_print_report(const pf_report *r, int json);
 
-/* JSON helpers for metric lines. */
-cJSON *cli_eval_json(const pf_eval *e);
-cJSON *cli_metrics_json(const pf_metrics *m);
-/* The per-beta training protocol (everything that decides the trained
- * models, threads included), as recorded in config.json and summary.json
- * and compared when a run resumes. */
-cJSON *cli_protocol_json(const pf_train_config *cfg, int threads);
 /* Print obj as one line on stdout and delete it. */
 void cli_print_json(cJSON *obj);
 /* The exit-status line every --help ends with. */

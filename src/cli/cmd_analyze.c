@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "post.h"
 
 static const char *const transitions_usage =
     "Usage: pathfinder transitions [OPTIONS] DIR\n"
@@ -21,7 +20,7 @@ static const char *const hierarchy_usage =
     "OUTDIR/figures/hierarchy.{png,pdf,svg}.\n\n";
 
 typedef struct {
-    post_options post;
+    pf_analysis_config post;
     const char *out;
     int json, quiet;
 } analyze_args;
@@ -42,14 +41,14 @@ static const cli_option output_rows[] = {
 };
 
 static const cli_table transitions_tables[] = {
-    {post_detect_rows, CLI_OFF(analyze_args, post)},
+    {cli_detect_rows, CLI_OFF(analyze_args, post)},
     {output_rows, 0},
     {NULL, 0},
 };
 
 static const cli_table hierarchy_tables[] = {
     {hierarchy_rows, 0},
-    {post_detect_rows, CLI_OFF(analyze_args, post)},
+    {cli_detect_rows, CLI_OFF(analyze_args, post)},
     {output_rows, 0},
     {NULL, 0},
 };
@@ -59,8 +58,7 @@ static int parse(const char *cmd, const char *usage, const cli_table *tables, in
                  analyze_args *a, int *first)
 {
     memset(a, 0, sizeof *a);
-    post_options_default(&a->post);
-    a->post.refine = 0;
+    pf_analysis_config_default(&a->post);
     int help;
     if (cli_parse(cmd, tables, argc, argv, a, &help, first)) return PF_EINPUT;
     if (help) {
@@ -70,48 +68,19 @@ static int parse(const char *cmd, const char *usage, const cli_table *tables, in
     return 0;
 }
 
-static int read_rows(const char *dir, pf_point_result **rows, long *n, pf_error *err)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/sweep.csv", dir);
-    int rc = pf_sweep_csv_read(path, rows, n, err);
-    if (!rc && *n == 0) {
-        free(*rows);
-        *rows = NULL;
-        rc = pf_fail(err, PF_EINPUT, "%s: no rows yet", path);
-    }
-    if (!rc && (*rows)[0].m.test.n_classes == 0) {
-        free(*rows);
-        *rows = NULL;
-        rc = pf_fail(err, PF_EINPUT, "%s: phases need per-class accuracies (a classification sweep)", path);
-    }
-    return rc;
-}
-
 int cmd_transitions(int argc, char **argv)
 {
     analyze_args a;
     int first;
     int rc = parse("transitions", transitions_usage, transitions_tables, argc, argv, &a, &first);
     if (rc) return rc == 1 ? PF_OK : rc;
-    post_options po = a.post;
     if (first != argc - 1) return cli_usage_error("transitions", "expected exactly one sweep folder");
-    const char *dir = argv[first];
     pf_error err;
-    pf_point_result *rows = NULL;
-    long n = 0;
-    pf_dir_lock *lock = NULL;
-    /* it rewrites the folder's analysis: not while a sweep works in it */
-    if ((rc = read_rows(dir, &rows, &n, &err)) || (rc = pf_run_folder_open(dir, &lock, &err)) ||
-        (rc = post_make_dirs(dir, &err)))
-        goto done;
-    post_context pc = {dir, NULL, NULL, NULL, NULL, NULL, NULL, rows, n, &po, 1, NULL, 0, a.json,
-                       "transitions"};
-    rc = post_process(&pc, &err);
-done:
+    pf_report report;
+    rc = pf_run_analysis(argv[first], &a.post, pf_fig_folder, &report, &err);
     if (rc) cli_error("transitions", rc, "%s", err.msg);
-    pf_dir_lock_release(lock);
-    free(rows);
+    else cli_print_report(&report, a.json);
+    pf_report_free(&report);
     return rc;
 }
 
@@ -121,89 +90,14 @@ int cmd_hierarchy(int argc, char **argv)
     int first;
     int rc = parse("hierarchy", hierarchy_usage, hierarchy_tables, argc, argv, &a, &first);
     if (rc) return rc == 1 ? PF_OK : rc;
-    post_options po = a.post;
-    const char *out = a.out;
     int n_dirs = argc - first;
     if (n_dirs < 1) return cli_usage_error("hierarchy", "expected one or more sweep folders");
-    if (n_dirs > 256) return cli_usage_error("hierarchy", "at most 256 sweep folders");
     pf_error err;
-    post_leg *legs = calloc((size_t)n_dirs * 2, sizeof *legs);
-    pf_point_result **rows = calloc((size_t)n_dirs, sizeof *rows);
-    const pf_phase **runs = calloc((size_t)n_dirs * 2, sizeof *runs);
-    long *counts = calloc((size_t)n_dirs * 2, sizeof *counts);
-    pf_hierarchy h = {0};
-    cJSON *pj = NULL;
-    int n_runs = 0, K = 0;
-    if (!legs || !rows || !runs || !counts) {
-        rc = pf_fail(&err, PF_ERUNTIME, "out of memory");
-        goto done;
-    }
-    for (int d = 0; d < n_dirs && !rc; d++) {
-        long n;
-        const char *dir = argv[first + d];
-        if ((rc = read_rows(dir, &rows[d], &n, &err))) break;
-        if (K && rows[d][0].m.test.n_classes != K) {
-            rc = pf_fail(&err, PF_EINPUT, "%s: %d classes, but the other sweeps have %d", dir,
-                         rows[d][0].m.test.n_classes, K);
-            break;
-        }
-        K = rows[d][0].m.test.n_classes;
-        for (int l = 0; l < 2 && !rc; l++) {
-            post_leg *g = &legs[2 * d + l];
-            rc = post_leg_build(g, rows[d], n, l == 0 ? 1 : -1, &po.detect, &po.encoding, &err);
-            if (!rc && g->ph) runs[n_runs] = g->ph, counts[n_runs++] = g->nph;
-        }
-    }
-    if (rc) goto done;
-    if ((rc = pf_hierarchy_build(runs, counts, n_runs, K, &h, &err))) goto done;
-    if (!a.json) {
-        printf("Hierarchy of accuracy basins across %d sweep%s (%d leg%s)%s:\n", n_dirs,
-               n_dirs == 1 ? "" : "s", n_runs, n_runs == 1 ? "" : "s",
-               h.consistent ? "" : " (some legs not strictly nested)");
-        post_print_tree(stdout, &h);
-        for (int d = 0; d < n_dirs; d++) {
-            printf("%s:\n", argv[first + d]);
-            for (int l = 0; l < 2; l++) post_print_table(stdout, &legs[2 * d + l]);
-        }
-    }
-    pj = cJSON_CreateObject();
-    cJSON_AddStringToObject(pj, "command", "hierarchy");
-    {
-        char path[4096], base[4096];
-        if (out && (rc = post_make_dirs(out, &err))) goto done;
-        cJSON *srcs = cJSON_AddArrayToObject(pj, "sweeps");
-        for (int d = 0; d < n_dirs; d++) {
-            cJSON *s = cJSON_CreateObject();
-            cJSON_AddStringToObject(s, "folder", argv[first + d]);
-            cJSON *phs = cJSON_AddArrayToObject(s, "phases");
-            for (int l = 0; l < 2; l++) {
-                cJSON *arr = post_phases_json(&legs[2 * d + l]), *o;
-                while ((o = cJSON_DetachItemFromArray(arr, 0))) cJSON_AddItemToArray(phs, o);
-                cJSON_Delete(arr);
-            }
-            cJSON_AddItemToArray(srcs, s);
-        }
-        cJSON_AddItemToObject(pj, "hierarchy", post_hierarchy_json(&h));
-        if (out) {
-            snprintf(path, sizeof path, "%s/phases.json", out);
-            if ((rc = post_write_json(path, pj, &err))) goto done;
-            snprintf(base, sizeof base, "%s/figures/hierarchy", out);
-            if ((rc = pf_fig_hierarchy(base, &h, "Hierarchy of accuracy basins", &err))) goto done;
-            if (!a.json) printf("Wrote %s and %s.png (.pdf, .svg)\n", path, base);
-            cJSON_AddStringToObject(pj, "phases_json", path);
-            cJSON_AddStringToObject(pj, "figure", base);
-        }
-        if (a.json) {
-            cli_print_json(pj);
-            pj = NULL;
-        }
-    }
-done:
+    pf_report report;
+    rc = pf_run_hierarchy((const char *const *)argv + first, n_dirs, a.out, &a.post, pf_fig_folder,
+                          &report, &err);
     if (rc) cli_error("hierarchy", rc, "%s", err.msg);
-    cJSON_Delete(pj);
-    pf_hierarchy_free(&h);
-    for (int i = 0; legs && i < 2 * n_dirs; i++) post_leg_free(&legs[i]);
-    for (int d = 0; rows && d < n_dirs; d++) free(rows[d]);
-    free(legs), free(rows), free(runs), free(counts);
+    else cli_print_report(&report, a.json);
+    pf_report_free(&report);
     return rc;
 }

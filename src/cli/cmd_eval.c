@@ -1,4 +1,4 @@
-/* pathfinder eval: metrics of a checkpoint on train and test data. */
+/* pathfinder eval: metrics of a checkpoint on train and test data (pf_run_eval). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,57 +55,16 @@ int cmd_eval(int argc, char **argv)
     }
     cli_common_finish(&a.common);
     if (first != argc - 1) return cli_usage_error(cmd, "expected exactly one checkpoint file");
-    const char *path = argv[first];
-    const char *anchor_path = a.anchor, *act = a.act;
-    double beta = a.beta;
-    cli_common common = a.common;
-
     pf_error err;
     pf_error_clear(&err);
-    pf_dataset train = {0}, test = {0};
-    pf_arch arch, fallback, *fb = NULL;
-    float *theta = NULL, *anchor = NULL;
-    pf_work w = {0};
-    pf_ckpt_meta meta;
     pf_ctx *ctx = NULL;
-    int rc;
-    if ((rc = pf_ctx_create(&ctx, common.threads, &err))) goto done;
-    /* Read the model before the data, so a bad file fails fast. */
-    if ((rc = pf_ckpt_read(path, NULL, NULL, &arch, &theta, &meta, &err))) goto done;
-    if (act) {
-        fallback = arch;
-        if ((rc = pf_arch_parse_acts(act, arch.n_layers, fallback.act, &err))) goto done;
-        fb = &fallback;
-        free(theta);
-        theta = NULL;
-        if ((rc = pf_ckpt_read(path, fb, NULL, &arch, &theta, &meta, &err))) goto done;
-    }
-    if (anchor_path) {
-        pf_arch anchor_arch;
-        if ((rc = pf_ckpt_read(anchor_path, &arch, &arch, &anchor_arch, &anchor, NULL, &err))) goto done;
-    }
-    if (beta < 0) beta = meta.beta;
-    if ((rc = pf_data_load(&common.data, &train, &test, &err))) goto done;
-    if ((rc = pf_work_init(&w, ctx, &arch, 2000, &err))) goto done;
-    pf_metrics m;
-    if ((rc = pf_measure(&w, theta, &train, &test, anchor, beta, &m, &err))) goto done;
-    cJSON *o = cli_metrics_json(&m);
-    cJSON_AddStringToObject(o, "command", "eval");
-    cJSON_AddStringToObject(o, "model", path);
-    char buf[512];
-    pf_arch_sizes_str(&arch, buf, sizeof buf);
-    cJSON_AddStringToObject(o, "architecture", buf);
-    pf_arch_acts_str(&arch, buf, sizeof buf);
-    cJSON_AddStringToObject(o, "activations", buf);
-    cJSON_AddNumberToObject(o, "n_params", (double)arch.n_params);
-    cli_print_json(o);
-done:
+    pf_report report = {0};
+    int rc = pf_ctx_create(&ctx, a.common.threads, &err);
+    if (!rc) rc = pf_run_eval(ctx, argv[first], &a.common.data, a.beta < 0 ? NAN : a.beta, a.anchor, a.act,
+                              &report, &err);
     if (rc) cli_error(cmd, rc, "%s", err.msg);
-    pf_work_free(&w);
+    else cli_print_report(&report, 0);
+    pf_report_free(&report);
     pf_ctx_free(ctx);
-    free(theta);
-    free(anchor);
-    pf_dataset_free(&train);
-    pf_dataset_free(&test);
     return rc;
 }

@@ -2,7 +2,8 @@
  * another optimizer), warm-started or freshly initialized; write it as
  * safetensors and print the final metrics as one JSON line. With --seeds,
  * one model per seed in turn (the minima that `connect` links); a seed
- * whose file exists is skipped, so an interrupted run resumes. */
+ * whose file exists is skipped, so an interrupted run resumes. The work is
+ * pf_run_train's. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,25 +88,6 @@ static int parse_seeds(const char *spec, uint64_t **out, long *n)
     return 0;
 }
 
-/* --out with every {seed} replaced by the seed. */
-static int seed_path(char *dst, size_t n, const char *pattern, uint64_t seed)
-{
-    size_t len = 0;
-    const char *p = pattern;
-    while (*p) {
-        const char *hit = strstr(p, "{seed}");
-        size_t chunk = hit ? (size_t)(hit - p) : strlen(p);
-        if (len + chunk + 24 >= n) return -1;
-        memcpy(dst + len, p, chunk);
-        len += chunk;
-        if (!hit) break;
-        len += (size_t)snprintf(dst + len, n - len, "%llu", (unsigned long long)seed);
-        p = hit + 6;
-    }
-    dst[len] = '\0';
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, train_args *a, int *help)
 {
     const char *cmd = "train";
@@ -130,137 +112,37 @@ static int parse_args(int argc, char **argv, train_args *a, int *help)
     return PF_OK;
 }
 
-/* Train one model (model->seed) and write it to out; prints its JSON line. */
-static int train_one(pf_ctx *ctx, const train_args *a, const cli_model_opts *model, const char *out,
-                     const pf_dataset *train, const pf_dataset *test, pf_error *err)
-{
-    pf_arch arch;
-    float *theta = NULL, *anchor = NULL;
-    pf_trainer trainer = {0};
-    int trainer_ready = 0, rc;
-    if ((rc = cli_model_setup(model, train, &arch, &theta, &anchor, err))) goto done;
-
-    pf_train_config cfg;
-    cli_model_train_config(model, &cfg);
-    cfg.beta = a->beta;
-    cfg.anchor = anchor;
-    cli_progress prog;
-    cli_progress_init(&prog, a->common.quiet);
-    prog.beta = a->beta;
-    cfg.progress = cli_progress_fn;
-    cfg.progress_ctx = &prog;
-
-    if ((rc = pf_trainer_init(&trainer, ctx, &arch, &cfg.opt, cfg.batch, train->n,
-                              pf_shuffle_seed(model->seed), err)))
-        goto done;
-    trainer_ready = 1;
-    pf_train_result res;
-    rc = pf_train_beta(&trainer, theta, train, &cfg, &res, err);
-    cli_progress_done(&prog);
-    if (rc) goto done;
-    if (res.diverged) {
-        /* a finite blow-up is no model to keep */
-        rc = pf_fail(err, PF_ERUNTIME, "training diverged at beta %g (L_beta %.3g at the start, %.3g "
-                     "at the end); %s not written: lower --lr", a->beta, res.start_reg_loss,
-                     res.final_reg_loss, out);
-        goto done;
-    }
-
-    pf_metrics m;
-    if ((rc = pf_measure(&trainer.eval_work, theta, train, test, anchor, a->beta, &m, err))) goto done;
-
-    pf_ckpt_meta meta;
-    memset(&meta, 0, sizeof meta);
-    meta.beta = a->beta;
-    snprintf(meta.anchor, sizeof meta.anchor, "%s", model->anchor ? model->anchor : "origin");
-    meta.seed = model->seed;
-    snprintf(meta.dataset, sizeof meta.dataset, "%s", train->name);
-    snprintf(meta.extra, sizeof meta.extra,
-             "{\"optimizer\":\"%s\",\"lr\":%.17g,\"batch\":%d,\"epochs\":%d,\"train_subset\":%ld,"
-             "\"init\":\"%s\"}",
-             pf_opt_name(cfg.opt.kind), cfg.opt.lr, cfg.batch, res.epochs, a->common.data.train_subset,
-             model->init ? "checkpoint" : "nn.Linear default");
-    if ((rc = pf_ckpt_write(out, &arch, theta, &meta, err))) goto done;
-
-    cJSON *o = cli_metrics_json(&m);
-    cJSON_AddStringToObject(o, "command", "train");
-    cJSON_AddStringToObject(o, "out", out);
-    cJSON_AddNumberToObject(o, "seed", (double)model->seed);
-    cJSON_AddStringToObject(o, "optimizer", pf_opt_name(cfg.opt.kind));
-    cJSON_AddNumberToObject(o, "epochs", res.epochs);
-    cJSON_AddNumberToObject(o, "steps", (double)res.steps);
-    cJSON_AddNumberToObject(o, "last_epoch_loss", res.epoch_loss);
-    cJSON_AddBoolToObject(o, "stopped_early", res.stopped_early);
-    cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
-    cJSON_AddNumberToObject(o, "seconds_per_epoch", res.epochs ? res.seconds / res.epochs : 0.0);
-    cli_print_json(o);
-done:
-    if (trainer_ready) pf_trainer_free(&trainer);
-    free(theta);
-    free(anchor);
-    return rc;
-}
-
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     int help;
     int rc = parse_args(argc, argv, &a, &help);
-    if (rc) {
+    if (rc || help) {
+        if (help) cli_print_help(stdout, train_usage, train_tables, &a, CLI_EXIT_HELP);
         free(a.seeds);
         return rc;
     }
-    if (help) {
-        cli_print_help(stdout, train_usage, train_tables, &a, CLI_EXIT_HELP);
-        free(a.seeds);
-        return PF_OK;
-    }
+    pf_train_run_config c;
+    pf_train_run_config_default(&c);
+    c.data = a.common.data;
+    cli_model_spec(&a.model, &c.model);
+    cli_model_train_config(&a.model, &c.protocol);
+    c.beta = a.beta;
+    cli_progress prog;
+    cli_progress_init(&prog, "train", a.common.quiet);
+    c.progress = cli_event;
+    c.progress_ctx = &prog;
     pf_error err;
     pf_error_clear(&err);
-    pf_dataset train = {0}, test = {0};
     pf_ctx *ctx = NULL;
-    /* every output can be written, before any training */
-    for (long k = 0; k < (a.seeds ? a.n_seeds : 1) && !rc; k++) {
-        char out[4096];
-        if (a.seeds && seed_path(out, sizeof out, a.out, a.seeds[k]))
-            rc = pf_fail(&err, PF_EINPUT, "--out: path too long");
-        else
-            rc = pf_check_output_file(a.seeds ? out : a.out, &err);
-    }
-    if (rc) goto done;
-    if ((rc = pf_ctx_create(&ctx, a.common.threads, &err)) ||
-        (rc = pf_data_load(&a.common.data, &train, &test, &err)))
-        goto done;
-    if (!a.seeds) {
-        rc = train_one(ctx, &a, &a.model, a.out, &train, &test, &err);
-        goto done;
-    }
-    for (long k = 0; k < a.n_seeds && !rc; k++) {
-        char out[4096];
-        if (seed_path(out, sizeof out, a.out, a.seeds[k])) {
-            rc = pf_fail(&err, PF_EINPUT, "--out: path too long");
-            break;
-        }
-        if (access(out, F_OK) == 0) {
-            /* done in an earlier run: resume past it */
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "command", "train");
-            cJSON_AddStringToObject(o, "out", out);
-            cJSON_AddNumberToObject(o, "seed", (double)a.seeds[k]);
-            cJSON_AddBoolToObject(o, "skipped", 1);
-            cJSON_AddStringToObject(o, "reason", "exists");
-            cli_print_json(o);
-            continue;
-        }
-        cli_model_opts model = a.model;
-        model.seed = a.seeds[k];
-        rc = train_one(ctx, &a, &model, out, &train, &test, &err);
-    }
-done:
+    pf_report report = {0};
+    if (!(rc = pf_ctx_create(&ctx, a.common.threads, &err)))
+        rc = pf_run_train(ctx, a.out, a.seeds, a.n_seeds, &c, &report, &err);
+    cli_progress_done(&prog);
+    cli_print_report(&report, 0);   /* JSON lines, the models done before any failure */
     if (rc) cli_error("train", rc, "%s", err.msg);
+    pf_report_free(&report);
     pf_ctx_free(ctx);
     free(a.seeds);
-    pf_dataset_free(&train);
-    pf_dataset_free(&test);
     return rc;
 }

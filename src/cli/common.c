@@ -138,23 +138,12 @@ void cli_common_finish(cli_common *c)
     c->data.target = kinds[c->target];
 }
 
-void cli_progress_init(cli_progress *p, int quiet)
+void cli_progress_init(cli_progress *p, const char *cmd, int quiet)
 {
     memset(p, 0, sizeof *p);
-    p->enabled = !quiet && isatty(STDERR_FILENO);
-}
-
-void cli_progress_fn(void *ctx, const pf_progress *p)
-{
-    cli_progress *c = ctx;
-    if (!c->enabled) return;
-    double done = (double)(p->epoch - 1) * (double)p->steps_per_epoch + (double)p->step;
-    double rate = p->seconds > 0 ? done / p->seconds : 0.0;
-    double left_epoch = rate > 0 ? (double)(p->steps_per_epoch - p->step) / rate : 0.0;
-    fprintf(stderr, "\r\033[Kbeta %-8g epoch %d/%d  step %ld/%ld  loss %.5f  %.0f steps/s  epoch ETA %.1fs",
-            c->beta, p->epoch, p->max_epochs, p->step, p->steps_per_epoch, p->loss, rate, left_epoch);
-    fflush(stderr);
-    c->printed = 1;
+    p->cmd = cmd;
+    p->quiet = quiet;
+    p->terminal = !quiet && isatty(STDERR_FILENO);
 }
 
 void cli_progress_done(cli_progress *p)
@@ -163,47 +152,74 @@ void cli_progress_done(cli_progress *p)
     p->printed = 0;
 }
 
-cJSON *cli_eval_json(const pf_eval *e)
+static void epoch_line(cli_progress *c, const pf_event *e)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "n", (double)e->n);
-    cJSON_AddNumberToObject(o, "loss", e->loss);
-    if (e->n_classes > 0) {
-        cJSON_AddNumberToObject(o, "accuracy", e->accuracy);
-        cJSON *pc = cJSON_AddArrayToObject(o, "class_accuracy");
-        for (int k = 0; k < e->n_classes; k++)
-            cJSON_AddItemToArray(pc, e->class_accuracy[k] < 0 ? cJSON_CreateNull()
-                                                             : cJSON_CreateNumber(e->class_accuracy[k]));
+    double done = (double)(e->epoch - 1) * (double)e->steps + (double)e->step;
+    double rate = e->seconds > 0 ? done / e->seconds : 0.0;
+    double left = rate > 0 ? (double)(e->steps - e->step) / rate : 0.0;
+    fprintf(stderr, "\r\033[Kbeta %-8g epoch %d/%d  step %ld/%ld  loss %.5f  %.0f steps/s  epoch ETA %.1fs",
+            e->beta, e->epoch, e->max_epochs, e->step, e->steps, e->loss, rate, left);
+    fflush(stderr);
+    c->printed = 1;
+}
+
+static void point_line(const pf_event *e)
+{
+    if (e->dist_anchor > 0 || e->step_length > 0 || e->bridge) {   /* a path's point */
+        fprintf(stderr, "[%s] %s %ld beta %-10.4g test err %6.2f%% (segment max %6.2f%%)  |theta-B| %9.4f  "
+                "step %8.4f%s%s  %.1fs\n", e->run, e->bridge ? "bridge" : "point", e->index, e->beta,
+                e->test_error, e->segment_max_test_error, e->dist_anchor, e->step_length,
+                e->retries ? "  retried" : "", e->jump == 1 ? "  JUMP" : e->jump == 2 ? "  drift" : "",
+                e->seconds);
+        return;
     }
-    return o;
+    fprintf(stderr, "[%ld/%ld] beta %-9.6g %-4s epochs %2d  test acc %6.2f%%  r %8.4f  E %.4f  %.1fs\n",
+            e->index + 1, e->total, e->beta, e->direction > 0 ? "up" : "down", e->epochs, e->test_accuracy,
+            e->r, e->train_loss, e->seconds);
 }
 
-cJSON *cli_protocol_json(const pf_train_config *cfg, int threads)
+void cli_event(void *ctx, const pf_event *e)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "optimizer", pf_opt_name(cfg->opt.kind));
-    cJSON_AddNumberToObject(p, "lr", cfg->opt.lr);
-    cJSON_AddNumberToObject(p, "momentum", cfg->opt.momentum);
-    cJSON_AddNumberToObject(p, "batch", cfg->batch);
-    cJSON_AddNumberToObject(p, "max_epochs", cfg->max_epochs);
-    cJSON_AddNumberToObject(p, "patience", cfg->patience);
-    cJSON_AddNumberToObject(p, "min_delta", cfg->min_delta);
-    cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
-    cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
-    cJSON_AddNumberToObject(p, "threads", threads);
-    return p;
+    cli_progress *c = ctx;
+    switch (e->kind) {
+    case PF_EVENT_EPOCH:
+        if (c->terminal) epoch_line(c, e);
+        break;
+    case PF_EVENT_POINT:
+        if (!c->terminal) break;
+        cli_progress_done(c);
+        point_line(e);
+        break;
+    case PF_EVENT_NOTE:
+        if (c->quiet) break;
+        cli_progress_done(c);
+        fprintf(stderr, "pathfinder %s: %s\n", c->cmd, e->text);
+        break;
+    case PF_EVENT_WARNING:
+        cli_progress_done(c);
+        fprintf(stderr, "pathfinder %s: warning: %s\n", c->cmd, e->text);
+        break;
+    case PF_EVENT_LANCZOS:
+        if (!c->terminal) break;
+        fprintf(stderr, "\r\033[Klanczos: Krylov dimension %ld, %d/%ld converged, %.1f s", e->index,
+                e->epoch, e->total, e->seconds);
+        fflush(stderr);
+        c->printed = 1;
+        break;
+    }
 }
 
-cJSON *cli_metrics_json(const pf_metrics *m)
+void cli_print_report(const pf_report *r, int json)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "beta", m->beta);
-    cJSON_AddItemToObject(o, "train", cli_eval_json(&m->train));
-    if (m->test.n) cJSON_AddItemToObject(o, "test", cli_eval_json(&m->test));
-    cJSON_AddNumberToObject(o, "r", m->r);
-    cJSON_AddNumberToObject(o, "reg_loss", m->reg_loss);
-    return o;
+    const char *text = json ? r->json : r->text;
+    if (!text) return;
+    fputs(text, stdout);
+    if (json) fputc('\n', stdout);
+    fflush(stdout);
 }
+
+
+
 
 void cli_print_json(cJSON *obj)
 {
@@ -215,3 +231,35 @@ void cli_print_json(cJSON *obj)
     }
     cJSON_Delete(obj);
 }
+
+/* ---- analysis options ------------------------------------------------------- */
+
+const cli_option cli_detect_rows[] = {
+    {CLI_SECTION, .help = "Transitions:"},
+    {CLI_INT, "window", "N", CLI_OFF(pf_analysis_config, detect.window), 2, 1000, 0,
+     "points on each side for the local trends", .given = 0},
+    {CLI_DOUBLE, "threshold", "X", CLI_OFF(pf_analysis_config, detect.threshold), 0, INFINITY, CLI_LO_OPEN,
+     "jump of log r over the local noise needed for a transition", .given = 0},
+    {CLI_DOUBLE, "min-jump", "X", CLI_OFF(pf_analysis_config, detect.min_rel_jump), 0, INFINITY, 0,
+     "smallest relative drop of r that counts", .given = 0},
+    {CLI_DOUBLE, "gap-factor", "X", CLI_OFF(pf_analysis_config, detect.gap_factor), 0, INFINITY, 0,
+     "a grid step this many times wider than its neighbours' (in beta and in log beta) is a phase "
+     "boundary, not a transition (0: never)", .given = 0},
+    {CLI_DOUBLE, "encoded-threshold", "P", CLI_OFF(pf_analysis_config, encoding.threshold), 0, 100, 0,
+     "a class is encoded on a plateau when its mean test accuracy there is above P percent...", .given = 0},
+    {CLI_DOUBLE, "encoded-fraction", "F", CLI_OFF(pf_analysis_config, encoding.fraction), 0, 1, 0,
+     "...and it is above P on at least F of the plateau's points (0: the mean alone); classes above "
+     "P on a quarter of the points or more but not encoded are partial", .given = 0},
+    {CLI_END},
+};
+
+const cli_option cli_refine_rows[] = {
+    {CLI_DOUBLE, "refine-tol", "X", CLI_OFF(pf_analysis_config, refine_tol), 0, INFINITY, CLI_LO_OPEN,
+     "bisect each transition in beta down to an interval of X", .given = 0},
+    {CLI_END},
+};
+
+const cli_option cli_no_refine_rows[] = {
+    {CLI_FLAG, "no-refine", NULL, 0, .help = "detect transitions but do not bisect them"},
+    {CLI_END},
+};

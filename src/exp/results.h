@@ -344,4 +344,44 @@ int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dat
                   const pf_dataset *test, const pf_train_config *base, const pf_path_config *pc,
                   pf_path_point_fn on_point, void *ctx, pf_path_result *out, pf_error *err);
 
+/* ------------------------------------------------------------ a sweep's leg */
+
+/* One direction of a sweep, in ascending beta, with its transitions, grid
+ * gaps, phases and refinements (leg.c). Phases are split at both
+ * transitions and gaps; only transitions are labelled T1.. (D1.. down),
+ * scored, refined, marked in figures and kept checkpoints for. Points
+ * whose training diverged are left out. */
+typedef struct {
+    int direction;
+    long n;
+    int n_classes;
+    const pf_point_result **rows;  /* (n) pointers into the sweep's rows */
+    pf_point_result *sorted;       /* (n) copies in ascending beta */
+    double *buf, *beta, *r, *loss, *reg, *acc, *class_acc;
+    pf_transition *t;
+    long nt;
+    long *gaps;                    /* (ng) index (ascending) of the point below each grid gap */
+    long ng;
+    pf_phase *ph;                  /* (nph) */
+    long nph;                      /* nt + ng + 1 when there are classes, else 0 */
+    pf_refined *refined;           /* (nt) */
+    int *has_refined;
+} pf_leg;
+
+int pf_leg_build(pf_leg *g, const pf_point_result *rows, long n_rows, int direction,
+                 const pf_detect_config *dc, const pf_encoding *enc, pf_error *err);
+void pf_leg_free(pf_leg *g);
+/* "up" or "down"; "T3" (up) or "D2" (down) for transition k. */
+const char *pf_leg_name(const pf_leg *g);
+void pf_leg_label(char *buf, size_t n, const pf_leg *g, long k);
+/* The phase just below transition k, or gap k (-1 if none). */
+long pf_leg_phase_below_transition(const pf_leg *g, long k);
+long pf_leg_phase_below_gap(const pf_leg *g, long k);
+/* Across the boundary between phases p and p + 1: lost = before \ after,
+ * gained = after \ before, in the leg's direction of travel (both empty
+ * when p is not a boundary). */
+void pf_leg_boundary_sets(const pf_leg *g, long p, uint64_t *lost, uint64_t *gained);
+/* A phase named as its node in the hierarchy would be. */
+void pf_phase_label(char *buf, size_t n, const pf_phase *q);
+
 #endif
