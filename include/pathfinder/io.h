@@ -63,6 +63,10 @@ typedef struct {
     double mean, std;        /* PF_NORM_FIXED */
     long train_subset;       /* > 0: fixed seeded subset of the training set */
     uint64_t subset_seed;
+    /* Data in memory instead of spec (borrowed): copied, then normalized as
+     * a table is (each feature by the training set's mean and std under
+     * auto), and subset like any other. */
+    const pf_dataset *train_arrays, *test_arrays;
 } pf_data_options;
 
 void pf_data_options_default(pf_data_options *o);

@@ -263,4 +263,37 @@ int pf_seed_path(char *dst, size_t n, const char *pattern, uint64_t seed);
 int pf_run_eval(pf_ctx *ctx, const char *model, const pf_data_options *data, double beta,
                 const char *anchor, const char *act, pf_report *report, pf_error *err);
 
+/* -------------------------------------------------------------- commands */
+
+/* Every run call by name, with its options given as the command line
+ * spells them (without the dashes): the command line and the bindings both
+ * go through these, so their options, checks, defaults and help are the
+ * library's. Commands: train, eval, hessian, sweep, transitions,
+ * hierarchy, connect, probe (pf_command_name(i) lists them, NULL after the
+ * last). */
+typedef struct pf_command pf_command;
+
+const char *pf_command_name(int i);
+int pf_command_new(const char *name, pf_command **cmd, pf_error *err);
+void pf_command_free(pf_command *cmd);
+/* Its options: name i (NULL past the last), and whether it takes a value. */
+int pf_command_n_options(const pf_command *cmd);
+const char *pf_command_option(const pf_command *cmd, int i, int *takes_value);
+/* Set an option (value NULL for a flag); PF_EINPUT naming the option and
+ * what it needs. Values are copied. */
+int pf_command_set(pf_command *cmd, const char *option, const char *value, pf_error *err);
+/* A positional argument: a checkpoint, a folder. */
+int pf_command_arg(pf_command *cmd, const char *arg, pf_error *err);
+/* Data in memory instead of --data (borrowed; they must outlive the run). */
+int pf_command_arrays(pf_command *cmd, const pf_dataset *train, const pf_dataset *test, pf_error *err);
+void pf_command_events(pf_command *cmd, pf_event_fn fn, void *ctx);
+void pf_command_figures(pf_command *cmd, pf_figures_fn fn);
+/* The command line it came from, recorded in a sweep's config.json. */
+void pf_command_line(pf_command *cmd, int argc, char *const *argv);
+int pf_command_quiet(const pf_command *cmd);
+int pf_command_json(const pf_command *cmd);
+/* --help, with the defaults the library sets (allocated). */
+char *pf_command_help(const pf_command *cmd);
+int pf_command_run(pf_command *cmd, pf_report *out, pf_error *err);
+
 #endif

@@ -1,82 +1,23 @@
-/* The command-line front: thin commands over the library. */
+/* The command-line front: it parses, calls the library and prints. */
 #ifndef PATHFINDER_CLI_H
 #define PATHFINDER_CLI_H
 
-#include <cJSON.h>
+#include <stdio.h>
 
 #include "pathfinder/core.h"
-#include "pathfinder/hessian.h"
-#include "pathfinder/exp.h"
-#include "pathfinder/io.h"
 #include "pathfinder/run.h"
 #include "pathfinder/fig.h"
-#include "opts.h"
 
-int cmd_train(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_hessian(int argc, char **argv);
-int cmd_sweep(int argc, char **argv);
-int cmd_connect(int argc, char **argv);
-int cmd_probe(int argc, char **argv);
-int cmd_transitions(int argc, char **argv);
-int cmd_hierarchy(int argc, char **argv);
+/* Run the library's command `name` (train, eval, hessian, sweep,
+ * transitions, hierarchy, connect, probe) on argv[1..argc). */
+int cli_run_command(const char *name, int argc, char **argv);
+/* pathfinder plot: columns of a CSV table against another. */
 int cmd_plot(int argc, char **argv);
 
 /* Print "pathfinder CMD: message" to stderr and return code. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Report a usage error (one line, pointing at --help); returns PF_EINPUT. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Strict number parsing for option values. */
-int cli_parse_double(const char *s, double *out);
-int cli_parse_long(const char *s, long *out);
-int cli_parse_u64(const char *s, uint64_t *out);
-
-/* Options every command that reads data takes: the data, the thread team,
- * the output style. */
-typedef struct {
-    pf_data_options data;
-    int target;      /* CLI_CHOICE index into auto, class, regression */
-    int threads;
-    int quiet;
-    int json;        /* one JSON document on stdout instead of the tables */
-} cli_common;
-
-void cli_common_default(cli_common *c);
-/* The data rows (--data ... --targets) and the other rows (--threads,
- * --quiet, --json), for tables based at the command's cli_common. */
-extern const cli_option cli_data_rows[];
-extern const cli_option cli_other_rows[];
-/* After parsing: the data options as the library takes them. */
-void cli_common_finish(cli_common *c);
-
-/* Model and protocol options shared by train, sweep, connect and probe. */
-typedef struct {
-    const char *arch, *act, *loss, *init, *anchor;
-    int no_bias, keep_optimizer;
-    uint64_t seed;
-    int optimizer;                  /* pf_opt_kind */
-    double lr, momentum, min_delta, grad_tol;
-    long batch, max_epochs, patience;
-    int lr_given, max_epochs_given, grad_tol_given, seed_given;
-} cli_model_opts;
-
-/* Defaults from the library's (pf_train_config_default). */
-void cli_model_default(cli_model_opts *m);
-/* --arch, --act, --no-bias, --loss, --init, --seed, --anchor. */
-extern const cli_option cli_model_rows[];
-/* --optimizer ... --grad-tol. */
-extern const cli_option cli_protocol_rows[];
-void cli_model_train_config(const cli_model_opts *m, pf_train_config *cfg);
-/* The model options as the library's spec. */
-void cli_model_spec(const cli_model_opts *m, pf_model_spec *spec);
-
-/* Analysis options, for tables based at a pf_analysis_config: detection
- * and encoding (--window ... --encoded-fraction), --refine-tol; and
- * --no-refine, for a table based at an int. */
-extern const cli_option cli_detect_rows[];
-extern const cli_option cli_refine_rows[];
-extern const cli_option cli_no_refine_rows[];
 
 /* Progress on stderr, drawn from the library's events: a progress line of
  * the epoch under way (only when stderr is a terminal), a line per point
@@ -92,12 +33,7 @@ void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
 /* A pf_event_fn with ctx = the cli_progress. */
 void cli_event(void *ctx, const pf_event *e);
 void cli_progress_done(cli_progress *p);
-/* Print a run's report: its text, or its JSON document with --json. */
+/* Print a run's report: its text, or its JSON document with json. */
 void cli_print_report(const pf_report *r, int json);
-
-/* Print obj as one line on stdout and delete it. */
-void cli_print_json(cJSON *obj);
-/* The exit-status line every --help ends with. */
-#define CLI_EXIT_HELP "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n"
 
 #endif

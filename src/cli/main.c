@@ -49,15 +49,9 @@ int main(int argc, char **argv)
         printf("pathfinder %s\n", PF_VERSION);
         return PF_OK;
     }
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
-    if (strcmp(cmd, "hessian") == 0) return cmd_hessian(argc - 1, argv + 1);
-    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 1, argv + 1);
-    if (strcmp(cmd, "connect") == 0) return cmd_connect(argc - 1, argv + 1);
-    if (strcmp(cmd, "probe") == 0) return cmd_probe(argc - 1, argv + 1);
-    if (strcmp(cmd, "transitions") == 0) return cmd_transitions(argc - 1, argv + 1);
-    if (strcmp(cmd, "hierarchy") == 0) return cmd_hierarchy(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
+    for (int i = 0; pf_command_name(i); i++)
+        if (strcmp(cmd, pf_command_name(i)) == 0) return cli_run_command(cmd, argc - 1, argv + 1);
     fprintf(stderr, "pathfinder: unknown command '%s' (see pathfinder --help)\n", cmd);
     return PF_EINPUT;
 }
