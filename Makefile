@@ -21,7 +21,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS  := $(wildcard include/pathfinder/*.h src/*/*.h tests/*.h)
 
-.PHONY: all deps data fixtures check asan demo bench paper-sweep clean
+.PHONY: all deps data fixtures check asan demo bench paper-sweep clean fuzz
 all: $(BUILD)/pathfinder $(TEST_BIN)
 
 deps:
@@ -75,3 +75,5 @@ paper-sweep: data
 
 clean:
 	rm -rf build build-asan
+
+include tests/fuzz/fuzz.mk

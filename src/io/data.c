@@ -1,6 +1,7 @@
 /* Named and on-disk datasets: find the files, load train and test, normalize
  * with training statistics, and take a fixed seeded training subset. */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -137,8 +138,12 @@ static void scale_all(pf_dataset *d, double mean, double std)
     for (size_t i = 0; i < count; i++) d->x[i] = (d->x[i] - m) / s;
 }
 
+/* A std we divide by: zero or below FLT_MIN (subnormal as a float, the type
+ * the data is scaled in) would turn the inputs into Inf or rounding noise. */
+static int usable_std(double std) { return isfinite(std) && std >= FLT_MIN; }
+
 /* One mean and std over every value of the training set. */
-static void scalar_stats(const pf_dataset *d, double *mean, double *std)
+static int scalar_stats(const pf_dataset *d, double *mean, double *std, pf_error *err)
 {
     size_t count = d->n * (size_t)d->dim;
     double sum = 0, sq = 0;
@@ -146,10 +151,15 @@ static void scalar_stats(const pf_dataset *d, double *mean, double *std)
     *mean = sum / (double)count;
     for (size_t i = 0; i < count; i++) sq += (d->x[i] - *mean) * (d->x[i] - *mean);
     *std = sqrt(sq / (double)count);
-    if (!(*std > 0)) *std = 1;
+    if (!usable_std(*std))
+        return pf_fail(err, PF_EINPUT, "%s: training values have std %g (mean %g): too small to "
+                       "normalize by; use --normalize none or MEAN,STD", d->name, *std, *mean);
+    return PF_OK;
 }
 
-/* Per-feature z-score with the training set's mean and std (0 std -> 1). */
+/* Per-feature z-score with the training set's mean and std. A constant
+ * feature (std 0) keeps std 1, so it becomes 0 in training; a std that is
+ * not 0 but below FLT_MIN is refused, naming the feature. */
 static int zscore_features(pf_dataset *train, pf_dataset *test, pf_error *err)
 {
     int dim = train->dim;
@@ -169,7 +179,15 @@ static int zscore_features(pf_dataset *train, pf_dataset *test, pf_error *err)
         }
     for (int j = 0; j < dim; j++) {
         std[j] = sqrt(std[j] / (double)train->n);
-        if (!(std[j] > 0)) std[j] = 1;
+        if (std[j] == 0) std[j] = 1;
+        if (!usable_std(std[j])) {
+            int rc = pf_fail(err, PF_EINPUT, "%s: feature %d has std %g (mean %g) in training: "
+                             "too small to normalize by; use --normalize none or MEAN,STD",
+                             train->name, j + 1, std[j], mean[j]);
+            free(mean);
+            free(std);
+            return rc;
+        }
     }
     pf_dataset *sets[2] = {train, test};
     for (int s = 0; s < 2; s++)
@@ -193,9 +211,9 @@ static int normalize(const pf_data_options *o, source_kind src, pf_dataset *trai
     case PF_NORM_NONE:
         return PF_OK;
     case PF_NORM_FIXED:
-        if (!(std > 0) || !isfinite(mean) || !isfinite(std))
-            return pf_fail(err, PF_EINPUT, "normalization needs a finite mean and std > 0, "
-                           "not %g and %g", mean, std);
+        if (!usable_std(std) || !isfinite(mean))
+            return pf_fail(err, PF_EINPUT, "%s: normalization needs a finite mean and a finite "
+                           "std of at least %g, not %g and %g", train->name, FLT_MIN, mean, std);
         break;
     case PF_NORM_AUTO:
         if (src == SRC_TABLE) return zscore_features(train, test, err);
@@ -203,7 +221,8 @@ static int normalize(const pf_data_options *o, source_kind src, pf_dataset *trai
             mean = MNIST_MEAN;
             std = MNIST_STD;
         } else {
-            scalar_stats(train, &mean, &std);
+            int rc = scalar_stats(train, &mean, &std, err);
+            if (rc) return rc;
         }
         break;
     }
@@ -265,6 +284,29 @@ static int check_agree(const char *name, pf_dataset *train, pf_dataset *test, pf
     return PF_OK;
 }
 
+/* Auto-detection made one CSV file's targets class labels and the other's
+ * regression values (a stray -1, say). Read the regression one again as
+ * class labels, so the error names the file and line of the first value
+ * that is not a label. */
+static int csv_disagreement(const pf_data_options *o, char paths[][PATH_LEN],
+                            const pf_dataset *train, pf_error *err)
+{
+    const char *odd = train->labels ? paths[1] : paths[0];
+    const char *other = train->labels ? paths[0] : paths[1];
+    pf_dataset again;
+    pf_error why;
+    pf_error_clear(&why);
+    int rc = pf_csv_read(odd, o->n_targets, PF_TARGET_CLASS, &again, &why);
+    pf_dataset_free(&again);
+    if (rc == PF_OK) return PF_OK;  /* cannot happen; check_agree still reports it */
+    if (rc != PF_EINPUT) {
+        *err = why;
+        return rc;
+    }
+    return pf_fail(err, PF_EINPUT, "%s, while %s has class labels (use --target to choose)",
+                   why.msg, other);
+}
+
 /* Find and read the files; *src says how to normalize. */
 static int load_files(const pf_data_options *o, const char *name, source_kind *src,
                       pf_dataset *train, pf_dataset *test, pf_error *err)
@@ -303,7 +345,9 @@ static int load_files(const pf_data_options *o, const char *name, source_kind *s
     }
     if (find_set(paths, o->spec, csv_names, 2, 0)) {
         int rc = pf_csv_read(paths[0], o->n_targets, o->target, train, err);
-        return rc ? rc : pf_csv_read(paths[1], o->n_targets, o->target, test, err);
+        if (!rc) rc = pf_csv_read(paths[1], o->n_targets, o->target, test, err);
+        if (!rc && !train->labels != !test->labels) rc = csv_disagreement(o, paths, train, err);
+        return rc;
     }
     if (find_set(paths, o->spec, npy_names, 4, 0)) {
         int rc = pf_npy_read_dataset(paths[0], paths[1], o->target, train, err);
