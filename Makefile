@@ -23,7 +23,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS  := $(wildcard include/pathfinder/*.h src/*/*.h tests/*.h)
 
-.PHONY: all deps data fixtures check asan demo bench paper-sweep clean
+.PHONY: all deps data fixtures check asan demo bench paper-sweep clean fuzz
 all: $(BUILD)/pathfinder $(TEST_BIN)
 
 deps:
@@ -60,6 +60,7 @@ fixtures: deps
 check: data
 	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory fuzz-replay
 
 asan:
 	@$(MAKE) --no-print-directory check BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
@@ -81,3 +82,5 @@ paper-sweep: data
 
 clean:
 	rm -rf build build-asan
+
+include tests/fuzz/fuzz.mk

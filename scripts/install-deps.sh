@@ -13,6 +13,7 @@ packages=(
     libplplot-dev plplot-driver-cairo   # figures (PNG, PDF, SVG)
     python3-torch python3-numpy   # PyTorch reference for cross-checks and bench/
     dataset-fashion-mnist         # Fashion-MNIST IDX files
+    clang libclang-rt-14-dev      # libFuzzer + ASan/UBSan runtimes for make fuzz / fuzz-check
 )
 
 missing=()

@@ -85,7 +85,7 @@ static void show_normalize(const void *opts, char *buf, size_t n)
 static const char *const target_names[] = {"auto", "class", "regression", NULL};
 
 static const pf_option data_rows[] = {
-    {OPT_SECTION, .help = "Data:"},
+    {.kind = OPT_SECTION, .help = "Data:"},
     {OPT_STR, "data", "SPEC", OPT_OFF(common_opts, data.spec), .help =
      "mnist, fashion-mnist, or a folder with IDX files (train-images-idx3-ubyte[.gz] ...), "
      "train.csv/test.csv, or train_x.npy/train_y.npy/test_x.npy/test_y.npy"},
@@ -99,18 +99,18 @@ static const pf_option data_rows[] = {
      "auto (integral single targets are class labels), class or regression", .choices = target_names},
     {OPT_INT, "targets", "K", OPT_OFF(common_opts, data.n_targets), 1, 1 << 20, OPT_NO_DEFAULT,
      "CSV: number of trailing target columns (default 1)", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option other_rows[] = {
-    {OPT_SECTION, .help = "Other:"},
+    {.kind = OPT_SECTION, .help = "Other:"},
     {OPT_INT, "threads", "N", OPT_OFF(common_opts, threads), 1, PF_MAX_THREADS, 0,
      "size of pathfinder's thread team, which splits every minibatch and data pass; the same "
      "seed and thread count give the same output", .given = 0},
     {OPT_FLAG, "quiet", NULL, OPT_OFF(common_opts, quiet), .help = "no progress on stderr"},
     {OPT_FLAG, "json", NULL, OPT_OFF(common_opts, json), .help =
      "print the result as one JSON document on stdout instead of the tables"},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static void common_finish(common_opts *c)
@@ -173,7 +173,7 @@ static void show_max_epochs(const void *opts, char *buf, size_t n)
 }
 
 static const pf_option model_rows[] = {
-    {OPT_SECTION, .help = "Model:"},
+    {.kind = OPT_SECTION, .help = "Model:"},
     {OPT_STR, "arch", "SIZES", OPT_OFF(model_opts, arch), 0, 0, OPT_NO_DEFAULT,
      "layer sizes, e.g. 784,128,128,10 (default: INPUT,128,128,OUTPUT)", .given = 0},
     {OPT_STR, "act", "NAMES", OPT_OFF(model_opts, act), .help =
@@ -188,11 +188,11 @@ static const pf_option model_rows[] = {
      "seed of the initialization and the minibatch shuffling", .given = OPT_GIVEN(model_opts, seed_given)},
     {OPT_STR, "anchor", "FILE", OPT_OFF(model_opts, anchor), 0, 0, OPT_NO_DEFAULT,
      "anchor of the L2 term (default: the origin)", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option protocol_rows[] = {
-    {OPT_SECTION, .help = "Protocol (the defaults are the paper's):"},
+    {.kind = OPT_SECTION, .help = "Protocol (the defaults are the paper's):"},
     {OPT_CHOICE, "optimizer", "NAME", OPT_OFF(model_opts, optimizer), .help =
      "adam, sgd (with momentum) or lbfgs (full batch, deterministic)", .choices = optimizer_names},
     {OPT_DOUBLE, "lr", "X", OPT_OFF(model_opts, lr), 0, INFINITY, OPT_LO_OPEN,
@@ -210,7 +210,7 @@ static const pf_option protocol_rows[] = {
      "keep the optimizer's state from one beta to the next (default: a new optimizer per beta)"},
     {OPT_DOUBLE, "grad-tol", "X", OPT_OFF(model_opts, grad_tol), 0, INFINITY, OPT_LO_OPEN,
      "lbfgs: stop when max |gradient| < X", .given = OPT_GIVEN(model_opts, grad_tol_given)},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static void model_protocol(const model_opts *m, pf_train_config *cfg)
@@ -241,7 +241,7 @@ static void model_spec(const model_opts *m, pf_model_spec *spec)
 /* ---- analysis options ------------------------------------------------------- */
 
 static const pf_option detect_rows[] = {
-    {OPT_SECTION, .help = "Transitions:"},
+    {.kind = OPT_SECTION, .help = "Transitions:"},
     {OPT_INT, "window", "N", OPT_OFF(pf_analysis_config, detect.window), 2, 1000, 0,
      "points on each side for the local trends", .given = 0},
     {OPT_DOUBLE, "threshold", "X", OPT_OFF(pf_analysis_config, detect.threshold), 0, INFINITY, OPT_LO_OPEN,
@@ -256,18 +256,18 @@ static const pf_option detect_rows[] = {
     {OPT_DOUBLE, "encoded-fraction", "F", OPT_OFF(pf_analysis_config, encoding.fraction), 0, 1, 0,
      "...and it is above P on at least F of the plateau's points (0: the mean alone); classes above "
      "P on a quarter of the points or more but not encoded are partial", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option refine_rows[] = {
     {OPT_DOUBLE, "refine-tol", "X", OPT_OFF(pf_analysis_config, refine_tol), 0, INFINITY, OPT_LO_OPEN,
      "bisect each transition in beta down to an interval of X", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option no_refine_rows[] = {
     {OPT_FLAG, "no-refine", NULL, 0, .help = "detect transitions but do not bisect them"},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 #define EXIT_HELP "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n"
@@ -302,14 +302,14 @@ typedef struct {
 } train_args;
 
 static const pf_option train_rows[] = {
-    {OPT_SECTION, .help = "Training:"},
+    {.kind = OPT_SECTION, .help = "Training:"},
     {OPT_DOUBLE, "beta", "B", OPT_OFF(train_args, beta), 0, INFINITY, 0,
      "L2 strength: adds (B/2)||theta - anchor||^2", .given = 0},
     {OPT_STR, "out", "FILE", OPT_OFF(train_args, out), 0, 0, OPT_REQUIRED, "checkpoint to write", .given = 0},
     {OPT_STR, "seeds", "SPEC", OPT_OFF(train_args, seeds_spec), 0, 0, OPT_NO_DEFAULT,
      "train one model per seed, a range 0-4 or a list 0,1,2; --out must contain {seed} (e.g. "
      "minima/seed{seed}.safetensors); a seed whose file exists is skipped; one JSON line per seed", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option_table train_tables[] = {
@@ -416,14 +416,14 @@ static void show_checkpoint(const void *opts, char *buf, size_t n)
 }
 
 static const pf_option eval_rows[] = {
-    {OPT_SECTION, .help = "Evaluation:"},
+    {.kind = OPT_SECTION, .help = "Evaluation:"},
     {OPT_DOUBLE, "beta", "B", OPT_OFF(eval_args, beta), 0, INFINITY, 0,
      "L2 strength for the regularized loss", .show = show_checkpoint},
     {OPT_STR, "anchor", "FILE", OPT_OFF(eval_args, anchor), 0, 0, OPT_NO_DEFAULT,
      "anchor for r and L_beta (default: the origin)", .given = 0},
     {OPT_STR, "act", "NAMES", OPT_OFF(eval_args, act), 0, 0, OPT_NO_DEFAULT,
      "activations, for checkpoints without pathfinder metadata", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option_table eval_tables[] = {
@@ -516,7 +516,7 @@ static void show_max_dim(const void *opts, char *buf, size_t n)
 }
 
 static const pf_option hessian_rows[] = {
-    {OPT_SECTION, .help = "Spectrum:"},
+    {.kind = OPT_SECTION, .help = "Spectrum:"},
     {OPT_INT, "k", "K", OPT_OFF(hessian_args, s.lanczos.k), 1, 1 << 30, 0, "eigenvalues wanted at each end", .given = 0},
     {OPT_CHOICE, "which", "END", OPT_OFF(hessian_args, which), .help =
      "both, largest or smallest (algebraic: negative eigenvalues are the smallest)", .choices = which_names},
@@ -537,7 +537,7 @@ static const pf_option hessian_rows[] = {
     {OPT_STR, "act", "NAMES", OPT_OFF(hessian_args, s.act), 0, 0, OPT_NO_DEFAULT,
      "activations, for checkpoints without pathfinder metadata", .given = 0},
     {OPT_LONG, "block", "N", OPT_OFF(hessian_args, s.block), 1, 1 << 20, 0, "samples per sgemm block", .given = 0},
-    {OPT_SECTION, .help = "Output:"},
+    {.kind = OPT_SECTION, .help = "Output:"},
     {OPT_CUSTOM, "out", "FILE", 0, 0, 0, OPT_NO_DEFAULT,
      "also write the results as FILE.json or FILE.csv (by extension)", .parse = parse_out},
     {OPT_CUSTOM, "vectors", "FILE.npy", 0, 0, 0, OPT_NO_DEFAULT,
@@ -556,7 +556,7 @@ static const pf_option hessian_rows[] = {
      "only time H.v at v = theta/||theta||: N one-shot products (from scratch) and N products of a "
      "reused operator (as Lanczos runs them, after its first); prints one JSON line with the best "
      "times, v.Hv and ||Hv||", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option_table hessian_tables[] = {
@@ -625,7 +625,7 @@ static void show_hessian(const void *opts, char *buf, size_t n)
 }
 
 static const pf_option sweep_rows[] = {
-    {OPT_SECTION, .help = "Sweep:"},
+    {.kind = OPT_SECTION, .help = "Sweep:"},
     {OPT_STR, "beta", "GRID", OPT_OFF(sweep_args, grid), .help =
      "a list of values and ranges, each a number, START:STOP:STEP or geom:START:STOP:N, e.g. "
      "0,0.02:0.09:0.0005; the default is the paper's 451 points"},
@@ -637,12 +637,12 @@ static const pf_option sweep_rows[] = {
      "keep the checkpoint of every N-th point (0: only those beside transitions and the last)", .given = 0},
     {OPT_FLAG, "keep-checkpoints", NULL, OPT_OFF(sweep_args, post.keep_checkpoints), .help =
      "keep every point's checkpoint"},
-    {OPT_SECTION, .help = "Hessian:"},
+    {.kind = OPT_SECTION, .help = "Hessian:"},
     {OPT_LONG, "hessian", "N", OPT_OFF(sweep_args, hessian), 0, 1e15, 0,
      "at every point record lambda_min and lambda_max of the Hessian of E (and of L_beta = E + "
      "beta I) in sweep.csv, by Lanczos on the first N training samples (0: all); about 10-40 "
      "products per point", .show = show_hessian},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option_table sweep_tables[] = {
@@ -716,18 +716,18 @@ typedef struct {
 } analyze_args;
 
 static const pf_option hierarchy_rows[] = {
-    {OPT_SECTION, .help = "Output:"},
+    {.kind = OPT_SECTION, .help = "Output:"},
     {OPT_STR, "out", "OUTDIR", OPT_OFF(analyze_args, out), 0, 0, OPT_NO_DEFAULT,
      "where to write the merged hierarchy (phases.json, figures/)", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option output_rows[] = {
-    {OPT_SECTION, .help = "Other:"},
+    {.kind = OPT_SECTION, .help = "Other:"},
     {OPT_FLAG, "json", NULL, OPT_OFF(analyze_args, json), .help =
      "print the result as one JSON document on stdout instead of the tables"},
     {OPT_FLAG, "quiet", NULL, OPT_OFF(analyze_args, quiet), .help = "no progress on stderr"},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option_table transitions_tables[] = {
@@ -836,7 +836,7 @@ static const pf_option connect_rows[] = {
      "output folder, made if missing", .given = 0},
     {OPT_LONG, "star", "I", OPT_OFF(connect_args, star), 0, 1e6, 0,
      "paths from model I (0-based) to every other model", .show = show_all_pairs},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option probe_rows[] = {
@@ -846,11 +846,11 @@ static const pf_option probe_rows[] = {
     {OPT_STR, "out", "DIR", OPT_OFF(connect_args, out), 0, 0, OPT_REQUIRED,
      "output folder, made if missing; done when DIR/summary.json exists; a probe stopped midway "
      "continues from DIR/state.bin", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option path_rows[] = {
-    {OPT_SECTION, .help = "Schedule (default: adaptive geometric):"},
+    {.kind = OPT_SECTION, .help = "Schedule (default: adaptive geometric):"},
     {OPT_DOUBLE, "beta-start", "X", OPT_OFF(connect_args, sched.beta_start), 0, INFINITY, OPT_LO_OPEN,
      "first beta", .given = 0},
     {OPT_DOUBLE, "ratio", "X", OPT_OFF(connect_args, sched.ratio), 1, 1000, OPT_LO_OPEN,
@@ -873,7 +873,7 @@ static const pf_option path_rows[] = {
     {OPT_STR, "beta", "GRID", OPT_OFF(connect_args, grid), 0, 0, OPT_NO_DEFAULT,
      "a fixed grid instead: a list of values and ranges (START:STOP:STEP, geom:START:STOP:N); the "
      "paper's connectivity grid is 0:1e-5:2e-8 in this convention", .given = 0},
-    {OPT_NOTE, .help =
+    {.kind = OPT_NOTE, .help =
      "The rule: the next beta is the last one times the ratio. A step that brought theta closer to "
      "B by more than the cap (the drop of r = ||theta - B||; a growing r is the training's own "
      "drift, and ||theta - theta_prev|| is inflated by minibatch noise) or raised the steering "
@@ -883,13 +883,13 @@ static const pf_option path_rows[] = {
      "smaller steps, else as drift (jump column 2; the ratio is restored). After two easy steps in "
      "a row (at most half the cap and half the jump) (ratio - 1) doubles, up to --max-ratio. A "
      "refused first step retries below --beta-start."},
-    {OPT_SECTION, .help = "Steering (no decision ever looks at the test set):"},
+    {.kind = OPT_SECTION, .help = "Steering (no decision ever looks at the test set):"},
     {OPT_DOUBLE, "val-fraction", "F", OPT_OFF(connect_args, val_fraction), 0, 1,
      OPT_LO_OPEN | OPT_HI_OPEN | OPT_NO_DEFAULT,
      "carve a seeded validation split of F of the training set (the model trains on the rest) and "
      "steer by its error (default: steer by the training error); the test error is measured and "
      "reported only", .given = 0},
-    {OPT_SECTION, .help = "Certification:"},
+    {.kind = OPT_SECTION, .help = "Certification:"},
     {OPT_INT, "certify", "N", OPT_OFF(connect_args, certify.interior), 0, 1000, 0,
      "evenly spaced interior points per segment", .given = 0},
     {OPT_DOUBLE, "rise", "P", OPT_OFF(connect_args, certify.rise), 0, INFINITY, 0,
@@ -897,28 +897,28 @@ static const pf_option path_rows[] = {
      "points", .given = 0},
     {OPT_INT, "refine-levels", "L", OPT_OFF(connect_args, certify.levels), 0, 10, 0,
      "rounds of bisection there", .given = 0},
-    {OPT_NOTE, .help =
+    {.kind = OPT_NOTE, .help =
      "The closing segment from the last point onto B is certified too. Barrier = highest error "
      "along the path minus the higher of the two ends' errors; the straight line A -> B is "
      "measured at the same number of evenly spaced points."},
-    {OPT_SECTION, .help = "Bridges:"},
+    {.kind = OPT_SECTION, .help = "Bridges:"},
     {OPT_LONG, "bridge-depth", "N", OPT_OFF(connect_args, bridge_depth), 0, 10, 0,
      "levels of bridges (0: none)", .given = 0},
     {OPT_DOUBLE, "bridge-barrier", "P", OPT_OFF(connect_args, bridge_barrier), 0, INFINITY, 0,
      "bridge a segment whose steering error climbs more than P points above its higher end", .given = 0},
-    {OPT_NOTE, .help =
+    {.kind = OPT_NOTE, .help =
      "At a first-order transition of the path the model snaps into another basin and the straight "
      "segment across the snap may cross a ridge. Such a segment is bridged: a path from its first "
      "point anchored at its second (same schedule, cap and tolerance scaled to the segment), its "
      "own segments bridged in turn. It replaces the segment if it climbs less. Bridge points are "
      "path.csv rows of kind 'bridge' (their beta belongs to the bridge's anchor); transitions are "
      "detected on the main path only."},
-    {OPT_SECTION, .help = "Hessian:"},
+    {.kind = OPT_SECTION, .help = "Hessian:"},
     {OPT_LONG, "hessian", "N", OPT_OFF(connect_args, hessian), 0, 1e15, 0,
      "record lambda_min and lambda_max of the Hessian of E (and of L_beta = E + beta I) at every "
      "point, by Lanczos on the first N training samples (0: all); slow on large models",
      .show = show_off},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 /* The checkpoints define the model: of the model options only these apply. */
@@ -928,7 +928,7 @@ static const pf_option path_model_rows[] = {
      "activations, for checkpoints without pathfinder metadata", .given = 0},
     {OPT_STR, "loss", "ce|mse", OPT_OFF(model_opts, loss), 0, 0, OPT_NO_DEFAULT,
      "loss, for checkpoints without pathfinder metadata", .given = 0},
-    {OPT_END},
+    {.kind = OPT_END},
 };
 
 static const pf_option_table connect_tables[] = {

@@ -16,7 +16,10 @@ cJSON *pf_sweep_settings(const pf_sweep_config *c, const pf_arch *arch, const pf
     cJSON *s = cJSON_CreateObject();
     char buf[512];
     cJSON *d = cJSON_AddObjectToObject(s, "data");
-    cJSON_AddStringToObject(d, "spec", c->data.spec);
+    /* Arrays passed in memory are recorded as "arrays"; their checksums below
+     * say which. */
+    cJSON_AddStringToObject(d, "spec", c->data.train_arrays ? "arrays"
+                                       : c->data.spec ? c->data.spec : "mnist");
     cJSON_AddStringToObject(d, "name", train->name);
     cJSON_AddNumberToObject(d, "train_subset", (double)c->data.train_subset);
     cJSON_AddNumberToObject(d, "subset_seed", (double)c->data.subset_seed);

@@ -213,6 +213,16 @@ static uint64_t get_uint(const unsigned char *p, int bytes)
     return v;
 }
 
+/* Names (the kind, the fields) are printable ASCII without spaces, so an
+ * error message that quotes one stays one line. */
+static int is_name(const char *s, size_t n)
+{
+    if (n == 0 || strlen(s) != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~') return 0;
+    return 1;
+}
+
 int pf_state_read(const char *path, const char *kind, pf_state **out, pf_error *err)
 {
     *out = NULL;
@@ -258,6 +268,10 @@ int pf_state_read(const char *path, const char *kind, pf_state **out, pf_error *
     char got_kind[64];
     snprintf(got_kind, sizeof got_kind, "%.*s", (int)(kind_len < 63 ? kind_len : 63), (const char *)p);
     p += kind_len;
+    if (!is_name(got_kind, kind_len)) {
+        rc = pf_fail(err, PF_EINPUT, "%s: malformed state (its kind is not a name)", path);
+        goto done;
+    }
     if (kind && strcmp(got_kind, kind) != 0) {
         rc = pf_fail(err, PF_EINPUT, "%s: the state of a %s, not of a %s", path, got_kind, kind);
         goto done;
@@ -283,7 +297,7 @@ int pf_state_read(const char *path, const char *kind, pf_state **out, pf_error *
         uint64_t elems = get_uint(p, 8);
         p += 8;
         size_t size = type_size(type);
-        if (size == 0 || name_len == 0 || strlen(name) != name_len || find(s, name)) {
+        if (size == 0 || !is_name(name, name_len) || find(s, name)) {
             rc = pf_fail(err, PF_EINPUT, "%s: malformed state (field %llu)", path, (unsigned long long)i);
             goto done;
         }
