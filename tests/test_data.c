@@ -544,6 +544,60 @@ static void test_real_fashion_mnist(void **s)
     pf_dataset_free(&test);
 }
 
+/* Arrays given in memory load as the same table written to CSV does: the
+ * same normalized features, labels and classes; the caller's arrays stay
+ * as they were; bad arrays are refused with what is wrong. */
+static void test_arrays_load_like_a_table(void **s)
+{
+    (void)s;
+    float xtr[] = {0, 10, 1, 20, 2, 40, 3, 80, 4, 160}, xte[] = {1, 5, 7, 9};
+    int ytr[] = {0, 2, 1, 2, 0}, yte[] = {1, 0};
+    float keep[10];
+    memcpy(keep, xtr, sizeof keep);
+    write_text(tabdir, "train.csv", "a,b,y\n0,10,0\n1,20,2\n2,40,1\n3,80,2\n4,160,0\n");
+    write_text(tabdir, "test.csv", "a,b,y\n1,5,1\n7,9,0\n");
+    pf_dataset ftr, fte, atr, ate;
+    pf_error err;
+    assert_int_equal(load(tabdir, 0, 0, &ftr, &fte, &err), PF_OK);
+
+    pf_dataset in_tr = {.n = 5, .dim = 2, .x = xtr, .labels = ytr};
+    pf_dataset in_te = {.n = 2, .dim = 2, .x = xte, .labels = yte};
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.train_arrays = &in_tr;
+    o.test_arrays = &in_te;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_OK);
+    assert_string_equal(atr.name, "arrays");
+    assert_int_equal(atr.n_classes, 3);
+    assert_int_equal(ate.n_classes, 3);
+    assert_memory_equal(atr.x, ftr.x, sizeof xtr);
+    assert_memory_equal(ate.x, fte.x, sizeof xte);
+    assert_memory_equal(atr.labels, ytr, sizeof ytr);
+    assert_memory_equal(xtr, keep, sizeof keep);
+    assert_true(fabsf(atr.x[0]) > 0.5f);   /* z-scored, not copied as given */
+    pf_dataset_free(&atr), pf_dataset_free(&ate);
+
+    o.train_subset = 3;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_OK);
+    assert_int_equal(atr.n, 3);
+    pf_dataset_free(&atr), pf_dataset_free(&ate);
+    o.train_subset = 0;
+
+    ytr[3] = -1;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "train label -1 of sample 3"));
+    assert_null(atr.x);
+    ytr[3] = 2;
+    xte[2] = NAN;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "test feature 0 of sample 1 is not finite"));
+    xte[2] = 7;
+    o.test_arrays = NULL;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "test set missing"));
+    pf_dataset_free(&ftr), pf_dataset_free(&fte);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_idx_dir_constant_images_rejected),
         cmocka_unit_test(test_read_file_refuses_fifo),
         cmocka_unit_test(test_open_input),
+        cmocka_unit_test(test_arrays_load_like_a_table),
         cmocka_unit_test(test_real_mnist),
         cmocka_unit_test(test_real_fashion_mnist),
     };
