@@ -50,5 +50,6 @@ int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_datase
     out->from = m_from;
     out->to = m_to;
     out->seconds = pf_now() - t0;
+    out->tol = tol;
     return rc;
 }

@@ -75,6 +75,7 @@ typedef struct {
     pf_metrics from, to;          /* metrics of the two models */
     int steps;                    /* bisection steps (trainings) */
     double seconds;
+    double tol;                   /* the tolerance it was bisected to */
 } pf_refined;
 
 /* Bisect a transition between beta_from (the side the sweep came from, whose

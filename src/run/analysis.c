@@ -90,13 +90,14 @@ static void reuse_refinements(const char *dir, pf_leg *g)
             f->to.train.loss = NUM("train_loss_to");
             f->steps = (int)NUM("steps");
             f->seconds = NUM("seconds");
+            f->tol = NUM("tol");   /* NaN in folders from before it was recorded */
 #undef NUM
             g->has_refined[k] = isfinite(f->beta_from) && isfinite(f->beta_to);
         }
     }
     cJSON_Delete(root);
 }
-static int refine_leg(const pf_analysis_input *pc, pf_leg *g, pf_error *err)
+static int refine_leg(const pf_analysis_input *pc, pf_leg *g, int *found, pf_error *err)
 {
     if (g->nt == 0) return PF_OK;
     g->refined = calloc((size_t)g->nt, sizeof *g->refined);
@@ -114,7 +115,12 @@ static int refine_leg(const pf_analysis_input *pc, pf_leg *g, pf_error *err)
         char out_from[4096], out_to[4096];
         snprintf(out_from, sizeof out_from, "%s/transitions/%s_%s.safetensors", pc->dir, label, side_from);
         snprintf(out_to, sizeof out_to, "%s/transitions/%s_%s.safetensors", pc->dir, label, side_to);
-        if (g->has_refined[k] && access(out_from, F_OK) == 0 && access(out_to, F_OK) == 0) continue;
+        if (pc->refine_only) {
+            if (strcmp(label, pc->refine_only) != 0) continue;
+            *found = 1;
+        } else if (g->has_refined[k] && access(out_from, F_OK) == 0 && access(out_to, F_OK) == 0) {
+            continue;
+        }
         const pf_point_result *a = &g->sorted[g->direction > 0 ? g->t[k].below : g->t[k].above];
         const pf_point_result *b = &g->sorted[g->direction > 0 ? g->t[k].above : g->t[k].below];
         pf_checkpoint_path(p_from, sizeof p_from, pc->dir, a->index);
@@ -163,7 +169,8 @@ static int refine_leg(const pf_analysis_input *pc, pf_leg *g, pf_error *err)
 /* Keep every save_every-th checkpoint and those beside transitions. */
 static void prune_checkpoints(const pf_analysis_input *pc, const pf_leg *legs, int n_legs)
 {
-    if (pc->cfg->keep_checkpoints || !pc->cfg->refine || !pc->trainer) return;
+    /* a refinement of one transition leaves the sweep's checkpoints as they are */
+    if (pc->cfg->keep_checkpoints || !pc->cfg->refine || !pc->trainer || pc->refine_only) return;
     for (long i = 0; i < pc->n_rows; i++) {
         long idx = pc->rows[i].index;
         int keep = (pc->cfg->save_every > 0 && idx % pc->cfg->save_every == 0) || i == pc->n_rows - 1;
@@ -254,7 +261,11 @@ int pf_analyze(const pf_analysis_input *pc, pf_report *out, pf_error *err)
     for (int l = 0; l < 2 && !rc; l++)
         rc = pf_leg_build(&legs[l], pc->rows, pc->n_rows, l == 0 ? 1 : -1, &pc->cfg->detect,
                             &pc->cfg->encoding, err);
-    for (int l = 0; l < 2 && !rc; l++) rc = refine_leg(pc, &legs[l], err);
+    int found = 0;
+    for (int l = 0; l < 2 && !rc; l++) rc = refine_leg(pc, &legs[l], &found, err);
+    if (!rc && pc->refine_only && !found)
+        rc = pf_fail(err, PF_EINPUT, "%s: no transition %s (the up leg has %ld, T1..; the down leg %ld, "
+                     "D1..)", pc->dir, pc->refine_only, legs[0].nt, legs[1].nt);
     if (rc) goto done;
 
     const pf_phase *runs[2];

@@ -22,7 +22,10 @@ typedef struct {
     pf_event_fn progress;
     void *progress_ctx;
     pf_figures_fn figures;
-    const char *command;     /* for the report ("sweep", "transitions") */
+    const char *command;     /* for the report ("sweep", "transitions", "refine") */
+    /* Refine only the transition with this label ("T2", "D1"; NULL: all),
+     * and again even if it is recorded; PF_EINPUT if there is none. */
+    const char *refine_only;
 } pf_analysis_input;
 
 int pf_analyze(const pf_analysis_input *in, pf_report *out, pf_error *err);

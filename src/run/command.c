@@ -709,10 +709,15 @@ static const char *const hierarchy_usage =
     "of nested accuracy basins; print it as a tree. With --out, write OUTDIR/phases.json and\n"
     "OUTDIR/figures/hierarchy.{png,pdf,svg}.\n\n";
 
+/* --json and --quiet of the commands that read no data. */
+typedef struct {
+    int json, quiet;
+} output_flags;
+
 typedef struct {
     pf_analysis_config post;
     const char *out;
-    int json, quiet;
+    output_flags flags;
 } analyze_args;
 
 static const pf_option hierarchy_rows[] = {
@@ -724,22 +729,22 @@ static const pf_option hierarchy_rows[] = {
 
 static const pf_option output_rows[] = {
     {.kind = OPT_SECTION, .help = "Other:"},
-    {OPT_FLAG, "json", NULL, OPT_OFF(analyze_args, json), .help =
+    {OPT_FLAG, "json", NULL, OPT_OFF(output_flags, json), .help =
      "print the result as one JSON document on stdout instead of the tables"},
-    {OPT_FLAG, "quiet", NULL, OPT_OFF(analyze_args, quiet), .help = "no progress on stderr"},
+    {OPT_FLAG, "quiet", NULL, OPT_OFF(output_flags, quiet), .help = "no progress on stderr"},
     {.kind = OPT_END},
 };
 
 static const pf_option_table transitions_tables[] = {
     {detect_rows, OPT_OFF(analyze_args, post)},
-    {output_rows, 0},
+    {output_rows, OPT_OFF(analyze_args, flags)},
     {NULL, 0},
 };
 
 static const pf_option_table hierarchy_tables[] = {
     {hierarchy_rows, 0},
     {detect_rows, OPT_OFF(analyze_args, post)},
-    {output_rows, 0},
+    {output_rows, OPT_OFF(analyze_args, flags)},
     {NULL, 0},
 };
 
@@ -762,6 +767,66 @@ static int hierarchy_run(void *o, char **args, int n_args, const hooks *h, pf_re
     analyze_args *a = o;
     if (n_args < 1) return pf_fail(err, PF_EINPUT, "expected one or more sweep folders");
     return pf_run_hierarchy((const char *const *)args, n_args, a->out, &a->post, h->figures, out, err);
+}
+
+/* ---- refine ------------------------------------------------------------------------------ */
+
+static const char *const refine_usage =
+    "Usage: pathfinder refine [OPTIONS] DIR T<k>|D<k>\n"
+    "Bisect one transition of a finished sweep folder again, to --tol in beta, from the\n"
+    "checkpoints the sweep kept beside it, with the sweep's own data, model and protocol\n"
+    "(DIR/config.json). Rewrites DIR/transitions/T<k>_below|above.safetensors, the\n"
+    "transition's entry in DIR/transitions.json (with its tolerance), phases.json and the\n"
+    "figures; trains nothing else. T<k> is the k-th transition of the up leg, D<k> of the\n"
+    "down leg, as `pathfinder transitions DIR` lists them with the same detection options\n"
+    "(the defaults unless given, here as there).\n\n";
+
+typedef struct {
+    pf_refine_config c;
+    int threads;     /* 0: the sweep's */
+    output_flags flags;
+} refine_args;
+
+static const pf_option refine_cmd_rows[] = {
+    {.kind = OPT_SECTION, .help = "Refinement:"},
+    {OPT_DOUBLE, "tol", "X", OPT_OFF(refine_args, c.tol), 0, INFINITY, OPT_LO_OPEN,
+     "bisect down to an interval of X in beta", .given = 0},
+    {OPT_INT, "threads", "N", OPT_OFF(refine_args, threads), 0, PF_MAX_THREADS, OPT_NO_DEFAULT,
+     "pathfinder's own team (default: as many as the sweep had, which the results depend on)",
+     .given = 0},
+    {.kind = OPT_END},
+};
+
+static const pf_option_table refine_tables[] = {
+    {refine_cmd_rows, 0},
+    {detect_rows, OPT_OFF(refine_args, c.analysis)},
+    {output_rows, OPT_OFF(refine_args, flags)},
+    {NULL, 0},
+};
+
+static void refine_defaults(void *o)
+{
+    refine_args *a = o;
+    memset(a, 0, sizeof *a);
+    pf_refine_config_default(&a->c);
+}
+
+static int refine_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    refine_args *a = o;
+    if (n_args != 2) return pf_fail(err, PF_EINPUT, "expected a sweep folder and a transition (T1, D2, ...)");
+    pf_refine_config c = a->c;
+    c.transition = args[1];
+    c.train_arrays = h->train_arrays;
+    c.test_arrays = h->test_arrays;
+    c.progress = h->progress;
+    c.progress_ctx = h->progress_ctx;
+    c.figures = h->figures;
+    pf_ctx *ctx = NULL;
+    int rc = a->threads > 0 ? with_ctx(a->threads, &ctx, err) : PF_OK;
+    if (!rc) rc = pf_run_refine(ctx, args[0], &c, out, err);
+    pf_ctx_free(ctx);
+    return rc;
 }
 
 /* ---- connect, probe -------------------------------------------------------------------- */
@@ -1055,6 +1120,8 @@ static const command_def commands[] = {
      transitions_tables, transitions_run},
     {"hierarchy", hierarchy_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
      hierarchy_tables, hierarchy_run},
+    {"refine", refine_usage, EXIT_HELP, sizeof(refine_args), (size_t)-1, refine_defaults, refine_tables,
+     refine_run},
     {"connect", connect_usage, connect_tail, sizeof(connect_args), offsetof(connect_args, common),
      connect_defaults, connect_tables, path_run},
     {"probe", probe_usage, probe_tail, sizeof(connect_args), offsetof(connect_args, common), probe_defaults,
@@ -1156,12 +1223,16 @@ int pf_command_arg(pf_command *c, const char *arg, pf_error *err)
 
 int pf_command_arrays(pf_command *c, const pf_dataset *train, const pf_dataset *test, pf_error *err)
 {
-    if (c->def->common == (size_t)-1)
-        return pf_fail(err, PF_EINPUT, "%s reads no data: it takes no arrays", c->def->name);
+    int reads = c->def->common != (size_t)-1 || strcmp(c->def->name, "refine") == 0;
+    if (!reads) return pf_fail(err, PF_EINPUT, "%s reads no data: it takes no arrays", c->def->name);
     if (!train || !test) return pf_fail(err, PF_EINPUT, "arrays need a training and a test set");
-    common_opts *co = (common_opts *)((char *)c->opts + c->def->common);
-    co->data.train_arrays = train;
-    co->data.test_arrays = test;
+    if (c->def->common != (size_t)-1) {
+        common_opts *co = (common_opts *)((char *)c->opts + c->def->common);
+        co->data.train_arrays = train;
+        co->data.test_arrays = test;
+    }
+    c->h.train_arrays = train;
+    c->h.test_arrays = test;
     return PF_OK;
 }
 

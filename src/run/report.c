@@ -67,6 +67,7 @@ cJSON *pf_json_transitions(const pf_leg *g)
             cJSON_AddNumberToObject(r, "train_loss_to", f->to.train.loss);
             cJSON_AddNumberToObject(r, "steps", f->steps);
             cJSON_AddNumberToObject(r, "seconds", f->seconds);
+            if (isfinite(f->tol)) cJSON_AddNumberToObject(r, "tol", f->tol);
             char path[64];
             snprintf(path, sizeof path, "transitions/%s_%s.safetensors", label,
                      g->direction > 0 ? "below" : "above");
@@ -226,7 +227,11 @@ void pf_report_leg(FILE *f, const pf_leg *g)
         if (g->has_refined && g->has_refined[k]) {
             double lo = fmin(g->refined[k].beta_from, g->refined[k].beta_to);
             double hi = fmax(g->refined[k].beta_from, g->refined[k].beta_to);
-            snprintf(refined, sizeof refined, "%.7f-%.7f", lo, hi);
+            /* enough decimals to tell the ends apart at the tolerance it was bisected to */
+            double tol = g->refined[k].tol;
+            int digits = isfinite(tol) && tol > 0 ? (int)ceil(-log10(tol)) + 1 : 7;
+            digits = digits < 7 ? 7 : digits > 15 ? 15 : digits;
+            snprintf(refined, sizeof refined, "%.*f-%.*f", digits, lo, digits, hi);
         }
         if (g->ph) {
             uint64_t lost[PF_MAX_CLASSES / 64], gained[PF_MAX_CLASSES / 64];

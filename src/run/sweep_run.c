@@ -201,7 +201,10 @@ static int on_point(void *vctx, const pf_point_result *res, const float *theta, 
     return PF_OK;
 }
 
-int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_report *out, pf_error *err)
+/* A sweep run, or (refine_only set) a refinement of one transition of a
+ * finished sweep, which trains nothing else. */
+static int run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, const char *refine_only,
+                     pf_report *out, pf_error *err)
 {
     memset(out, 0, sizeof *out);
     double *betas = NULL;
@@ -275,9 +278,14 @@ int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_repo
         char text[4200];
         snprintf(text, sizeof text, "resuming %s at point %ld of %ld", dir, start + 1, n_points);
         s.n_points = n_points;
-        tell(&s, PF_EVENT_NOTE, text);
+        if (!refine_only) tell(&s, PF_EVENT_NOTE, text);
     }
-    if (c->hessian_samples >= 0) {
+    if (refine_only && start < n_points) {
+        rc = pf_fail(err, PF_EINPUT, "%s: the sweep stopped at point %ld of %ld; finish it (run it "
+                     "again) before refining its transitions", dir, start, n_points);
+        goto done;
+    }
+    if (c->hessian_samples >= 0 && !refine_only) {
         if ((rc = pf_work_init(&hwork, ctx, &arch, 1000, err))) goto done;
         hwork_ready = 1;
     }
@@ -289,7 +297,8 @@ int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_repo
                             .trainer = &trainer, .arch = &arch, .train = &train, .test = &test,
                             .protocol = &cfg, .anchor_path = c->model.anchor, .seed = c->model.seed,
                             .progress = c->progress, .progress_ctx = c->progress_ctx,
-                            .figures = c->figures, .command = "sweep"};
+                            .figures = c->figures, .command = refine_only ? "refine" : "sweep",
+                            .refine_only = refine_only};
     rc = pf_analyze(&in, out, err);
 done:
     pf_dir_lock_release(lock);
@@ -303,5 +312,59 @@ done:
     free(points);
     pf_dataset_free(&train);
     pf_dataset_free(&test);
+    return rc;
+}
+
+int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_report *out, pf_error *err)
+{
+    return run_sweep(ctx, dir, c, NULL, out, err);
+}
+
+void pf_refine_config_default(pf_refine_config *c)
+{
+    memset(c, 0, sizeof *c);
+    pf_analysis_config_default(&c->analysis);
+    c->tol = c->analysis.refine_tol;
+}
+
+int pf_run_refine(pf_ctx *ctx, const char *dir, const pf_refine_config *c, pf_report *out,
+                  pf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!c->transition || !*c->transition)
+        return pf_fail(err, PF_EINPUT, "%s: which transition to refine (T1, T2, ..., D1, ...)?", dir);
+    if (!(c->tol > 0) || !isfinite(c->tol))
+        return pf_fail(err, PF_EINPUT, "%s: refinement tolerance %g must be positive", dir, c->tol);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (access(path, F_OK) != 0)
+        return pf_fail(err, PF_EINPUT, "%s: not a sweep folder (no config.json)", dir);
+    cJSON *settings = NULL;
+    int rc = pf_settings_read(path, &settings, err), threads = 0;
+    pf_sweep_config sc;
+    if (!rc) rc = pf_sweep_config_from_settings(settings, &sc, &threads, err);
+    pf_ctx *own = NULL;
+    if (!rc && !ctx && !(rc = pf_ctx_create(&own, threads, err))) ctx = own;
+    if (!rc && threads != pf_ctx_threads(ctx))
+        rc = pf_fail(err, PF_EINPUT, "%s: the sweep ran on %d threads; refine it on as many (the "
+                     "results depend on the team's size)", dir, threads);
+    if (!rc && strcmp(sc.data.spec, "arrays") == 0) {
+        if (!c->train_arrays || !c->test_arrays)
+            rc = pf_fail(err, PF_EINPUT, "%s: the sweep ran on arrays in memory; pass the same arrays",
+                         dir);
+        sc.data.train_arrays = c->train_arrays;
+        sc.data.test_arrays = c->test_arrays;
+    }
+    if (!rc) {
+        sc.analysis = c->analysis;
+        sc.analysis.refine = 1;
+        sc.analysis.refine_tol = c->tol;
+        sc.progress = c->progress;
+        sc.progress_ctx = c->progress_ctx;
+        sc.figures = c->figures;
+        rc = run_sweep(ctx, dir, &sc, c->transition, out, err);
+    }
+    pf_ctx_free(own);
+    cJSON_Delete(settings);
     return rc;
 }
