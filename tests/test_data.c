@@ -325,7 +325,10 @@ static void test_missing_mnist_says_make_data(void **s)
     const char *old = getenv("PATHFINDER_DATA");
     char *saved = old ? strdup(old) : NULL;
     setenv("PATHFINDER_DATA", emptydir, 1);
-    assert_string_equal(pf_data_root(), emptydir);
+    char dir[1024], want[1024];
+    snprintf(want, sizeof want, "%s/mnist", emptydir);
+    assert_int_equal(pf_data_dir("mnist", dir, sizeof dir), 0);   /* only there, and not there */
+    assert_string_equal(dir, want);
     pf_dataset train, test;
     pf_error err;
     int rc = load("mnist", 0, 0, &train, &test, &err);
@@ -514,7 +517,7 @@ static void test_real_mnist(void **s)
 {
     (void)s;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/mnist", pf_data_root());
+    pf_data_dir("mnist", dir, sizeof dir);
     if (!have_file(dir, "train-images-idx3-ubyte")) skip();
     pf_dataset train, test;
     pf_error err;
@@ -531,7 +534,7 @@ static void test_real_fashion_mnist(void **s)
 {
     (void)s;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/fashion-mnist", pf_data_root());
+    pf_data_dir("fashion-mnist", dir, sizeof dir);
     if (!have_file(dir, "train-images-idx3-ubyte") &&
         !have_file("/usr/share/datasets/fashion-mnist", "train-images-idx3-ubyte"))
         skip();

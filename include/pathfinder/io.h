@@ -71,9 +71,14 @@ typedef struct {
 
 void pf_data_options_default(pf_data_options *o);
 
-/* Directory that holds downloaded data: $PATHFINDER_DATA, else the project's
- * data/ folder. */
-const char *pf_data_root(void);
+/* The folder of a named dataset ("mnist", "fashion-mnist"). With
+ * $PATHFINDER_DATA set: $PATHFINDER_DATA/NAME, and nowhere else. Without:
+ * the first that exists of the per-user folder
+ * ($XDG_DATA_HOME or ~/.local/share)/pathfinder/NAME and NAME in the data/
+ * folder of the source tree the program or the shared library sits in
+ * (`make data` fetches MNIST there). Writes it into buf and returns 1; when
+ * there is none, writes the places looked in and returns 0. */
+int pf_data_dir(const char *name, char *buf, size_t n);
 
 /* Load train and test sets. A directory may hold MNIST-style IDX files
  * (train-images-idx3-ubyte[.gz] ...), train.csv/test.csv, or

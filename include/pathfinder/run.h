@@ -166,6 +166,28 @@ void pf_sweep_config_default(pf_sweep_config *c);
 int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_report *out,
                  pf_error *err);
 
+/* refine DIR T<k>: bisect one transition of a finished sweep again (to a
+ * finer tolerance, say), from the checkpoints the sweep kept beside it,
+ * with the sweep's own data, model and protocol as config.json records
+ * them, on a context with as many threads as the sweep had (ctx NULL: one
+ * made for the call). Rewrites that
+ * transition's transitions/T<k>_below|above checkpoints, its entry in
+ * transitions.json (with the tolerance) and the analysis; trains nothing
+ * else. Reproducible: the same call gives the same bits. */
+typedef struct {
+    const char *transition;        /* its label: T1, T2, ... (up leg) or D1, ... (down leg) */
+    double tol;                    /* final interval in beta (default: the sweep's, 1e-6) */
+    pf_analysis_config analysis;   /* detection and encoding, as for the sweep */
+    const pf_dataset *train_arrays, *test_arrays;   /* a sweep of arrays in memory: the same */
+    pf_event_fn progress;
+    void *progress_ctx;
+    pf_figures_fn figures;
+} pf_refine_config;
+
+void pf_refine_config_default(pf_refine_config *c);
+int pf_run_refine(pf_ctx *ctx, const char *dir, const pf_refine_config *c, pf_report *out,
+                  pf_error *err);
+
 /* ------------------------------------------------------------------ paths */
 
 /* Pathfinder paths: start at one model, anchor the L2 term at another and

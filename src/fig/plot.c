@@ -11,9 +11,14 @@
  * calling the handler installed with plsexit(); our handler longjmps back
  * into render_one() instead, so a PLplot error becomes PF_ERUNTIME. This is
  * best effort: PLplot's state after such an escape is not guaranteed.
+ *
+ * PLplot keeps its streams, handlers and our escape point in process-wide
+ * state, so one figure is drawn at a time: render_one() holds plot_lock
+ * while it draws and writes, and threads may draw at once.
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -245,7 +250,7 @@ static char *svg_with_text(const char *svg, size_t n, const plot_figure *fig, si
  * write it to path through pf_write_file_atomic (so a full disk or a crash
  * leaves the previous file, and devices and links are handled as for every
  * other output). */
-static int render_one(const plot_figure *fig, const char *dev, const char *path, pf_error *err)
+static int render_unlocked(const plot_figure *fig, const char *dev, const char *path, pf_error *err)
 {
     if (!have_device(dev))
         return pf_fail(err, PF_ERUNTIME, "%s: PLplot has no %s driver (plplot-driver-cairo)", path,
@@ -283,14 +288,15 @@ static int render_one(const plot_figure *fig, const char *dev, const char *path,
     plsexit(NULL);
     plsabort(NULL);
     plsstrm(previous);
+    const char *message = plot_message;
 
     int rc = PF_OK;
     if (crashed)
         rc = pf_fail(err, PF_ERUNTIME, "%s: PLplot error: %s", path,
-                     plot_message[0] ? plot_message : "unknown");
+                     message[0] ? message : "unknown");
     else if (!buf || !complete(dev, buf, n))
         rc = pf_fail(err, PF_ERUNTIME, "%s: the %s driver left an incomplete file (%zu bytes)%s%s",
-                     path, dev, n, plot_message[0] ? ": " : "", plot_message);
+                     path, dev, n, message[0] ? ": " : "", message);
     else if (strcmp(dev, "svgcairo") == 0 && (fig->svg_title || fig->svg_desc)) {
         size_t m;
         char *with = svg_with_text(buf, n, fig, &m);
@@ -301,6 +307,16 @@ static int render_one(const plot_figure *fig, const char *dev, const char *path,
         rc = pf_write_file_atomic(path, buf, n, err);
     }
     free(buf);
+    return rc;
+}
+
+/* One figure at a time in the process: see the top of the file. */
+static int render_one(const plot_figure *fig, const char *dev, const char *path, pf_error *err)
+{
+    static pthread_mutex_t plot_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&plot_lock);
+    int rc = render_unlocked(fig, dev, path, err);
+    pthread_mutex_unlock(&plot_lock);
     return rc;
 }
 

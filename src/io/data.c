@@ -11,10 +11,6 @@
 
 #include "pathfinder/io.h"
 
-#ifndef PF_DATA_DIR
-#define PF_DATA_DIR "data"
-#endif
-
 #define PATH_LEN 4096
 
 #define FASHION_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
@@ -38,11 +34,6 @@ void pf_data_options_default(pf_data_options *o)
     o->subset_seed = 0;
 }
 
-const char *pf_data_root(void)
-{
-    const char *env = getenv("PATHFINDER_DATA");
-    return env && *env ? env : PF_DATA_DIR;
-}
 
 static int is_dir(const char *path)
 {
@@ -311,18 +302,16 @@ static int load_files(const pf_data_options *o, const char *name, source_kind *s
 {
     char paths[4][PATH_LEN];
     char dir[PATH_LEN];
-    const char *root = pf_data_root();
     if (strcmp(o->spec, "mnist") == 0) {
-        snprintf(dir, sizeof dir, "%s/mnist", root);
+        pf_data_dir("mnist", dir, sizeof dir);
         if (!find_set(paths, dir, idx_names, 4, 1))
-            return pf_fail(err, PF_EINPUT, "MNIST not found in %s: run `make data` "
-                           "(scripts/fetch-mnist.sh)", dir);
+            return pf_fail(err, PF_EINPUT, "MNIST not found in %s: run `make data` in the source "
+                           "tree (scripts/fetch-mnist.sh), or set PATHFINDER_DATA", dir);
         *src = SRC_MNIST;
         return load_idx(paths, train, test, err);
     }
     if (strcmp(o->spec, "fashion-mnist") == 0) {
-        snprintf(dir, sizeof dir, "%s/fashion-mnist", root);
-        if (!is_dir(dir)) snprintf(dir, sizeof dir, "%s", FASHION_SYSTEM_DIR);
+        if (!pf_data_dir("fashion-mnist", dir, sizeof dir)) snprintf(dir, sizeof dir, "%s", FASHION_SYSTEM_DIR);
         if (!find_set(paths, dir, idx_names, 4, 1))
             return pf_fail(err, PF_EINPUT, "Fashion-MNIST not found in %s: install the Debian "
                            "package dataset-fashion-mnist or put the IDX files there", dir);
