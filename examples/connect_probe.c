@@ -61,7 +61,11 @@ int main(int argc, char **argv)
     fputs(report.text, stdout);
     pf_report_free(&report);
 
-    /* from minimum A toward the saddle: the transitions the path crosses */
+    /* from minimum A toward the saddle: the transitions the path crosses.
+     * Kept short here (12 points, no bridges); a real probe runs to the
+     * saddle with the defaults. */
+    p.schedule.max_points = 12;
+    p.bridge_depth = 0;
     snprintf(out, sizeof out, "%s/probe", dir);
     rc = pf_run_probe(ctx, out, a, saddle, &p, &report, &err);
     if (rc) return pf_ctx_free(ctx), fail(&err);
