@@ -637,28 +637,6 @@ static void test_csv_roundtrip(void **state)
     assert_non_null(strstr(err.msg, path));
 }
 
-/* Drop the seconds column (wall time) so tables can be compared. */
-static void strip_seconds(char *csv)
-{
-    int col = -1, k = 0;
-    char *p = csv;
-    for (char *q = csv; *q && *q != '\n'; q++) {
-        if (q == csv || q[-1] == ',') {
-            if (strncmp(q, "seconds,", 8) == 0) col = k;
-            k++;
-        }
-    }
-    assert_true(col >= 0);
-    char *out = csv;
-    int c = 0;
-    for (p = csv; *p; p++) {
-        if (*p == '\n') c = -1;
-        if (c != col) *out++ = *p;
-        if (*p == ',' || *p == '\n') c++;
-    }
-    *out = '\0';
-}
-
 /* kill -9 at random points of the work, rerun the same command each time:
  * the final table equals an uninterrupted run's (up to wall time), with no
  * row lost or duplicated, and every table left by a kill is whole. Each
