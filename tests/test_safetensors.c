@@ -187,7 +187,7 @@ static void roundtrip(int bias)
     assert_string_equal(meta2.anchor, meta.anchor);
     assert_true(meta2.seed == meta.seed);
     assert_string_equal(meta2.dataset, meta.dataset);
-    assert_string_equal(meta2.extra, "");
+    assert_null(meta2.extra);
 
     free(theta);
     free(theta2);
@@ -286,8 +286,8 @@ static void test_extra_metadata(void **state)
     pf_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     strcpy(meta.anchor, "origin");
-    strcpy(meta.extra, "{\"lr\": 0.0015, \"steps\": 3000, \"note\": \"hi\", \"seed\": 9, "
-                       "\"flag\": true}");
+    meta.extra = "{\"lr\": 0.0015, \"steps\": 3000, \"note\": \"hi\", \"seed\": 9, "
+                 "\"flag\": true}";
     char *path = tmp_path();
     pf_error err;
     assert_int_equal(pf_ckpt_write(path, &arch, theta, &meta, &err), PF_OK);
@@ -313,7 +313,7 @@ static void test_extra_metadata(void **state)
     assert_int_equal(meta2.seed, 0);
     free(theta2);
 
-    strcpy(meta.extra, "[1, 2]");
+    meta.extra = "[1, 2]";
     assert_int_equal(pf_ckpt_write(path, &arch, theta, &meta, &err), PF_EINPUT);
     assert_non_null(strstr(err.msg, path));
     free(theta);

@@ -118,7 +118,8 @@ typedef struct {
     char anchor[512];     /* "origin" or a checkpoint path */
     uint64_t seed;
     char dataset[256];
-    char extra[1024];     /* optional JSON object text with more fields, or "" */
+    const char *extra;    /* writing: a JSON object text with more fields, or NULL; its
+                           * members become string metadata. Reading: NULL */
 } pf_ckpt_meta;
 
 /* Write theta as safetensors: tensors fc{l}.weight (out, in) and fc{l}.bias

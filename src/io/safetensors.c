@@ -219,7 +219,7 @@ static char *build_header(const pf_arch *arch, const pf_ckpt_meta *meta,
         pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
         return NULL;
     }
-    if (meta && meta->extra[0] && add_extra(md, meta->extra, path, err) != PF_OK) {
+    if (meta && meta->extra && meta->extra[0] && add_extra(md, meta->extra, path, err) != PF_OK) {
         cJSON_Delete(root);
         return NULL;
     }

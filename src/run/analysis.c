@@ -51,8 +51,10 @@ int pf_write_point_checkpoint(const char *dir, const pf_point_result *res, const
     snprintf(meta.anchor, sizeof meta.anchor, "%s", anchor ? anchor : "origin");
     meta.seed = seed;
     snprintf(meta.dataset, sizeof meta.dataset, "%s", dataset);
-    snprintf(meta.extra, sizeof meta.extra, "{\"sweep_index\":%ld,\"direction\":\"%s\",\"epochs\":%d}",
+    char extra[160];
+    snprintf(extra, sizeof extra, "{\"sweep_index\":%ld,\"direction\":\"%s\",\"epochs\":%d}",
              res->index, res->point.direction > 0 ? "up" : "down", res->epochs);
+    meta.extra = extra;
     return pf_ckpt_write(path, arch, theta, &meta, err);
 }
 /* Reuse refinements already recorded in DIR/transitions.json for the same
@@ -145,18 +147,21 @@ static int refine_leg(const pf_analysis_input *pc, pf_leg *g, int *found, pf_err
         rc = pf_refine_transition(pc->trainer, pc->train, pc->test, pc->protocol, th_from, a->point.beta,
                                   th_to, b->point.beta, pc->cfg->refine_tol, &g->refined[k], err);
         pf_ckpt_meta meta;
+        char extra[160];
         memset(&meta, 0, sizeof meta);
         snprintf(meta.anchor, sizeof meta.anchor, "%s", pc->anchor_path ? pc->anchor_path : "origin");
         meta.seed = pc->seed;
         snprintf(meta.dataset, sizeof meta.dataset, "%s", pc->train->name);
         if (!rc) {
             meta.beta = g->refined[k].beta_from;
-            snprintf(meta.extra, sizeof meta.extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_from);
+            snprintf(extra, sizeof extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_from);
+            meta.extra = extra;
             rc = pf_ckpt_write(out_from, pc->arch, th_from, &meta, err);
         }
         if (!rc) {
             meta.beta = g->refined[k].beta_to;
-            snprintf(meta.extra, sizeof meta.extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_to);
+            snprintf(extra, sizeof extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_to);
+            meta.extra = extra;
             rc = pf_ckpt_write(out_to, pc->arch, th_to, &meta, err);
         }
         if (!rc) g->has_refined[k] = 1;

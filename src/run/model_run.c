@@ -90,7 +90,9 @@ static int train_one(pf_ctx *ctx, const pf_train_run_config *c, uint64_t seed, c
     snprintf(meta.anchor, sizeof meta.anchor, "%s", spec.anchor ? spec.anchor : "origin");
     meta.seed = seed;
     snprintf(meta.dataset, sizeof meta.dataset, "%s", train->name);
-    snprintf(meta.extra, sizeof meta.extra,
+    char extra[1024];
+    meta.extra = extra;
+    snprintf(extra, sizeof extra,
              "{\"optimizer\":\"%s\",\"lr\":%.17g,\"batch\":%d,\"epochs\":%d,\"train_subset\":%ld,"
              "\"init\":\"%s\"}",
              pf_opt_name(cfg.opt.kind), cfg.opt.lr, cfg.batch, res.epochs, c->data.train_subset,
