@@ -76,8 +76,8 @@ void cli_event(void *ctx, const pf_event *e)
     case PF_EVENT_EPOCH:
         if (c->terminal) epoch_line(c, e);
         break;
-    case PF_EVENT_POINT:
-        if (!c->terminal) break;
+    case PF_EVENT_POINT:   /* whole lines: in a log as on a terminal */
+        if (c->quiet) break;
         cli_progress_done(c);
         point_line(e);
         break;
