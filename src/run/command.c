@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "run/options.h"
+#include "run/plan.h"
 #include "pathfinder/run.h"
 
 /* ---- options every command takes ---------------------------------------- */
@@ -607,7 +608,7 @@ static const char *const sweep_tail =
 typedef struct {
     common_opts common;
     model_opts model;
-    const char *grid, *out;
+    const char *grid, *out, *seeds_spec;
     int direction;   /* index into directions */
     pf_analysis_config post;
     int no_refine;
@@ -633,6 +634,10 @@ static const pf_option sweep_rows[] = {
      "up, down, or loop (up, then back down: hysteresis)", .choices = directions},
     {OPT_STR, "out", "DIR", OPT_OFF(sweep_args, out), 0, 0, OPT_REQUIRED,
      "run folder, made if missing; rerunning the same command resumes it", .given = 0},
+    {OPT_STR, "seeds", "SPEC", OPT_OFF(sweep_args, seeds_spec), 0, 0, OPT_NO_DEFAULT,
+     "one sweep per seed (a range like 0-3 or a list like 0,3,7) into DIR/seed<S>/, then their "
+     "merged hierarchy in DIR (phases.json, figures/); under mpirun the seeds, and every sweep's "
+     "transitions, are shared out among the processes", .given = 0},
     {OPT_LONG, "save-every", "N", OPT_OFF(sweep_args, post.save_every), 0, 1e15, 0,
      "keep the checkpoint of every N-th point (0: only those beside transitions and the last)", .given = 0},
     {OPT_FLAG, "keep-checkpoints", NULL, OPT_OFF(sweep_args, post.keep_checkpoints), .help =
@@ -668,11 +673,22 @@ static void sweep_defaults(void *o)
     a->hessian = -1;
 }
 
-static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+/* The sweep the options describe (and its seeds, allocated, or NULL). */
+static int sweep_setup(sweep_args *a, char **args, int n_args, const hooks *h, pf_sweep_config *cp,
+                       uint64_t **seeds, long *n_seeds, pf_error *err)
 {
-    sweep_args *a = o;
+    *seeds = NULL;
+    *n_seeds = 0;
     if (n_args > 0) return pf_fail(err, PF_EINPUT, "unexpected argument '%s'", args[0]);
     if (!a->out) return pf_fail(err, PF_EINPUT, "--out DIR is required");
+    if (a->seeds_spec && (parse_seeds(a->seeds_spec, seeds, n_seeds) || *n_seeds == 0))
+        return pf_fail(err, PF_EINPUT, "--seeds takes a range like 0-4 or a list like 0,1,2, got '%s'",
+                       a->seeds_spec);
+    if (*seeds && a->model.seed_given) {
+        free(*seeds);
+        *seeds = NULL;
+        return pf_fail(err, PF_EINPUT, "give either --seed or --seeds, not both");
+    }
     if (a->no_refine) a->post.refine = 0;
     pf_sweep_config c;
     pf_sweep_config_default(&c);
@@ -688,8 +704,38 @@ static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report
     c.progress = h->progress;
     c.progress_ctx = h->progress_ctx;
     c.figures = h->figures;
+    *cp = c;
+    return PF_OK;
+}
+
+static int sweep_plan_of(void *o, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err)
+{
+    sweep_args *a = o;
+    pf_sweep_config c;
+    uint64_t *seeds;
+    long n_seeds;
+    int rc = sweep_setup(a, args, n_args, h, &c, &seeds, &n_seeds, err);
+    if (!rc) rc = pf_sweep_plan(&c, a->out, seeds, n_seeds, a->common.threads, plan, err);
+    free(seeds);
+    return rc;
+}
+
+static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    sweep_args *a = o;
+    if (a->seeds_spec) {   /* several sweeps: their plan, one task after another */
+        pf_plan *plan = NULL;
+        int rc = sweep_plan_of(o, args, n_args, h, &plan, err);
+        if (!rc) rc = pf_plan_run_all(plan, out, err);
+        pf_plan_free(plan);
+        return rc;
+    }
+    pf_sweep_config c;
+    uint64_t *seeds;
+    long n_seeds;
+    int rc = sweep_setup(a, args, n_args, h, &c, &seeds, &n_seeds, err);
     pf_ctx *ctx = NULL;
-    int rc = with_ctx(a->common.threads, &ctx, err);
+    if (!rc) rc = with_ctx(a->common.threads, &ctx, err);
     if (!rc) rc = pf_run_sweep(ctx, a->out, &c, out, err);
     pf_ctx_free(ctx);
     return rc;
@@ -1105,27 +1151,29 @@ typedef struct {
     void (*defaults)(void *opts);
     const pf_option_table *tables;
     int (*run)(void *opts, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err);
+    /* its work as a plan of tasks, or NULL: one task, the run */
+    int (*plan)(void *opts, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err);
 } command_def;
 
 static const command_def commands[] = {
     {"train", train_usage, EXIT_HELP, sizeof(train_args), offsetof(train_args, common), train_defaults,
-     train_tables, train_run},
+     train_tables, train_run, NULL},
     {"eval", eval_usage, EXIT_HELP, sizeof(eval_args), offsetof(eval_args, common), eval_defaults, eval_tables,
-     eval_run},
+     eval_run, NULL},
     {"hessian", hessian_usage, EXIT_HELP, sizeof(hessian_args), offsetof(hessian_args, common),
-     hessian_defaults, hessian_tables, hessian_run},
+     hessian_defaults, hessian_tables, hessian_run, NULL},
     {"sweep", sweep_usage, sweep_tail, sizeof(sweep_args), offsetof(sweep_args, common), sweep_defaults,
-     sweep_tables, sweep_run},
+     sweep_tables, sweep_run, sweep_plan_of},
     {"transitions", transitions_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
-     transitions_tables, transitions_run},
+     transitions_tables, transitions_run, NULL},
     {"hierarchy", hierarchy_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
-     hierarchy_tables, hierarchy_run},
+     hierarchy_tables, hierarchy_run, NULL},
     {"refine", refine_usage, EXIT_HELP, sizeof(refine_args), (size_t)-1, refine_defaults, refine_tables,
-     refine_run},
+     refine_run, NULL},
     {"connect", connect_usage, connect_tail, sizeof(connect_args), offsetof(connect_args, common),
-     connect_defaults, connect_tables, path_run},
+     connect_defaults, connect_tables, path_run, NULL},
     {"probe", probe_usage, probe_tail, sizeof(connect_args), offsetof(connect_args, common), probe_defaults,
-     probe_tables, path_run},
+     probe_tables, path_run, NULL},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
@@ -1281,3 +1329,70 @@ int pf_command_run(pf_command *c, pf_report *out, pf_error *err)
     if (c->def->common != (size_t)-1) common_finish((common_opts *)((char *)c->opts + c->def->common));
     return c->def->run(c->opts, c->args, c->n_args, &c->h, out, err);
 }
+
+/* ---- plans ---------------------------------------------------------------------------- */
+
+/* A command without tasks of its own: one task that runs it, in whichever
+ * process gets it; the finish reports it there. */
+typedef struct {
+    pf_command *cmd;
+    pf_report report;
+    int ran;
+} single_plan;
+
+static void single_free(void *data)
+{
+    single_plan *s = data;
+    if (s) pf_report_free(&s->report);
+    free(s);
+}
+
+static int single_prepare(pf_plan *p, int stage, pf_error *err)
+{
+    single_plan *s = p->data;
+    (void)stage;
+    return pf_plan_add(p, err, "%s", s->cmd->def->name);
+}
+
+static int single_run(pf_plan *p, pf_ctx *ctx, long i, pf_error *err)
+{
+    single_plan *s = p->data;
+    (void)ctx, (void)i;
+    pf_report_free(&s->report);
+    int rc = pf_command_run(s->cmd, &s->report, err);
+    s->ran = !rc;
+    return rc;
+}
+
+static int single_finish(pf_plan *p, pf_report *out, pf_error *err)
+{
+    single_plan *s = p->data;
+    if (!s->ran) return pf_fail(err, PF_EINPUT, "%s: its one task ran in another process, which printed "
+                                "its report", s->cmd->def->name);
+    *out = s->report;
+    memset(&s->report, 0, sizeof s->report);
+    return PF_OK;
+}
+
+int pf_command_plan(pf_command *c, pf_plan **plan, pf_error *err)
+{
+    *plan = NULL;
+    if (c->def->common != (size_t)-1) common_finish((common_opts *)((char *)c->opts + c->def->common));
+    if (c->def->plan) return c->def->plan(c->opts, c->args, c->n_args, &c->h, plan, err);
+    pf_plan *p = pf_plan_alloc(1, 1);
+    single_plan *s = calloc(1, sizeof *s);
+    if (!p || !s) {
+        free(p), free(s);
+        return pf_fail(err, PF_ERUNTIME, "out of memory");
+    }
+    s->cmd = c;
+    p->data = s;
+    p->free_data = single_free;
+    p->prepare = single_prepare;
+    p->run = single_run;
+    p->finish = single_finish;
+    *plan = p;
+    return PF_OK;
+}
+
+int pf_command_has_tasks(const pf_command *c) { return c->def->plan != NULL; }
