@@ -892,8 +892,9 @@ typedef struct {
     long hessian;               /* -1: off; else samples (0: all) */
     double val_fraction;        /* 0: the training set steers */
     pf_analysis_config post;
-    char **files;
+    char **files;               /* the models (path_setup) */
     int n_files;
+    char *anchors;              /* probe: a copy of --anchor, cut into the anchors */
 } connect_args;
 
 static const char *const connect_usage =
@@ -951,8 +952,9 @@ static const pf_option connect_rows[] = {
 };
 
 static const pf_option probe_rows[] = {
-    {OPT_STR, "anchor", "FILE", OPT_OFF(connect_args, model.anchor), 0, 0, OPT_REQUIRED,
-     "the saddle model", .given = 0},
+    {OPT_STR, "anchor", "FILE[,FILE...]", OPT_OFF(connect_args, model.anchor), 0, 0, OPT_REQUIRED,
+     "the saddle model; several (a comma-separated list): one probe each, into DIR/anchor_<k>/ "
+     "(k from 0), shared out among the processes under mpirun, and a table of them in DIR", .given = 0},
     {OPT_STR, "from", "FILE", OPT_OFF(connect_args, from), 0, 0, OPT_REQUIRED, "the start model", .given = 0},
     {OPT_STR, "out", "DIR", OPT_OFF(connect_args, out), 0, 0, OPT_REQUIRED,
      "output folder, made if missing; done when DIR/summary.json exists; a probe stopped midway "
@@ -1094,9 +1096,11 @@ static void probe_defaults(void *o)
     a->probe = 1;
 }
 
-static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+/* The paths the options describe: c, and the models (connect: the
+ * arguments; probe: --from, then every --anchor) in a->files. */
+static int path_setup(connect_args *a, char **args, int n_args, const hooks *h, pf_path_run_config *cp,
+                      pf_error *err)
 {
-    connect_args *a = o;
     if (!a->max_ratio_set) a->sched.max_ratio = a->sched.ratio;
     if (a->sched.min_ratio > a->sched.ratio)
         return pf_fail(err, PF_EINPUT, "--min-ratio %g is above --ratio %g", a->sched.min_ratio, a->sched.ratio);
@@ -1104,14 +1108,35 @@ static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report 
         return pf_fail(err, PF_EINPUT, "--max-ratio %g is below --ratio %g", a->sched.max_ratio, a->sched.ratio);
     if (a->sched.max_beta < a->sched.beta_start) return pf_fail(err, PF_EINPUT, "--max-beta is below --beta-start");
     if (!a->out) return pf_fail(err, PF_EINPUT, "--out DIR is required");
+    free(a->files);
+    free(a->anchors);
+    a->files = NULL;
+    a->anchors = NULL;
+    a->n_files = 0;
     if (a->probe) {
         if (n_args > 0) return pf_fail(err, PF_EINPUT, "unexpected argument '%s'", args[0]);
         if (!a->model.anchor || !a->from)
             return pf_fail(err, PF_EINPUT, "--anchor SADDLE.safetensors and --from MIN.safetensors are required");
+        /* --anchor A,B,...: one probe per anchor */
+        int n = 2;
+        for (const char *p = a->model.anchor; *p; p++) n += *p == ',';
+        a->files = calloc((size_t)n, sizeof *a->files);
+        a->anchors = strdup(a->model.anchor);
+        if (!a->files || !a->anchors) return pf_fail(err, PF_ERUNTIME, "out of memory");
+        a->files[a->n_files++] = (char *)a->from;
+        for (char *p = a->anchors, *end;; p = end + 1) {
+            end = strchr(p, ',');
+            if (end) *end = '\0';
+            if (!*p) return pf_fail(err, PF_EINPUT, "--anchor: an empty file name in the list");
+            a->files[a->n_files++] = p;
+            if (!end) break;
+        }
     } else {
         if (n_args < 2) return pf_fail(err, PF_EINPUT, "needs at least two checkpoints, got %d", n_args);
         if (a->star >= n_args)
             return pf_fail(err, PF_EINPUT, "--star %ld: there are only %d models (0-based)", a->star, n_args);
+        if (!(a->files = calloc((size_t)n_args, sizeof *a->files))) return pf_fail(err, PF_ERUNTIME, "out of memory");
+        for (int i = 0; i < n_args; i++) a->files[a->n_files++] = args[i];
     }
     pf_path_run_config c;
     pf_path_run_config_default(&c);
@@ -1128,16 +1153,30 @@ static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report 
     c.bridge_barrier = a->bridge_barrier;
     c.hessian_samples = a->hessian;
     c.analysis = a->post;
-    c.star = a->star;
+    c.star = a->probe ? -1 : a->star;
     c.progress = h->progress;
     c.progress_ctx = h->progress_ctx;
     c.figures = h->figures;
-    pf_ctx *ctx = NULL;
-    int rc = with_ctx(a->common.threads, &ctx, err);
-    if (!rc)
-        rc = a->probe ? pf_run_probe(ctx, a->out, a->from, a->model.anchor, &c, out, err)
-                      : pf_run_connect(ctx, a->out, (const char *const *)args, n_args, &c, out, err);
-    pf_ctx_free(ctx);
+    *cp = c;
+    return PF_OK;
+}
+
+static int path_plan_of(void *o, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err)
+{
+    connect_args *a = o;
+    pf_path_run_config c;
+    int rc = path_setup(a, args, n_args, h, &c, err);
+    if (!rc) rc = pf_paths_plan(a->out, (const char *const *)a->files, a->n_files, a->probe, &c,
+                                a->common.threads, plan, err);
+    return rc;
+}
+
+static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    pf_plan *plan = NULL;
+    int rc = path_plan_of(o, args, n_args, h, &plan, err);
+    if (!rc) rc = pf_plan_run_all(plan, out, err);
+    pf_plan_free(plan);
     return rc;
 }
 
@@ -1171,9 +1210,9 @@ static const command_def commands[] = {
     {"refine", refine_usage, EXIT_HELP, sizeof(refine_args), (size_t)-1, refine_defaults, refine_tables,
      refine_run, NULL},
     {"connect", connect_usage, connect_tail, sizeof(connect_args), offsetof(connect_args, common),
-     connect_defaults, connect_tables, path_run, NULL},
+     connect_defaults, connect_tables, path_run, path_plan_of},
     {"probe", probe_usage, probe_tail, sizeof(connect_args), offsetof(connect_args, common), probe_defaults,
-     probe_tables, path_run, NULL},
+     probe_tables, path_run, path_plan_of},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
@@ -1212,6 +1251,11 @@ int pf_command_new(const char *name, pf_command **out, pf_error *err)
 void pf_command_free(pf_command *c)
 {
     if (!c) return;
+    if (c->def->plan == path_plan_of) {
+        connect_args *a = c->opts;
+        free(a->files);
+        free(a->anchors);
+    }
     for (int i = 0; i < c->n_strings; i++) free(c->strings[i]);
     free(c->strings);
     free(c->args);
