@@ -141,6 +141,13 @@ def test_arrays_equal_the_same_data_as_files(runs, mnist, tmp_path):
     # float64 and non-contiguous inputs are converted, to the same result
     again = pathfinder.sweep(runs / "arrays2", data=(np.asfortranarray(X.astype(np.float64)), y, Xt, yt), **opts)
     same_table(from_arrays.table, again.table)
+    # refining a sweep of arrays needs the same arrays (there is no transition here to refine)
+    with pytest.raises(pathfinder.InputError, match="pass the same arrays"):
+        pathfinder.refine(from_arrays.dir, "T1")
+    with pytest.raises(pathfinder.InputError, match="different data"):
+        pathfinder.refine(from_arrays.dir, "T1", data=(X[:-1], y[:-1], Xt, yt))
+    with pytest.raises(pathfinder.InputError, match="no transition T1"):
+        pathfinder.refine(from_arrays.dir, "T1", data=(X, y, Xt, yt))
 
 
 def test_refine_narrows_a_transition(t1_sweep):
