@@ -84,7 +84,8 @@ def test_extremes_of_a_dense_hessian(tmp_path):
     X, Y = xf[:, :3].astype(np.float32).astype(np.float64), xf[:, 3].astype(int)
     H = fd_hessian(lambda t: loss(t, X, Y, (3, 4, 3)), theta)
     dense = np.linalg.eigvalsh(H)
-    h = pathfinder.hessian(model, k=3, which="both", tol=1e-6, beta=0.01, **opts)
+    h = pathfinder.hessian(model, k=3, which="both", tol=1e-6, beta=0.01, vectors=str(tmp_path / "v.npy"),
+                           density=str(tmp_path / "density.csv"), **opts)
     scale = np.abs(dense).max()
     np.testing.assert_allclose(np.sort(h["eigenvalues_E"])[:3], dense[:3], rtol=0, atol=1e-4 * scale)
     np.testing.assert_allclose(np.sort(h["eigenvalues_E"])[-3:], dense[-3:], rtol=0, atol=1e-4 * scale)
@@ -92,3 +93,13 @@ def test_extremes_of_a_dense_hessian(tmp_path):
     np.testing.assert_allclose(h["eigenvalues_L"], h["eigenvalues_E"] + 0.01, rtol=0, atol=1e-12)
     # and the loss the library reports is the one written here
     assert h["loss"] == pytest.approx(loss(theta, X, Y, (3, 4, 3)), rel=1e-5)
+    # the eigenvectors, one row per eigenvalue in the table's order, are those of the dense Hessian
+    V = h["vectors"]
+    assert V.shape == (6, 31) and V.dtype == np.float32
+    for lam, v in zip(h["eigenvalues_E"], V.astype(np.float64)):
+        assert np.linalg.norm(v) == pytest.approx(1, rel=1e-5)
+        assert np.linalg.norm(H @ v - lam * v) <= 1e-3 * scale
+    # the spectral density integrates to about 1 over its grid
+    d = h["density"]
+    assert list(d) == ["lambda", "density"] and np.all(d["density"] >= 0)
+    assert np.trapz(d["density"], d["lambda"]) == pytest.approx(1, abs=0.05)
