@@ -459,10 +459,12 @@ static int eval_run(void *o, char **args, int n_args, const hooks *h, pf_report 
 
 static const char *const hessian_usage =
     "Usage: pathfinder hessian [OPTIONS] FILE.safetensors\n"
+    "       pathfinder hessian [OPTIONS] --out DIR FILE.safetensors FILE.safetensors...\n"
     "Extreme eigenvalues of the Hessian of the training error E at a checkpoint, and of\n"
     "L_beta = E + (beta/2)||theta - anchor||^2 (the same shifted by beta), by Lanczos with\n"
     "full reorthogonalization on exact Hessian-vector products (Pearlmutter's R-operator).\n"
-    "Prints a table (or one JSON line with --json).\n\n";
+    "Prints a table (or one JSON line with --json). With several checkpoints, one task each\n"
+    "(shared out among the processes of mpirun), their results in DIR and one table of all.\n\n";
 
 typedef struct {
     common_opts common;
@@ -482,7 +484,7 @@ static int has_ext(const char *path, const char *ext)
 static const char *parse_out(void *opts, const char *arg)
 {
     hessian_args *a = opts;
-    if (!has_ext(arg, ".json") && !has_ext(arg, ".csv")) return "a .json or .csv file";
+    if (!*arg) return "a .json or .csv file, or a folder";
     a->s.out = arg;
     return NULL;
 }
@@ -540,7 +542,9 @@ static const pf_option hessian_rows[] = {
     {OPT_LONG, "block", "N", OPT_OFF(hessian_args, s.block), 1, 1 << 20, 0, "samples per sgemm block", .given = 0},
     {.kind = OPT_SECTION, .help = "Output:"},
     {OPT_CUSTOM, "out", "FILE", 0, 0, 0, OPT_NO_DEFAULT,
-     "also write the results as FILE.json or FILE.csv (by extension)", .parse = parse_out},
+     "also write the results as FILE.json or FILE.csv (by extension); with several checkpoints the "
+     "folder of their results (required): FILE/model_<i>.json each and FILE/spectra.csv",
+     .parse = parse_out},
     {OPT_CUSTOM, "vectors", "FILE.npy", 0, 0, 0, OPT_NO_DEFAULT,
      "also compute the eigenvectors (checked with one product each) and write them as float32 rows, "
      "in the order of the table", .parse = parse_vectors},
@@ -577,15 +581,40 @@ static void hessian_defaults(void *o)
     a->beta = -1;
 }
 
-static int hessian_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+static void hessian_setup(hessian_args *a, const hooks *h)
 {
-    hessian_args *a = o;
-    if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected exactly one checkpoint file");
     a->s.data = a->common.data;
     a->s.lanczos.which = (pf_eig_which)a->which;
     a->s.beta = a->beta < 0 ? NAN : a->beta;
     a->s.progress = h->progress;
     a->s.progress_ctx = h->progress_ctx;
+}
+
+/* Several checkpoints: one task each (spectrum.c); one: no plan (NULL). */
+static int hessian_plan_of(void *o, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err)
+{
+    hessian_args *a = o;
+    *plan = NULL;
+    if (n_args < 1) return pf_fail(err, PF_EINPUT, "expected a checkpoint file (or several)");
+    if (n_args == 1) return PF_OK;
+    hessian_setup(a, h);
+    return pf_spectra_plan(a->s.out, (const char *const *)args, n_args, &a->s, a->common.threads, plan, err);
+}
+
+static int hessian_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    hessian_args *a = o;
+    if (n_args > 1) {
+        pf_plan *plan = NULL;
+        int rc = hessian_plan_of(o, args, n_args, h, &plan, err);
+        if (!rc) rc = pf_plan_run_all(plan, out, err);
+        pf_plan_free(plan);
+        return rc;
+    }
+    if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected a checkpoint file (or several)");
+    if (a->s.out && !has_ext(a->s.out, ".json") && !has_ext(a->s.out, ".csv"))
+        return pf_fail(err, PF_EINPUT, "--out %s: one checkpoint's results go to a .json or .csv file", a->s.out);
+    hessian_setup(a, h);
     pf_ctx *ctx = NULL;
     int rc = with_ctx(a->common.threads, &ctx, err);
     if (!rc) rc = pf_run_spectrum(ctx, args[0], &a->s, out, err);
@@ -1200,7 +1229,7 @@ static const command_def commands[] = {
     {"eval", eval_usage, EXIT_HELP, sizeof(eval_args), offsetof(eval_args, common), eval_defaults, eval_tables,
      eval_run, NULL},
     {"hessian", hessian_usage, EXIT_HELP, sizeof(hessian_args), offsetof(hessian_args, common),
-     hessian_defaults, hessian_tables, hessian_run, NULL},
+     hessian_defaults, hessian_tables, hessian_run, hessian_plan_of},
     {"sweep", sweep_usage, sweep_tail, sizeof(sweep_args), offsetof(sweep_args, common), sweep_defaults,
      sweep_tables, sweep_run, sweep_plan_of},
     {"transitions", transitions_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
@@ -1422,7 +1451,10 @@ int pf_command_plan(pf_command *c, pf_plan **plan, pf_error *err)
 {
     *plan = NULL;
     if (c->def->common != (size_t)-1) common_finish((common_opts *)((char *)c->opts + c->def->common));
-    if (c->def->plan) return c->def->plan(c->opts, c->args, c->n_args, &c->h, plan, err);
+    if (c->def->plan) {
+        int rc = c->def->plan(c->opts, c->args, c->n_args, &c->h, plan, err);
+        if (rc || *plan) return rc;
+    }
     pf_plan *p = pf_plan_alloc(1, 1);
     single_plan *s = calloc(1, sizeof *s);
     if (!p || !s) {
@@ -1439,4 +1471,7 @@ int pf_command_plan(pf_command *c, pf_plan **plan, pf_error *err)
     return PF_OK;
 }
 
-int pf_command_has_tasks(const pf_command *c) { return c->def->plan != NULL; }
+int pf_command_has_tasks(const pf_command *c)
+{
+    return c->def->plan && (c->def->plan != hessian_plan_of || c->n_args > 1);
+}
