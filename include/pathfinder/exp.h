@@ -65,6 +65,8 @@ typedef struct {
     int reset_optimizer;   /* paper: 1 (a new Adam per beta) */
     double grad_tol;       /* L-BFGS: stop when ||grad||_inf < grad_tol */
     double ftol;           /* L-BFGS: stop on relative decrease < ftol */
+    pf_input_layer input_layer; /* sparse or dense input layer; auto (default) decides by the
+                                 * training set's density (pf_input_layer_resolve) */
     pf_progress_fn progress;  /* may be NULL */
     void *progress_ctx;
 } pf_train_config;
@@ -96,6 +98,17 @@ typedef struct {
     int *perm;             /* (n) */
     size_t n;
     int batch;
+    /* The sparse input layer of minibatch training (internal). While a
+     * beta trains on it, the input layer's weights in theta, in the
+     * optimizer's moments and in anchor_t are held transposed, as
+     * (sizes[0], sizes[1]), so that a pixel's weights are one row; they
+     * are put back before pf_train_beta returns. */
+    int sparse;            /* the path the last pf_train_beta took */
+    float *anchor_t;       /* (n_params) the anchor with its input layer transposed */
+    float *c0;             /* (sizes[1]) W_0 b + b_0: the background's part of z_0 */
+    float *swap;           /* (sizes[0] sizes[1]) for transposing in place */
+    struct pf_sparse_csc *csc;  /* (n_threads) each member's batch rows by feature */
+    size_t *row_beg, *row_end;  /* (n) the entries of perm[i] in the training set's sparse form */
 } pf_trainer;
 
 int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_opt_config *opt,

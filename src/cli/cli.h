@@ -53,6 +53,7 @@ typedef struct {
     int no_bias, keep_optimizer;
     uint64_t seed;
     int optimizer;                  /* pf_opt_kind */
+    int input_layer;                /* pf_input_layer */
     double lr, momentum, min_delta, grad_tol;
     long batch, max_epochs, patience;
     int lr_given, max_epochs_given, grad_tol_given, seed_given;
@@ -67,7 +68,11 @@ extern const cli_option cli_protocol_rows[];
 /* Architecture, initial parameters (fresh or --init) and anchor (or NULL). */
 int cli_model_setup(const cli_model_opts *m, const pf_dataset *train, pf_arch *arch, float **theta,
                     float **anchor, pf_error *err);
-void cli_model_train_config(const cli_model_opts *m, pf_train_config *cfg);
+/* The per-beta protocol; --input-layer auto is resolved on train (if given),
+ * so that the configuration records the path taken. */
+void cli_model_train_config(const cli_model_opts *m, const pf_dataset *train, pf_train_config *cfg);
+/* --input-layer's names, in pf_input_layer order. */
+extern const char *const cli_input_layer_names[];
 
 /* Progress line on stderr (only when it is a terminal and not --quiet). */
 typedef struct {

@@ -1315,7 +1315,7 @@ static int run(int argc, char **argv, int probe)
     env.val = val.n ? &val : NULL;
     env.ctx = ctx;
     env.grid = grid, env.n_grid = n_grid;
-    cli_model_train_config(&a.model, &env.cfg);
+    cli_model_train_config(&a.model, &train, &env.cfg);
 
     int many = n_files > 2;
     sums = calloc((size_t)n_files * (size_t)n_files, sizeof *sums);

@@ -14,6 +14,7 @@ typedef struct {
     cli_common common;
     double beta;      /* < 0: the checkpoint's */
     const char *anchor, *act;
+    int input_layer;  /* pf_input_layer */
 } eval_args;
 
 static void show_checkpoint(const void *opts, char *buf, size_t n)
@@ -30,6 +31,8 @@ static const cli_option eval_rows[] = {
      "anchor for r and L_beta (default: the origin)", .given = 0},
     {CLI_STR, "act", "NAMES", CLI_OFF(eval_args, act), 0, 0, CLI_NO_DEFAULT,
      "activations, for checkpoints without pathfinder metadata", .given = 0},
+    {CLI_CHOICE, "input-layer", "MODE", CLI_OFF(eval_args, input_layer), .help =
+     "auto, sparse or dense input layer (see train --help)", .choices = cli_input_layer_names},
     {CLI_END},
 };
 
@@ -87,6 +90,7 @@ int cmd_eval(int argc, char **argv)
     if (beta < 0) beta = meta.beta;
     if ((rc = pf_data_load(&common.data, &train, &test, &err))) goto done;
     if ((rc = pf_work_init(&w, ctx, &arch, 2000, &err))) goto done;
+    w.input_layer = (pf_input_layer)a.input_layer;
     pf_metrics m;
     if ((rc = pf_measure(&w, theta, &train, &test, anchor, beta, &m, &err))) goto done;
     cJSON *o = cli_metrics_json(&m);

@@ -330,7 +330,7 @@ int cmd_sweep(int argc, char **argv)
     if ((rc = pf_data_load(&a.common.data, &train, &test, &err))) goto done;
     if ((rc = cli_model_setup(&a.model, &train, &arch, &theta, &anchor, &err))) goto done;
     pf_train_config cfg;
-    cli_model_train_config(&a.model, &cfg);
+    cli_model_train_config(&a.model, &train, &cfg);
     cfg.anchor = anchor;
     cli_progress prog;
     cli_progress_init(&prog, a.common.quiet);

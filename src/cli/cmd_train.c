@@ -141,7 +141,7 @@ static int train_one(pf_ctx *ctx, const train_args *a, const cli_model_opts *mod
     if ((rc = cli_model_setup(model, train, &arch, &theta, &anchor, err))) goto done;
 
     pf_train_config cfg;
-    cli_model_train_config(model, &cfg);
+    cli_model_train_config(model, train, &cfg);
     cfg.beta = a->beta;
     cfg.anchor = anchor;
     cli_progress prog;
@@ -187,6 +187,7 @@ static int train_one(pf_ctx *ctx, const train_args *a, const cli_model_opts *mod
     cJSON_AddStringToObject(o, "out", out);
     cJSON_AddNumberToObject(o, "seed", (double)model->seed);
     cJSON_AddStringToObject(o, "optimizer", pf_opt_name(cfg.opt.kind));
+    cJSON_AddStringToObject(o, "input_layer", pf_input_layer_name(cfg.input_layer));
     cJSON_AddNumberToObject(o, "epochs", res.epochs);
     cJSON_AddNumberToObject(o, "steps", (double)res.steps);
     cJSON_AddNumberToObject(o, "last_epoch_loss", res.epoch_loss);

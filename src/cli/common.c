@@ -190,6 +190,7 @@ cJSON *cli_protocol_json(const pf_train_config *cfg, int threads)
     cJSON_AddNumberToObject(p, "min_delta", cfg->min_delta);
     cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
     cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
+    cJSON_AddStringToObject(p, "input_layer", pf_input_layer_name(cfg->input_layer));
     cJSON_AddNumberToObject(p, "threads", threads);
     return p;
 }

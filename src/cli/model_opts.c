@@ -20,9 +20,11 @@ void cli_model_default(cli_model_opts *m)
     m->patience = c.patience;
     m->min_delta = c.min_delta;
     m->grad_tol = c.grad_tol;
+    m->input_layer = (int)c.input_layer;
 }
 
 static const char *const optimizer_names[] = {"adam", "sgd", "lbfgs", NULL};
+const char *const cli_input_layer_names[] = {"auto", "sparse", "dense", NULL};
 
 /* Defaults that depend on the optimizer, as the library sets them. */
 static void show_lr(const void *opts, char *buf, size_t n)
@@ -85,6 +87,11 @@ const cli_option cli_protocol_rows[] = {
      "keep the optimizer's state from one beta to the next (default: a new optimizer per beta)"},
     {CLI_DOUBLE, "grad-tol", "X", CLI_OFF(cli_model_opts, grad_tol), 0, INFINITY, CLI_LO_OPEN,
      "lbfgs: stop when max |gradient| < X", .given = CLI_GIVEN(cli_model_opts, grad_tol_given)},
+    {CLI_CHOICE, "input-layer", "MODE", CLI_OFF(cli_model_opts, input_layer), .help =
+     "auto, sparse or dense: run the input layer on the inputs' entries off their per-feature "
+     "background (image background) or as a dense product; auto takes sparse when at most 30% of "
+     "the training set's entries differ from it (results agree to float rounding)",
+     .choices = cli_input_layer_names},
     {CLI_END},
 };
 
@@ -161,9 +168,11 @@ int cli_model_setup(const cli_model_opts *m, const pf_dataset *train, pf_arch *a
     return PF_OK;
 }
 
-void cli_model_train_config(const cli_model_opts *m, pf_train_config *cfg)
+void cli_model_train_config(const cli_model_opts *m, const pf_dataset *train, pf_train_config *cfg)
 {
     pf_train_config_default(cfg, (pf_opt_kind)m->optimizer);
+    cfg->input_layer = (pf_input_layer)m->input_layer;
+    if (train) cfg->input_layer = pf_input_layer_resolve(cfg->input_layer, train->x, train->n, train->dim);
     if (m->lr_given) cfg->opt.lr = m->lr;
     cfg->opt.momentum = m->momentum;
     if (m->grad_tol_given) cfg->grad_tol = m->grad_tol;

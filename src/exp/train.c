@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "pathfinder/exp.h"
+#include "../core/sparse.h"
 #include "../core/team.h"
 
 double pf_now(void)
@@ -64,6 +65,8 @@ int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_op
     if ((rc = pf_work_init(&t->eval_work, ctx, arch, EVAL_BLOCK, err)) ||
         (rc = pf_optim_init(&t->optim, opt, arch->n_params, err)))
         goto fail;
+    /* evaluation finds the training set's sparse form where training left it */
+    if (pf_sparse_share_cache(&t->eval_work, &t->work)) goto oom;
     t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
     if (!t->perm) goto oom;
     pf_rng_seed(&t->rng, seed);
@@ -126,6 +129,14 @@ void pf_trainer_free(pf_trainer *t)
     pf_work_free(&t->eval_work);
     pf_optim_free(&t->optim);
     free(t->perm);
+    free(t->anchor_t);
+    free(t->c0);
+    free(t->swap);
+    if (t->csc)
+        for (int k = 0; k < t->n_threads; k++) pf_sparse_csc_free(&t->csc[k]);
+    free(t->csc);
+    free(t->row_beg);
+    free(t->row_end);
     memset(t, 0, sizeof *t);
 }
 
@@ -141,72 +152,176 @@ typedef struct {
     const pf_train_config *cfg;
     size_t start;
     int B;
+    const pf_sparse_set *set;   /* sparse input layer (theta's held transposed), or NULL */
+    const float *anchor;        /* cfg->anchor, or anchor_t on the sparse path */
 } step_ctx;
 
-static void step_task(void *vctx, int tid, int nt)
+/* Labels and targets of the member's rows [lo, hi) of the batch. */
+static void gather_targets(pf_trainer *t, const pf_dataset *d, size_t start, size_t lo, size_t hi)
 {
-    step_ctx *c = vctx;
-    pf_trainer *t = c->t;
-    const pf_dataset *d = c->d;
-    const pf_arch *A = t->arch;
     pf_work *w = &t->work;
-    int dim = d->dim, K = A->sizes[A->n_layers], L = A->n_layers, B = c->B;
-    size_t lo, hi;
-    pf_share((size_t)B, tid, nt, &lo, &hi);
+    int K = t->arch->sizes[t->arch->n_layers];
     for (size_t i = lo; i < hi; i++) {
-        size_t j = (size_t)t->perm[c->start + i];
-        memcpy(w->xbuf + i * dim, d->x + j * dim, (size_t)dim * sizeof(float));
+        size_t j = (size_t)t->perm[start + i];
         if (d->labels) w->lbuf[i] = d->labels[j];
         if (d->targets) memcpy(w->ybuf + i * K, d->targets + j * K, (size_t)K * sizeof(float));
     }
-    pf_barrier();
-    for (int l = 0; l < L; l++) {
+}
+
+/* The forward pass above the input layer, the output deltas and the deltas
+ * down to layer 0, each followed by a barrier. */
+static void step_middle(step_ctx *c, int tid, int nt)
+{
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    pf_work *w = &t->work;
+    int L = A->n_layers, B = c->B;
+    size_t lo, hi;
+    for (int l = 1; l < L; l++) {
         pf_share((size_t)A->sizes[l + 1], tid, nt, &lo, &hi);
-        pf_forward_cols(w, c->theta, w->xbuf, B, l, (int)lo, (int)hi);
+        pf_forward_cols(w, c->theta, NULL, B, l, (int)lo, (int)hi);
         pf_barrier();
     }
     pf_share((size_t)B, tid, nt, &lo, &hi);
-    t->part_loss[tid] = pf_output_delta_rows(w, d->labels ? w->lbuf : NULL,
-                                             d->targets ? w->ybuf : NULL, (int)lo, (int)hi, (double)B);
+    t->part_loss[tid] = pf_output_delta_rows(w, c->d->labels ? w->lbuf : NULL,
+                                             c->d->targets ? w->ybuf : NULL, (int)lo, (int)hi, (double)B);
     pf_barrier();
     for (int l = L - 1; l > 0; l--) {
         pf_share((size_t)A->sizes[l], tid, nt, &lo, &hi);
         pf_delta_cols(w, c->theta, B, l, (int)lo, (int)hi);
         pf_barrier();
     }
+}
+
+/* Gradient and optimizer step of the member's units of layers [l0, L). */
+static void step_update(step_ctx *c, int tid, int nt, int l0)
+{
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    pf_work *w = &t->work;
     const float *grads[1] = {t->grad};
-    for (int l = 0; l < L; l++) {
+    size_t lo, hi;
+    for (int l = l0; l < A->n_layers; l++) {
         int n_in = A->sizes[l];
         pf_share((size_t)A->sizes[l + 1], tid, nt, &lo, &hi);
-        pf_weight_grad(w, w->xbuf, B, l, (int)lo, (int)hi, t->grad, 1);
+        pf_weight_grad(w, w->xbuf, c->B, l, (int)lo, (int)hi, t->grad, 1);
         size_t wo = A->w_off[l];
-        pf_optim_update(&t->optim, c->theta, grads, 1, c->cfg->anchor, c->cfg->beta,
-                        wo + lo * n_in, wo + hi * n_in);
+        pf_optim_update(&t->optim, c->theta, grads, 1, c->anchor, c->cfg->beta, wo + lo * n_in,
+                        wo + hi * n_in);
         if (A->bias)
-            pf_optim_update(&t->optim, c->theta, grads, 1, c->cfg->anchor, c->cfg->beta,
+            pf_optim_update(&t->optim, c->theta, grads, 1, c->anchor, c->cfg->beta,
                             A->b_off[l] + lo, A->b_off[l] + hi);
     }
+}
+
+static void step_task(void *vctx, int tid, int nt)
+{
+    step_ctx *c = vctx;
+    pf_trainer *t = c->t;
+    const pf_dataset *d = c->d;
+    pf_work *w = &t->work;
+    int dim = d->dim, B = c->B;
+    size_t lo, hi;
+    pf_share((size_t)B, tid, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        size_t j = (size_t)t->perm[c->start + i];
+        memcpy(w->xbuf + i * dim, d->x + j * dim, (size_t)dim * sizeof(float));
+    }
+    gather_targets(t, d, c->start, lo, hi);
+    pf_barrier();
+    pf_share((size_t)t->arch->sizes[1], tid, nt, &lo, &hi);
+    pf_forward_cols(w, c->theta, w->xbuf, B, 0, (int)lo, (int)hi);
+    pf_barrier();
+    step_middle(c, tid, nt);
+    step_update(c, tid, nt, 0);
+}
+
+/* The same with a sparse input layer: no inputs are copied (the batch is
+ * a view of the training set's sparse rows), and the input layer's weights
+ * are W_0^T, so that a member's units are a column block of every pixel's
+ * row. After its step the member refreshes its share of c0 = W_0 b + b_0. */
+static void step_task_sparse(void *vctx, int tid, int nt)
+{
+    step_ctx *c = vctx;
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    pf_work *w = &t->work;
+    int n0 = A->sizes[1], B = c->B;
+    size_t lo, hi, o0, o1;
+    pf_share((size_t)B, tid, nt, &lo, &hi);
+    gather_targets(t, c->d, c->start, lo, hi);
+    pf_sparse_view v = {c->set, t->row_beg + c->start, t->row_end + c->start};
+    pf_sparse_csc_build(&t->csc[tid], &v, (int)lo, (int)hi);
+    pf_barrier();
+    pf_share((size_t)n0, tid, nt, &o0, &o1);
+    pf_sparse_forward0_csc(w, t->csc, nt, B, c->theta + A->w_off[0], t->c0, (int)o0, (int)o1);
+    pf_barrier();
+    step_middle(c, tid, nt);
+    pf_sparse_step0(w, t->csc, nt, c->set->background, B, &t->optim, c->theta, c->anchor,
+                    c->cfg->beta, t->c0, (int)o0, (int)o1);
+    step_update(c, tid, nt, 1);
+}
+
+/* Put the input layer of theta, of the optimizer's moments (and of a copy
+ * of the anchor) into the transposed layout of the sparse path, or back
+ * (to = 0). The anchor copy is made on the way in. */
+static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, const float *anchor,
+                         int to)
+{
+    const pf_arch *A = t->arch;
+    int dim = A->sizes[0], n0 = A->sizes[1];
+    size_t cnt = (size_t)dim * n0, off = A->w_off[0];
+    if (!t->swap && !(t->swap = malloc(cnt * sizeof *t->swap))) return PF_ERUNTIME;
+    if (!t->c0 && !(t->c0 = malloc((size_t)n0 * sizeof *t->c0))) return PF_ERUNTIME;
+    if (to) {
+        if (!t->csc && !(t->csc = calloc((size_t)t->n_threads, sizeof *t->csc))) return PF_ERUNTIME;
+        if (!t->row_beg && !(t->row_beg = malloc(t->n * sizeof *t->row_beg))) return PF_ERUNTIME;
+        if (!t->row_end && !(t->row_end = malloc(t->n * sizeof *t->row_end))) return PF_ERUNTIME;
+        size_t rows = ((size_t)t->batch + (size_t)t->n_threads - 1) / (size_t)t->n_threads;
+        for (int k = 0; k < t->n_threads; k++)
+            if (pf_sparse_csc_reserve(&t->csc[k], dim, set->max_row * rows)) return PF_ERUNTIME;
+    }
+    if (to && anchor) {
+        if (!t->anchor_t && !(t->anchor_t = malloc(A->n_params * sizeof *t->anchor_t))) return PF_ERUNTIME;
+        memcpy(t->anchor_t, anchor, A->n_params * sizeof *anchor);
+        pf_transpose(t->anchor_t + off, anchor + off, n0, dim);
+    }
+    float *blocks[3] = {theta, t->optim.m, t->optim.v};
+    for (int k = 0; k < 3; k++) {
+        if (!blocks[k]) continue;
+        if (to) pf_transpose(t->swap, blocks[k] + off, n0, dim);
+        else pf_transpose(t->swap, blocks[k] + off, dim, n0);
+        memcpy(blocks[k] + off, t->swap, cnt * sizeof *t->swap);
+    }
+    return PF_OK;
 }
 
 /* One pass over the data in shuffled minibatches; returns the mean
  * minibatch loss. */
 static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
-                              const pf_train_config *cfg, int epoch, double t0, double *first)
+                              const pf_train_config *cfg, const pf_sparse_set *set, int epoch,
+                              double t0, double *first)
 {
     size_t n = d->n;
     for (size_t i = 0; i < n; i++) t->perm[i] = (int)i;
     pf_rng_shuffle(&t->rng, t->perm, n);
+    if (set) /* where each sample's entries are, in the order of the epoch */
+        for (size_t i = 0; i < n; i++) {
+            t->row_beg[i] = set->row_ptr[t->perm[i]];
+            t->row_end[i] = set->row_ptr[t->perm[i] + 1];
+        }
     long steps = (long)((n + (size_t)t->batch - 1) / (size_t)t->batch);
     double sum = 0.0;
-    step_ctx c = {t, theta, d, cfg, 0, 0};
+    step_ctx c = {t, theta, d, cfg, 0, 0, set, set && cfg->anchor ? t->anchor_t : cfg->anchor};
+    pf_task_fn task = set ? step_task_sparse : step_task;
     for (long s = 0; s < steps; s++) {
         c.start = (size_t)s * (size_t)t->batch;
         c.B = (int)(n - c.start < (size_t)t->batch ? n - c.start : (size_t)t->batch);
         pf_optim_begin(&t->optim);
         if (t->n_threads > 1)
-            pf_parallel(t->ctx, step_task, &c);
+            pf_parallel(t->ctx, task, &c);
         else
-            step_task(&c, 0, 1);
+            task(&c, 0, 1);
         double loss = 0.0;
         for (int k = 0; k < t->n_threads; k++) loss += t->part_loss[k];
         sum += loss / c.B;
@@ -270,19 +385,33 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     if (cfg->reset_optimizer) pf_optim_reset(&t->optim);
     double best = INFINITY, start_loss = NAN;
     double r0 = pf_distance(theta, cfg->anchor, A->n_params);
-    int wait = 0;
+    /* the input layer: sparse on the training set's nonzeros, or dense */
+    const pf_sparse_set *set = NULL;
+    t->work.input_layer = t->eval_work.input_layer = cfg->input_layer;
+    if (t->batch) {
+        int use;
+        set = pf_sparse_find(&t->work, train->x, train->n, train->dim, &use);
+        if (use && (!set || sparse_layout(t, set, theta, cfg->anchor, 1) != PF_OK)) {
+            res->seconds = pf_now() - t0;
+            return pf_fail(err, PF_ERUNTIME, "out of memory for the sparse input layer");
+        }
+    }
+    t->sparse = set != NULL;
+    if (set)
+        pf_input_background(t->c0, theta + A->w_off[0], A->bias ? theta + A->b_off[0] : NULL,
+                            set->background, A->sizes[0], A->sizes[1], 0, A->sizes[1]);
+    int wait = 0, diverged_epoch = 0;
+    double diverged_loss = 0.0;
     for (int epoch = 1; epoch <= cfg->max_epochs; epoch++) {
         double first = NAN;
-        double loss = t->batch ? minibatch_epoch(t, theta, train, cfg, epoch, t0, &first)
+        double loss = t->batch ? minibatch_epoch(t, theta, train, cfg, set, epoch, t0, &first)
                                : (first = fullbatch_epoch(t, theta, train, cfg));
         if (epoch == 1) start_loss = first + 0.5 * cfg->beta * r0 * r0;
         res->epochs = epoch;
         res->epoch_loss = loss;
         if (!isfinite(loss)) {
-            res->seconds = pf_now() - t0;
-            return pf_fail(err, PF_ERUNTIME,
-                           "training diverged at beta %g, epoch %d (loss %g): lower --lr",
-                           cfg->beta, epoch, loss);
+            diverged_epoch = epoch, diverged_loss = loss;
+            break;
         }
         if (loss < best - cfg->min_delta) {
             best = loss;
@@ -291,6 +420,12 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
             res->stopped_early = 1;
             break;
         }
+    }
+    if (set) sparse_layout(t, set, theta, NULL, 0);
+    if (diverged_epoch) {
+        res->seconds = pf_now() - t0;
+        return pf_fail(err, PF_ERUNTIME, "training diverged at beta %g, epoch %d (loss %g): lower --lr",
+                       cfg->beta, diverged_epoch, diverged_loss);
     }
     res->best_epoch_loss = best;
     /* Diverged: L_beta ended far above where it started. A working

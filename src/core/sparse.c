@@ -1,0 +1,447 @@
+/* The sparse input layer (see sparse.h): sparse forms of datasets, the
+ * workspace's cache of them, and the layer's forward and gradient. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pathfinder/core.h"
+#include "act.h"
+#include "sparse.h"
+
+static const char *const input_layer_names[] = {"auto", "sparse", "dense"};
+
+const char *pf_input_layer_name(pf_input_layer m)
+{
+    return (unsigned)m < 3 ? input_layer_names[m] : "?";
+}
+
+int pf_input_layer_from_name(const char *name, pf_input_layer *m)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, input_layer_names[i]) == 0) {
+            *m = (pf_input_layer)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- sparse sets ----------------------------------------------------------------- */
+
+enum { PROBE_ROWS = 1024, PRINT_ROWS = 64 };
+
+/* FNV-1a over the bits of up to PRINT_ROWS evenly spread rows: tells a
+ * dataset from another one later allocated at the same address. */
+static uint64_t fingerprint(const float *x, size_t n, int dim)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)n ^ ((uint64_t)dim << 40);
+    size_t rows = n < PRINT_ROWS ? n : PRINT_ROWS;
+    for (size_t t = 0; t < rows; t++) {
+        const float *row = x + (t * n / rows) * (size_t)dim;
+        for (int j = 0; j < dim; j++) {
+            uint32_t b;
+            memcpy(&b, &row[j], sizeof b);
+            h = (h ^ b) * 1099511628211ULL;
+        }
+    }
+    return h;
+}
+
+int pf_sparse_probe(pf_sparse_set *s, const float *x, size_t n, int dim)
+{
+    memset(s, 0, sizeof *s);
+    s->x = x, s->n = n, s->dim = dim;
+    s->print = fingerprint(x, n, dim);
+    size_t D = (size_t)dim, probe = n < PROBE_ROWS ? n : PROBE_ROWS;
+    s->background = malloc((D ? D : 1) * sizeof *s->background);
+    size_t *votes = calloc(D ? D : 1, sizeof *votes);
+    if (!s->background || !votes) {
+        free(votes);
+        pf_sparse_free(s);
+        return PF_ERUNTIME;
+    }
+    /* Boyer-Moore majority vote per feature */
+    for (size_t j = 0; j < D; j++) s->background[j] = 0.0f;
+    for (size_t t = 0; t < probe; t++) {
+        const float *row = x + (t * n / probe) * D;
+        for (size_t j = 0; j < D; j++) {
+            if (votes[j] == 0) s->background[j] = row[j], votes[j] = 1;
+            else votes[j] += row[j] == s->background[j] ? 1 : (size_t)-1;
+        }
+    }
+    free(votes);
+    /* a NaN never equals itself: it is no background */
+    for (size_t j = 0; j < D; j++)
+        if (s->background[j] != s->background[j]) s->background[j] = 0.0f;
+    size_t off = 0;
+    for (size_t t = 0; t < probe; t++) {
+        const float *row = x + (t * n / probe) * D;
+        for (size_t j = 0; j < D; j++) off += row[j] != s->background[j];
+    }
+    s->density = probe && D ? (double)off / ((double)probe * (double)D) : 1.0;
+    s->sparse = dim >= PF_SPARSE_MIN_DIM && s->density <= PF_SPARSE_MAX_DENSITY;
+    return PF_OK;
+}
+
+int pf_sparse_build(pf_sparse_set *s)
+{
+    size_t D = (size_t)s->dim, nnz = 0;
+    const float *bg = s->background;
+    for (size_t i = 0; i < s->n; i++) {
+        const float *row = s->x + i * D;
+        for (size_t j = 0; j < D; j++) nnz += row[j] != bg[j];
+    }
+    free(s->row_ptr);
+    s->row_ptr = malloc((s->n + 1) * sizeof *s->row_ptr);
+    if (nnz + 1 > s->cap) {
+        free(s->col), free(s->val);
+        s->col = malloc((nnz + 1) * sizeof *s->col);
+        s->val = malloc((nnz + 1) * sizeof *s->val);
+        s->cap = nnz + 1;
+    }
+    if (!s->row_ptr || !s->col || !s->val) {
+        free(s->row_ptr), free(s->col), free(s->val);
+        s->row_ptr = NULL, s->col = NULL, s->val = NULL, s->cap = 0;
+        return PF_ERUNTIME;
+    }
+    size_t k = 0;
+    s->max_row = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        s->row_ptr[i] = k;
+        if (i && k - s->row_ptr[i - 1] > s->max_row) s->max_row = k - s->row_ptr[i - 1];
+        const float *row = s->x + i * D;
+        /* branch-free compaction: always write, advance only past an entry
+         * off the background (so col/val need one slot of slack) */
+        for (size_t j = 0; j < D; j++) {
+            s->col[k] = (uint32_t)j;
+            s->val[k] = row[j] - bg[j];
+            k += row[j] != bg[j];
+        }
+    }
+    s->row_ptr[s->n] = k;
+    if (s->n && k - s->row_ptr[s->n - 1] > s->max_row) s->max_row = k - s->row_ptr[s->n - 1];
+    return PF_OK;
+}
+
+void pf_sparse_free(pf_sparse_set *s)
+{
+    free(s->background);
+    free(s->row_ptr);
+    free(s->col);
+    free(s->val);
+    memset(s, 0, sizeof *s);
+}
+
+pf_input_layer pf_input_layer_resolve(pf_input_layer requested, const float *x, size_t n, int dim)
+{
+    if (requested != PF_INPUT_AUTO) return requested;
+    pf_sparse_set s;
+    if (pf_sparse_probe(&s, x, n, dim) != PF_OK) return PF_INPUT_DENSE;
+    int sparse = s.sparse;
+    pf_sparse_free(&s);
+    return sparse ? PF_INPUT_SPARSE : PF_INPUT_DENSE;
+}
+
+/* ---- the workspace's cache ----------------------------------------------------- */
+
+enum { CACHE_SETS = 4 };
+
+/* The sets of the last few datasets a workspace ran on (a trainer's
+ * training, validation and test sets fit). */
+struct pf_sparse_cache {
+    pf_sparse_set sets[CACHE_SETS];
+    unsigned used[CACHE_SETS];   /* when each was last found (0: empty) */
+    unsigned clock;
+};
+
+void pf_sparse_cache_free(struct pf_sparse_cache *c)
+{
+    if (!c) return;
+    for (int k = 0; k < CACHE_SETS; k++) pf_sparse_free(&c->sets[k]);
+    free(c);
+}
+
+static struct pf_sparse_cache *cache_of(pf_work *w)
+{
+    if (!w->sparse_cache) {
+        w->sparse_cache = calloc(1, sizeof *w->sparse_cache);
+        w->own_sparse_cache = w->sparse_cache != NULL;
+    }
+    return w->sparse_cache;
+}
+
+int pf_sparse_share_cache(pf_work *dst, pf_work *src)
+{
+    struct pf_sparse_cache *c = cache_of(src);
+    if (!c) return PF_ERUNTIME;
+    if (dst->own_sparse_cache) pf_sparse_cache_free(dst->sparse_cache);
+    dst->sparse_cache = c;
+    dst->own_sparse_cache = 0;
+    return PF_OK;
+}
+
+const pf_sparse_set *pf_sparse_find(pf_work *w, const float *x, size_t n, int dim, int *use)
+{
+    *use = 0;
+    if (w->input_layer == PF_INPUT_DENSE || n == 0) return NULL;
+    struct pf_sparse_cache *c = cache_of(w);
+    if (!c) {
+        *use = w->input_layer == PF_INPUT_SPARSE;
+        return NULL;
+    }
+    pf_sparse_set *s = NULL;
+    uint64_t print = 0;
+    int printed = 0;
+    for (int k = 0; k < CACHE_SETS && !s; k++) {
+        pf_sparse_set *t = &c->sets[k];
+        if (!c->used[k] || t->x != x || t->n != n || t->dim != dim) continue;
+        if (!printed) print = fingerprint(x, n, dim), printed = 1;
+        if (t->print == print) s = t;
+    }
+    if (!s) {
+        /* replace the least recently used */
+        int k = 0;
+        for (int j = 1; j < CACHE_SETS; j++)
+            if (c->used[j] < c->used[k]) k = j;
+        pf_sparse_free(&c->sets[k]);
+        c->used[k] = 0;
+        if (pf_sparse_probe(&c->sets[k], x, n, dim) != PF_OK) {
+            *use = w->input_layer == PF_INPUT_SPARSE;
+            return NULL;
+        }
+        s = &c->sets[k];
+    }
+    c->used[s - c->sets] = ++c->clock;
+    *use = w->input_layer == PF_INPUT_SPARSE || s->sparse;
+    if (!*use) return NULL;
+    if (!s->row_ptr && pf_sparse_build(s) != PF_OK) return NULL;
+    return s;
+}
+
+/* ---- scratch ------------------------------------------------------------------------ */
+
+pf_sparse_scratch *pf_sparse_scratch_get(pf_work *w)
+{
+    if (w->sparse_scratch) return w->sparse_scratch;
+    const pf_arch *A = w->arch;
+    size_t n0 = (size_t)A->sizes[0] * (size_t)A->sizes[1];
+    pf_sparse_scratch *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->wt = malloc(n0 * sizeof *s->wt);
+    s->gt = malloc(n0 * sizeof *s->gt);
+    s->c = malloc((size_t)A->sizes[1] * sizeof *s->c);
+    if (!s->wt || !s->gt || !s->c) {
+        pf_sparse_scratch_free(s);
+        return NULL;
+    }
+    w->sparse_scratch = s;
+    return s;
+}
+
+void pf_sparse_scratch_free(pf_sparse_scratch *s)
+{
+    if (!s) return;
+    free(s->wt), free(s->gt), free(s->c);
+    pf_sparse_free(&s->batch);
+    pf_sparse_csc_free(&s->csc);
+    free(s);
+}
+
+/* ---- the layer --------------------------------------------------------------------- */
+
+void pf_transpose(float *restrict dst, const float *restrict src, int rows, int cols)
+{
+    enum { TILE = 16 };
+    for (int i0 = 0; i0 < rows; i0 += TILE)
+        for (int j0 = 0; j0 < cols; j0 += TILE) {
+            int i1 = i0 + TILE < rows ? i0 + TILE : rows, j1 = j0 + TILE < cols ? j0 + TILE : cols;
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+        }
+}
+
+void pf_input_background(float *c, const float *wt, const float *b0, const float *background,
+                         int dim, int n_out, int o0, int o1)
+{
+    if (o1 <= o0) return;
+    for (int o = o0; o < o1; o++) c[o] = 0.0f;
+    for (int j = 0; j < dim; j++) {
+        const float *row = wt + (size_t)j * n_out;
+        float b = background[j];
+        for (int o = o0; o < o1; o++) c[o] = pf_sfma(b, row[o], c[o]);
+    }
+    if (b0)
+        for (int o = o0; o < o1; o++) c[o] += b0[o];
+}
+
+void pf_sparse_forward0_csc(pf_work *w, const pf_sparse_csc *csc, int n_csc, int B, const float *wt,
+                            const float *c, int o0, int o1)
+{
+    const pf_arch *A = w->arch;
+    int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
+    if (B <= 0 || width <= 0) return;
+    float *z = w->z[0], *a = w->a[0];
+    for (int i = 0; i < B; i++) memcpy(z + (size_t)i * n_out + o0, c + o0, (size_t)width * sizeof *z);
+    for (int k = 0; k < n_csc; k++)
+        pf_csc_forward(z + o0, (size_t)n_out, wt + o0, (size_t)n_out, width, &csc[k], dim);
+    if (width == n_out)
+        activate(A->act[0], a, z, (size_t)B * n_out);
+    else
+        for (int i = 0; i < B; i++)
+            activate(A->act[0], a + (size_t)i * n_out + o0, z + (size_t)i * n_out + o0, (size_t)width);
+}
+
+void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, const float *c,
+                        int o0, int o1)
+{
+    const pf_arch *A = w->arch;
+    int n_out = A->sizes[1], width = o1 - o0;
+    if (B <= 0 || width <= 0) return;
+    float *z = w->z[0], *a = w->a[0];
+    for (int i = 0; i < B; i++) {
+        const uint32_t *col;
+        const float *val;
+        size_t nnz;
+        pf_sparse_row(v, i, &col, &val, &nnz);
+        pf_sparse_gather(z + (size_t)i * n_out + o0, c + o0, wt + o0, (size_t)n_out, width, col, val,
+                         nnz);
+    }
+    if (width == n_out)
+        activate(A->act[0], a, z, (size_t)B * n_out);
+    else
+        for (int i = 0; i < B; i++)
+            activate(A->act[0], a + (size_t)i * n_out + o0, z + (size_t)i * n_out + o0, (size_t)width);
+}
+
+int pf_sparse_csc_reserve(pf_sparse_csc *c, int dim, size_t entries)
+{
+    if (!c->ptr && !(c->ptr = malloc(((size_t)dim + 1) * sizeof *c->ptr))) return PF_ERUNTIME;
+    if (entries <= c->cap && c->row) return PF_OK;
+    free(c->row), free(c->val);
+    c->row = malloc((entries ? entries : 1) * sizeof *c->row);
+    c->val = malloc((entries ? entries : 1) * sizeof *c->val);
+    c->cap = c->row && c->val ? entries : 0;
+    return c->cap == entries ? PF_OK : PF_ERUNTIME;
+}
+
+void pf_sparse_csc_free(pf_sparse_csc *c)
+{
+    free(c->ptr), free(c->row), free(c->val);
+    memset(c, 0, sizeof *c);
+}
+
+void pf_sparse_csc_build(pf_sparse_csc *c, const pf_sparse_view *v, int r0, int r1)
+{
+    int dim = v->set->dim;
+    uint32_t *ptr = c->ptr;
+    memset(ptr, 0, ((size_t)dim + 1) * sizeof *ptr);
+    /* the first pass is the first touch of a shuffled batch's rows, which
+     * lie anywhere in the set: fetch a few rows ahead */
+    enum { AHEAD = 4 };
+    for (int i = r0; i < r1 && i < r0 + AHEAD; i++) pf_sparse_prefetch(v, i);
+    for (int i = r0; i < r1; i++) {
+        if (i + AHEAD < r1) pf_sparse_prefetch(v, i + AHEAD);
+        const uint32_t *col;
+        const float *val;
+        size_t nnz;
+        pf_sparse_row(v, i, &col, &val, &nnz);
+        for (size_t k = 0; k < nnz; k++) ptr[col[k] + 1]++;
+    }
+    for (int j = 0; j < dim; j++) ptr[j + 1] += ptr[j];
+    /* fill: ptr[j] walks to where feature j + 1 starts ... */
+    for (int i = r0; i < r1; i++) {
+        const uint32_t *col;
+        const float *val;
+        size_t nnz;
+        pf_sparse_row(v, i, &col, &val, &nnz);
+        for (size_t k = 0; k < nnz; k++) {
+            uint32_t at = ptr[col[k]]++;
+            c->row[at] = (uint32_t)i;
+            c->val[at] = val[k];
+        }
+    }
+    /* ... so shift the starts back */
+    memmove(ptr + 1, ptr, (size_t)dim * sizeof *ptr);
+    ptr[0] = 0;
+}
+
+void pf_sparse_grad0(pf_work *w, const pf_sparse_csc *csc, int n_csc, const float *background, int B,
+                     float *gt, float *gb, int o0, int o1, int overwrite)
+{
+    const pf_arch *A = w->arch;
+    int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
+    if (B <= 0 || width <= 0) return;
+    const float *delta = w->d[0] + o0;
+    /* column sums of delta in double: the bias gradient, and with the
+     * background the dense part of the weight gradient */
+    enum { COLS = 1024 };
+    float csf[COLS];
+    for (int c0 = o0; c0 < o1; c0 += COLS) {
+        int nc = o1 - c0 < COLS ? o1 - c0 : COLS;
+        double cs[COLS];
+        for (int j = 0; j < nc; j++) cs[j] = 0.0;
+        for (int i = 0; i < B; i++) {
+            const float *row = w->d[0] + (size_t)i * n_out + c0;
+            for (int j = 0; j < nc; j++) cs[j] += row[j];
+        }
+        for (int j = 0; j < nc; j++) csf[j] = (float)cs[j];
+        if (gb)
+            for (int j = 0; j < nc; j++) gb[c0 + j] = (overwrite ? 0.0f : gb[c0 + j]) + csf[j];
+        /* feature by feature: g = background_j cs (+ g) + sum over its rows of s delta */
+        for (int r = 0; r < dim; r++) {
+            float *g = gt + (size_t)r * n_out + c0;
+            float b = background[r];
+            if (overwrite)
+                for (int j = 0; j < nc; j++) g[j] = b * csf[j];
+            else
+                for (int j = 0; j < nc; j++) g[j] = pf_sfma(b, csf[j], g[j]);
+            for (int k = 0; k < n_csc; k++) {
+                const pf_sparse_csc *c = &csc[k];
+                uint32_t p0 = c->ptr[r], p1 = c->ptr[r + 1];
+                if (p1 > p0)
+                    pf_sparse_gather(g, g, delta + (c0 - o0), (size_t)n_out, nc, c->row + p0,
+                                     c->val + p0, p1 - p0);
+            }
+        }
+    }
+}
+
+void pf_sparse_step0(pf_work *w, const pf_sparse_csc *csc, int n_csc, const float *background, int B,
+                     pf_optim *o, float *theta, const float *anchor, double beta, float *c, int o0,
+                     int o1)
+{
+    const pf_arch *A = w->arch;
+    int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
+    if (width <= 0) return;
+    enum { COLS = 1024 };
+    float csf[COLS], g[COLS];
+    for (int c0 = o0; c0 < o1; c0 += COLS) {
+        int nc = o1 - c0 < COLS ? o1 - c0 : COLS;
+        double cs[COLS];
+        for (int j = 0; j < nc; j++) cs[j] = 0.0;
+        for (int i = 0; i < B; i++) {
+            const float *row = w->d[0] + (size_t)i * n_out + c0;
+            for (int j = 0; j < nc; j++) cs[j] += row[j];
+        }
+        for (int j = 0; j < nc; j++) csf[j] = (float)cs[j];
+        for (int j = 0; j < nc; j++) c[c0 + j] = 0.0f;
+        const float *delta = w->d[0] + c0;
+        for (int r = 0; r < dim; r++) {
+            float b = background[r];
+            for (int j = 0; j < nc; j++) g[j] = b * csf[j];
+            for (int k = 0; k < n_csc; k++) {
+                const pf_sparse_csc *s = &csc[k];
+                uint32_t p0 = s->ptr[r], p1 = s->ptr[r + 1];
+                if (p1 > p0)
+                    pf_sparse_gather(g, g, delta, (size_t)n_out, nc, s->row + p0, s->val + p0, p1 - p0);
+            }
+            size_t off = A->w_off[0] + (size_t)r * n_out + (size_t)c0;
+            pf_optim_update_local(o, theta, g, anchor, beta, off, (size_t)nc);
+            const float *wr = theta + off;
+            for (int j = 0; j < nc; j++) c[c0 + j] = pf_sfma(b, wr[j], c[c0 + j]);
+        }
+        if (A->bias) {
+            size_t off = A->b_off[0] + (size_t)c0;
+            pf_optim_update_local(o, theta, csf, anchor, beta, off, (size_t)nc);
+            for (int j = 0; j < nc; j++) c[c0 + j] += theta[off + (size_t)j];
+        }
+    }
+}
