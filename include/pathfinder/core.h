@@ -226,6 +226,14 @@ int pf_ctx_create(pf_ctx **ctx, int n_threads, pf_error *err);
 void pf_ctx_free(pf_ctx *ctx);
 int pf_ctx_threads(const pf_ctx *ctx);
 
+/* OpenBLAS picks its kernels by CPU model when it loads, and versions
+ * before 0.3.25 fall back to their SSE3 kernels ("Prescott", 2-3x slower
+ * sgemm) on Intel models they do not know. Then this returns the
+ * OPENBLAS_CORETYPE that suits the CPU ("SkylakeX" with AVX-512, "Haswell"
+ * with AVX2 and FMA), else NULL. OpenBLAS reads the variable only as it
+ * loads: a program sets it and executes itself again (the tool does). */
+const char *pf_blas_better_core(void);
+
 /* ------------------------------------------------------------- shifted L2 */
 
 /* Shifted L2: (beta/2) * ||theta - anchor||^2; anchor NULL means the origin. */
