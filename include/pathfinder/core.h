@@ -180,6 +180,13 @@ void pf_forward(pf_work *w, const float *theta, const float *x, int B);
  * of W, of the gradient and of the optimizer state it touches stay in its
  * own cache. Members meet at a barrier after each layer. */
 void pf_forward_cols(pf_work *w, const float *theta, const float *x, int B, int l, int o0, int o1);
+/* The same split by rows: layer l's z_l and a_l of rows [r0, r1), all
+ * units; and the deltas of layer l-1 of rows [r0, r1) from those of layer
+ * l. A member that owns a share of the rows runs the forward pass, the
+ * output deltas and the deltas down to layer 0 on it alone, and meets the
+ * others once, before the gradient (which needs every row). */
+void pf_forward_rows(pf_work *w, const float *theta, const float *x, int l, int r0, int r1);
+void pf_delta_rows(pf_work *w, const float *theta, int l, int r0, int r1);
 /* Output deltas dLoss/dz_{L-1} of rows [r0, r1), with the loss normalized
  * by norm samples; returns the summed loss of those rows. */
 double pf_output_delta_rows(pf_work *w, const int *labels, const float *targets, int r0, int r1,

@@ -139,7 +139,9 @@ typedef struct {
     double epoch_loss;       /* mean minibatch loss of the last epoch */
     double best_epoch_loss;
     int stopped_early;       /* patience ran out before max_epochs */
-    double seconds;
+    double seconds;          /* all of it, setup included */
+    double setup_seconds;    /* before the first epoch: the sparse form of the training set
+                              * (made once per trainer and dataset) and the layout */
     /* L_beta at the start (first minibatch's loss + beta/2 r^2) and at the
      * end (last epoch's mean loss + beta/2 r^2); diverged when the end is
      * above 10 |start| + 1: a finite blow-up (first-order optimizers). */

@@ -193,7 +193,9 @@ static int train_one(pf_ctx *ctx, const train_args *a, const cli_model_opts *mod
     cJSON_AddNumberToObject(o, "last_epoch_loss", res.epoch_loss);
     cJSON_AddBoolToObject(o, "stopped_early", res.stopped_early);
     cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
-    cJSON_AddNumberToObject(o, "seconds_per_epoch", res.epochs ? res.seconds / res.epochs : 0.0);
+    cJSON_AddNumberToObject(o, "setup_seconds", res.setup_seconds);
+    cJSON_AddNumberToObject(o, "seconds_per_epoch",
+                            res.epochs ? (res.seconds - res.setup_seconds) / res.epochs : 0.0);
     cli_print_json(o);
 done:
     if (trainer_ready) pf_trainer_free(&trainer);

@@ -45,10 +45,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "pathfinder/core.h"
 #include "act.h"
+#include "sparse.h"
 #include "team.h"
 
 /* One team member's buffers for a block of B = w->max_batch rows. */
@@ -106,19 +106,9 @@ struct pf_hessian {
 };
 
 /* Large arrays (CSR, CSC, cache: ~300 MB for MNIST) are touched once
- * right after allocation; on Linux, 2 MiB pages spare the ~75,000 page
- * faults that cost as much as a product. Freed with free(). */
-static void *big_alloc(size_t bytes)
-{
-    enum { HUGE_PAGE = 2 << 20 };
-    if (bytes < HUGE_PAGE) return malloc(bytes ? bytes : 1);
-    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    void *p = aligned_alloc(HUGE_PAGE, rounded);
-#ifdef MADV_HUGEPAGE
-    if (p) madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-    return p;
-}
+ * right after allocation; 2 MiB pages spare the ~75,000 page faults that
+ * cost as much as a product (pf_big_alloc). */
+#define big_alloc pf_big_alloc
 
 static void member_free(hvp_member *m, int borrowed)
 {
@@ -278,77 +268,6 @@ static double output_r(pf_loss loss, float *restrict g, float *restrict rg, cons
 }
 
 /* ---- sparse input layer ----------------------------------------------------- */
-
-/* SIMD through GCC/Clang generic vectors, as wide as -march allows (the
- * x86-64 baseline and NEON have 16-byte registers). */
-#if defined(__AVX512F__)
-enum { LANES = 16 };
-#elif defined(__AVX__)
-enum { LANES = 8 };
-#else
-enum { LANES = 4 };
-#endif
-typedef float vfloat __attribute__((vector_size(LANES * sizeof(float))));
-enum { MAX_VECS = 16 }; /* accumulators held in registers at once */
-
-static inline vfloat vload(const float *p)
-{
-    vfloat v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void vstore(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
-
-/* out[0, nv*LANES) = start + sum_k val_k M[idx_k, 0, nv*LANES) (start NULL:
- * zero) with the sums in nv registers; inlined with a constant nv. */
-static inline __attribute__((always_inline)) void gather_chunk(
-    float *restrict out, const float *restrict start, const float *restrict M, size_t ld,
-    const uint32_t *restrict idx, const float *restrict val, size_t nnz, const int nv)
-{
-    vfloat acc[MAX_VECS];
-#pragma GCC unroll 16
-    for (int u = 0; u < nv; u++) acc[u] = start ? vload(start + u * LANES) : (vfloat){0};
-    for (size_t k = 0; k < nnz; k++) {
-        const float *row = M + (size_t)idx[k] * ld;
-        float s = val[k];
-#pragma GCC unroll 16
-        for (int u = 0; u < nv; u++) acc[u] += s * vload(row + u * LANES);
-    }
-#pragma GCC unroll 16
-    for (int u = 0; u < nv; u++) vstore(out + u * LANES, acc[u]);
-}
-
-/* out[0, width) = start + sum_k val_k M[idx_k, 0, width): a sparse row
- * times a dense matrix (ld floats per row), in register-sized chunks. */
-static void sparse_gather(float *restrict out, const float *restrict start, const float *M, size_t ld,
-                          int width, const uint32_t *idx, const float *val, size_t nnz)
-{
-    int c = 0;
-    for (; width - c >= 16 * LANES; c += 16 * LANES)
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 16);
-    if (width - c >= 8 * LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 8);
-        c += 8 * LANES;
-    }
-    if (width - c >= 4 * LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 4);
-        c += 4 * LANES;
-    }
-    if (width - c >= 2 * LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 2);
-        c += 2 * LANES;
-    }
-    if (width - c >= LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 1);
-        c += LANES;
-    }
-    for (; c < width; c++) {
-        float acc = start ? start[c] : 0.0f;
-        for (size_t k = 0; k < nnz; k++) acc += val[k] * M[(size_t)idx[k] * ld + c];
-        out[c] = acc;
-    }
-}
 
 /* The background of every feature is its majority value (Boyer-Moore vote)
  * over up to 1024 rows spread evenly through the rows used; the input layer
@@ -597,10 +516,10 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B, 
         sb = sparse_view(m, h, row0, B, blk);
         for (int i = 0; i < B; i++) {
             size_t k0 = sb.row_ptr[i], k1 = sb.row_ptr[i + 1];
-            sparse_gather(m->rz[0] + (size_t)i * n_out, h->wv_bg + n_out, vt, (size_t)n_out, n_out,
+            pf_sparse_gather(m->rz[0] + (size_t)i * n_out, h->wv_bg + n_out, vt, (size_t)n_out, n_out,
                           sb.col + k0, sb.val + k0, k1 - k0);
             if (!reuse)
-                sparse_gather(w->z[0] + (size_t)i * n_out, h->wv_bg, h->wv_t, (size_t)n_out, n_out,
+                pf_sparse_gather(w->z[0] + (size_t)i * n_out, h->wv_bg, h->wv_t, (size_t)n_out, n_out,
                               sb.col + k0, sb.val + k0, k1 - k0);
         }
         if (!reuse) activate(A->act[0], act[0], w->z[0], (size_t)B * n_out);
@@ -649,7 +568,7 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B, 
         float *col_sum = m->e; /* (n_out) scratch */
         for (int j = 0; j < dim; j++) {
             if (ptr[j + 1] == ptr[j]) continue;
-            sparse_gather(col_sum, NULL, m->rd[0], (size_t)n_out, n_out, sb.csc_row + ptr[j],
+            pf_sparse_gather(col_sum, NULL, m->rd[0], (size_t)n_out, n_out, sb.csc_row + ptr[j],
                           sb.csc_val + ptr[j], ptr[j + 1] - ptr[j]);
             double *acc = m->acc0_t + (size_t)j * n_out;
             for (int o = 0; o < n_out; o++) acc[o] += col_sum[o];

@@ -98,6 +98,35 @@ void pf_forward_cols(pf_work *w, const float *theta, const float *x, int B, int 
             activate(A->act[l], a + (size_t)i * n_out, z + (size_t)i * n_out, (size_t)cols);
 }
 
+void pf_forward_rows(pf_work *w, const float *theta, const float *x, int l, int r0, int r1)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], rows = r1 - r0;
+    if (rows <= 0) return;
+    const float *in = (l ? w->a[l - 1] : x) + (size_t)r0 * n_in;
+    float *z = w->z[l] + (size_t)r0 * n_out, *a = w->a[l] + (size_t)r0 * n_out;
+    float beta = 0.0f;
+    if (A->bias) {
+        const float *b = theta + A->b_off[l];
+        for (int i = 0; i < rows; i++) memcpy(z + (size_t)i * n_out, b, (size_t)n_out * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, in, n_in,
+                theta + A->w_off[l], n_in, beta, z, n_out);
+    activate(A->act[l], a, z, (size_t)rows * n_out);
+}
+
+void pf_delta_rows(pf_work *w, const float *theta, int l, int r0, int r1)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], rows = r1 - r0;
+    if (rows <= 0 || l == 0) return;
+    size_t r = (size_t)r0 * n_in;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n_in, n_out, 1.0f,
+                w->d[l] + (size_t)r0 * n_out, n_out, theta + A->w_off[l], n_in, 0.0f, w->d[l - 1] + r, n_in);
+    times_act_grad(A->act[l - 1], w->d[l - 1] + r, w->z[l - 1] + r, w->a[l - 1] + r, (size_t)rows * n_in);
+}
+
 void pf_forward_block(pf_work *w, const float *theta, const float *x, int B, const pf_sparse_view *v,
                       const float *wt, const float *c)
 {

@@ -2,6 +2,7 @@
  * workspace's cache of them, and the layer's forward and gradient. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "pathfinder/core.h"
 #include "act.h"
@@ -22,6 +23,18 @@ int pf_input_layer_from_name(const char *name, pf_input_layer *m)
             return 0;
         }
     return -1;
+}
+
+void *pf_big_alloc(size_t bytes)
+{
+    enum { HUGE_PAGE = 2 << 20 };
+    if (bytes < HUGE_PAGE) return malloc(bytes ? bytes : 1);
+    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = aligned_alloc(HUGE_PAGE, rounded);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 /* ---- sparse sets ----------------------------------------------------------------- */
@@ -81,44 +94,61 @@ int pf_sparse_probe(pf_sparse_set *s, const float *x, size_t n, int dim)
     return PF_OK;
 }
 
-int pf_sparse_build(pf_sparse_set *s)
+/* Grow col/val to hold at least `need` entries (keeping the first `used`). */
+static int set_reserve(pf_sparse_set *s, size_t need, size_t used)
 {
-    size_t D = (size_t)s->dim, nnz = 0;
-    const float *bg = s->background;
-    for (size_t i = 0; i < s->n; i++) {
-        const float *row = s->x + i * D;
-        for (size_t j = 0; j < D; j++) nnz += row[j] != bg[j];
-    }
-    free(s->row_ptr);
-    s->row_ptr = malloc((s->n + 1) * sizeof *s->row_ptr);
-    if (nnz + 1 > s->cap) {
-        free(s->col), free(s->val);
-        s->col = malloc((nnz + 1) * sizeof *s->col);
-        s->val = malloc((nnz + 1) * sizeof *s->val);
-        s->cap = nnz + 1;
-    }
-    if (!s->row_ptr || !s->col || !s->val) {
-        free(s->row_ptr), free(s->col), free(s->val);
-        s->row_ptr = NULL, s->col = NULL, s->val = NULL, s->cap = 0;
+    if (need <= s->cap) return PF_OK;
+    size_t cap = need + need / 4;
+    uint32_t *col = pf_big_alloc(cap * sizeof *col);
+    float *val = pf_big_alloc(cap * sizeof *val);
+    if (!col || !val) {
+        free(col), free(val);
         return PF_ERUNTIME;
     }
+    if (used) {
+        memcpy(col, s->col, used * sizeof *col);
+        memcpy(val, s->val, used * sizeof *val);
+    }
+    free(s->col), free(s->val);
+    s->col = col, s->val = val, s->cap = cap;
+    return PF_OK;
+}
+
+int pf_sparse_build(pf_sparse_set *s)
+{
+    size_t D = (size_t)s->dim;
+    const float *bg = s->background;
+    free(s->row_ptr);
+    s->row_ptr = pf_big_alloc((s->n + 1) * sizeof *s->row_ptr);
+    /* one pass over the rows (they are hundreds of MB): room for the
+     * probed density and some, grown when a row would not fit */
+    double guess = s->density * 1.1 * (double)s->n * (double)D + (double)D + 1.0;
+    if (!s->row_ptr || set_reserve(s, (size_t)guess, 0) != PF_OK) goto oom;
     size_t k = 0;
     s->max_row = 0;
     for (size_t i = 0; i < s->n; i++) {
         s->row_ptr[i] = k;
-        if (i && k - s->row_ptr[i - 1] > s->max_row) s->max_row = k - s->row_ptr[i - 1];
+        if (k + D + 1 > s->cap && set_reserve(s, k + D + 1 + (s->n - i) * (k / (i + 1)), k) != PF_OK)
+            goto oom;
         const float *row = s->x + i * D;
+        uint32_t *col = s->col;
+        float *val = s->val;
         /* branch-free compaction: always write, advance only past an entry
          * off the background (so col/val need one slot of slack) */
+        size_t k0 = k;
         for (size_t j = 0; j < D; j++) {
-            s->col[k] = (uint32_t)j;
-            s->val[k] = row[j] - bg[j];
+            col[k] = (uint32_t)j;
+            val[k] = row[j] - bg[j];
             k += row[j] != bg[j];
         }
+        if (k - k0 > s->max_row) s->max_row = k - k0;
     }
     s->row_ptr[s->n] = k;
-    if (s->n && k - s->row_ptr[s->n - 1] > s->max_row) s->max_row = k - s->row_ptr[s->n - 1];
     return PF_OK;
+oom:
+    free(s->row_ptr), free(s->col), free(s->val);
+    s->row_ptr = NULL, s->col = NULL, s->val = NULL, s->cap = 0;
+    return PF_ERUNTIME;
 }
 
 void pf_sparse_free(pf_sparse_set *s)
@@ -272,21 +302,17 @@ void pf_input_background(float *c, const float *wt, const float *b0, const float
         for (int o = o0; o < o1; o++) c[o] += b0[o];
 }
 
-void pf_sparse_forward0_csc(pf_work *w, const pf_sparse_csc *csc, int n_csc, int B, const float *wt,
-                            const float *c, int o0, int o1)
+void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_csc *csc, int r0, int r1, const float *wt,
+                             const float *c)
 {
     const pf_arch *A = w->arch;
-    int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
-    if (B <= 0 || width <= 0) return;
+    int dim = A->sizes[0], n_out = A->sizes[1];
+    if (r1 <= r0) return;
     float *z = w->z[0], *a = w->a[0];
-    for (int i = 0; i < B; i++) memcpy(z + (size_t)i * n_out + o0, c + o0, (size_t)width * sizeof *z);
-    for (int k = 0; k < n_csc; k++)
-        pf_csc_forward(z + o0, (size_t)n_out, wt + o0, (size_t)n_out, width, &csc[k], dim);
-    if (width == n_out)
-        activate(A->act[0], a, z, (size_t)B * n_out);
-    else
-        for (int i = 0; i < B; i++)
-            activate(A->act[0], a + (size_t)i * n_out + o0, z + (size_t)i * n_out + o0, (size_t)width);
+    for (int i = r0; i < r1; i++) memcpy(z + (size_t)i * n_out, c, (size_t)n_out * sizeof *z);
+    pf_csc_forward(z, (size_t)n_out, wt, (size_t)n_out, n_out, csc, dim);
+    size_t off = (size_t)r0 * n_out;
+    activate(A->act[0], a + off, z + off, (size_t)(r1 - r0) * n_out);
 }
 
 void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, const float *c,

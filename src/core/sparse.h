@@ -319,6 +319,12 @@ static inline void pf_csc_forward(float *z, size_t ldz, const float *W, size_t l
             }
 }
 
+/* malloc for arrays of many MB that are read in random places (a sparse
+ * set, the Hessian's caches): on Linux they get 2 MiB pages, which spare
+ * the TLB misses (and, on first touch, the page faults) of 4 KiB ones.
+ * Freed with free(). */
+void *pf_big_alloc(size_t bytes);
+
 /* Background (majority vote over up to 1024 evenly spread rows) and the
  * density of those rows off it; fills s->background (allocated), density,
  * sparse (the `auto` choice), and the key. PF_ERUNTIME when out of memory. */
@@ -366,10 +372,9 @@ void pf_input_background(float *c, const float *wt, const float *b0, const float
  * rows [0, B) from wt = W_0^T (dim, n_out) and c (pf_input_background). */
 void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, const float *c,
                         int o0, int o1);
-/* The same from the rows by feature: n_csc CSCs of consecutive row ranges
- * covering rows [0, B). */
-void pf_sparse_forward0_csc(pf_work *w, const pf_sparse_csc *csc, int n_csc, int B, const float *wt,
-                            const float *c, int o0, int o1);
+/* The same for batch rows [r0, r1), all units, from their CSC. */
+void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_csc *csc, int r0, int r1, const float *wt,
+                             const float *c);
 /* Gradient of layer 0 from delta_0 of B sparse rows given by feature in
  * n_csc CSCs (of consecutive row ranges, in order), for units [o0, o1):
  * gt (dim, n_out) gets the weights' (transposed), gb (n_out) the bias's

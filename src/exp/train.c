@@ -140,11 +140,13 @@ void pf_trainer_free(pf_trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-/* One minibatch step, run by every team member (see pf_forward_cols): the
- * member gathers its share of the batch rows, then owns a share of every
- * layer's units through the forward pass, the deltas, the gradient and the
- * optimizer step on those units' parameters, meeting the others at a
- * barrier after each layer. No partial gradients are summed. */
+/* One minibatch step, run by every team member. A member owns a share of
+ * the batch rows for the forward pass, the loss and the deltas, which need
+ * nothing of the other rows; after the one barrier (the gradient sums over
+ * every row) it owns a share of every layer's units: their gradient rows
+ * and the optimizer step on those units' parameters, so the slices of the
+ * gradient and of the optimizer state it touches stay in its cache. No
+ * partial gradients are summed. */
 typedef struct {
     pf_trainer *t;
     float *theta;
@@ -168,29 +170,20 @@ static void gather_targets(pf_trainer *t, const pf_dataset *d, size_t start, siz
     }
 }
 
-/* The forward pass above the input layer, the output deltas and the deltas
- * down to layer 0, each followed by a barrier. */
-static void step_middle(step_ctx *c, int tid, int nt)
+/* Rows [lo, hi) from the forward pass of layers [l0, L) to the deltas of
+ * layer 0, then the barrier. */
+static void step_rows(step_ctx *c, int tid, int l0, size_t lo, size_t hi)
 {
     pf_trainer *t = c->t;
     const pf_arch *A = t->arch;
     pf_work *w = &t->work;
-    int L = A->n_layers, B = c->B;
-    size_t lo, hi;
-    for (int l = 1; l < L; l++) {
-        pf_share((size_t)A->sizes[l + 1], tid, nt, &lo, &hi);
-        pf_forward_cols(w, c->theta, NULL, B, l, (int)lo, (int)hi);
-        pf_barrier();
-    }
-    pf_share((size_t)B, tid, nt, &lo, &hi);
+    int L = A->n_layers;
+    for (int l = l0; l < L; l++) pf_forward_rows(w, c->theta, w->xbuf, l, (int)lo, (int)hi);
     t->part_loss[tid] = pf_output_delta_rows(w, c->d->labels ? w->lbuf : NULL,
-                                             c->d->targets ? w->ybuf : NULL, (int)lo, (int)hi, (double)B);
+                                             c->d->targets ? w->ybuf : NULL, (int)lo, (int)hi,
+                                             (double)c->B);
+    for (int l = L - 1; l > 0; l--) pf_delta_rows(w, c->theta, l, (int)lo, (int)hi);
     pf_barrier();
-    for (int l = L - 1; l > 0; l--) {
-        pf_share((size_t)A->sizes[l], tid, nt, &lo, &hi);
-        pf_delta_cols(w, c->theta, B, l, (int)lo, (int)hi);
-        pf_barrier();
-    }
 }
 
 /* Gradient and optimizer step of the member's units of layers [l0, L). */
@@ -220,26 +213,23 @@ static void step_task(void *vctx, int tid, int nt)
     pf_trainer *t = c->t;
     const pf_dataset *d = c->d;
     pf_work *w = &t->work;
-    int dim = d->dim, B = c->B;
+    int dim = d->dim;
     size_t lo, hi;
-    pf_share((size_t)B, tid, nt, &lo, &hi);
+    pf_share((size_t)c->B, tid, nt, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         size_t j = (size_t)t->perm[c->start + i];
         memcpy(w->xbuf + i * dim, d->x + j * dim, (size_t)dim * sizeof(float));
     }
     gather_targets(t, d, c->start, lo, hi);
-    pf_barrier();
-    pf_share((size_t)t->arch->sizes[1], tid, nt, &lo, &hi);
-    pf_forward_cols(w, c->theta, w->xbuf, B, 0, (int)lo, (int)hi);
-    pf_barrier();
-    step_middle(c, tid, nt);
+    step_rows(c, tid, 0, lo, hi);
     step_update(c, tid, nt, 0);
 }
 
-/* The same with a sparse input layer: no inputs are copied (the batch is
- * a view of the training set's sparse rows), and the input layer's weights
- * are W_0^T, so that a member's units are a column block of every pixel's
- * row. After its step the member refreshes its share of c0 = W_0 b + b_0. */
+/* The same with a sparse input layer: no inputs are copied (the member's
+ * rows are views of the training set's sparse rows, by feature in its
+ * CSC), and the input layer's weights are W_0^T, so that a member's units
+ * are a column block of every pixel's row. Its step also refreshes its
+ * share of c0 = W_0 b + b_0. */
 static void step_task_sparse(void *vctx, int tid, int nt)
 {
     step_ctx *c = vctx;
@@ -252,11 +242,9 @@ static void step_task_sparse(void *vctx, int tid, int nt)
     gather_targets(t, c->d, c->start, lo, hi);
     pf_sparse_view v = {c->set, t->row_beg + c->start, t->row_end + c->start};
     pf_sparse_csc_build(&t->csc[tid], &v, (int)lo, (int)hi);
-    pf_barrier();
+    pf_sparse_forward0_rows(w, &t->csc[tid], (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
+    step_rows(c, tid, 1, lo, hi);
     pf_share((size_t)n0, tid, nt, &o0, &o1);
-    pf_sparse_forward0_csc(w, t->csc, nt, B, c->theta + A->w_off[0], t->c0, (int)o0, (int)o1);
-    pf_barrier();
-    step_middle(c, tid, nt);
     pf_sparse_step0(w, t->csc, nt, c->set->background, B, &t->optim, c->theta, c->anchor,
                     c->cfg->beta, t->c0, (int)o0, (int)o1);
     step_update(c, tid, nt, 1);
@@ -397,6 +385,7 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         }
     }
     t->sparse = set != NULL;
+    res->setup_seconds = pf_now() - t0;
     if (set)
         pf_input_background(t->c0, theta + A->w_off[0], A->bias ? theta + A->b_off[0] : NULL,
                             set->background, A->sizes[0], A->sizes[1], 0, A->sizes[1]);
