@@ -107,8 +107,9 @@ typedef struct {
     float *anchor_t;       /* (n_params) the anchor with its input layer transposed */
     float *c0;             /* (sizes[1]) W_0 b + b_0: the background's part of z_0 */
     float *swap;           /* (sizes[0] sizes[1]) for transposing in place */
-    struct pf_sparse_csc *csc;  /* (n_threads) each member's batch rows by feature */
-    size_t *row_beg, *row_end;  /* (n) the entries of perm[i] in the training set's sparse form */
+    size_t *cursor;        /* (n_threads, batch) each member's walk along the batch's rows */
+    float *gblock;         /* (n_threads, PF_SPARSE_BLOCK_BYTES) each member's gradient of a block */
+    struct pf_sparse_set *epoch_rows; /* the training set's sparse rows in this epoch's order */
 } pf_trainer;
 
 int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_opt_config *opt,

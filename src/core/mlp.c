@@ -285,16 +285,10 @@ double pf_backward_block(pf_work *w, const float *theta, const float *x, const i
         /* the input layer's gradient, transposed while it is summed */
         int dim = A->sizes[0], n_out = A->sizes[1];
         pf_sparse_view v = pf_sparse_range(&s->batch, 0);
-        if (pf_sparse_csc_reserve(&s->csc, dim, s->batch.row_ptr[B]) == PF_OK) {
-            pf_sparse_csc_build(&s->csc, &v, 0, B);
-            if (!overwrite) pf_transpose(s->gt, grad + A->w_off[0], n_out, dim);
-            pf_sparse_grad0(w, &s->csc, 1, s->batch.background, B, s->gt,
-                            A->bias ? grad + A->b_off[0] : NULL, 0, n_out, overwrite);
-            pf_transpose(grad + A->w_off[0], s->gt, dim, n_out);
-        } else {
-            /* out of memory for the CSC: the dense product, from x itself */
-            pf_weight_grad(w, x, B, 0, 0, n_out, grad, overwrite);
-        }
+        if (!overwrite) pf_transpose(s->gt, grad + A->w_off[0], n_out, dim);
+        pf_sparse_grad0(w, &v, B, s->gt, A->bias ? grad + A->b_off[0] : NULL, 0, n_out, overwrite,
+                        s->cursor);
+        pf_transpose(grad + A->w_off[0], s->gt, dim, n_out);
     }
     return total;
 }
@@ -333,7 +327,6 @@ static void pass_task(void *vctx, int tid, int nt)
     float *grad = c->grads ? c->grads[tid] : NULL;
     if (grad && hi == lo) memset(grad, 0, c->n_params * sizeof *grad);
     float *gt = c->set && grad ? w->sparse_scratch->gt : NULL;
-    pf_sparse_csc *csc = gt ? &w->sparse_scratch->csc : NULL;
     double total = 0.0;
     for (size_t start = lo; start < hi; start += (size_t)w->max_batch) {
         int B = (int)(hi - start < (size_t)w->max_batch ? hi - start : (size_t)w->max_batch);
@@ -354,9 +347,8 @@ static void pass_task(void *vctx, int tid, int nt)
         total += pf_output_delta_rows(w, lab, tgt, 0, B, (double)d->n);
         for (int l = A->n_layers - 1; l > 0; l--) pf_delta_cols(w, c->theta, B, l, 0, A->sizes[l]);
         for (int l = 1; l < A->n_layers; l++) pf_weight_grad(w, x, B, l, 0, A->sizes[l + 1], grad, first);
-        pf_sparse_csc_build(csc, &v, 0, B);
-        pf_sparse_grad0(w, csc, 1, c->set->background, B, gt, A->bias ? grad + A->b_off[0] : NULL, 0,
-                        A->sizes[1], first);
+        pf_sparse_grad0(w, &v, B, gt, A->bias ? grad + A->b_off[0] : NULL, 0, A->sizes[1], first,
+                        w->sparse_scratch->cursor);
     }
     if (gt && hi > lo) pf_transpose(grad + A->w_off[0], gt, A->sizes[0], A->sizes[1]);
     c->loss[tid] = total;
@@ -371,10 +363,8 @@ static void pass_task(void *vctx, int tid, int nt)
 /* A member's scratch for the sparse input layer's blocks, or NULL. */
 static pf_sparse_scratch *sparse_member(pf_work *w, const pf_sparse_set *set)
 {
-    pf_sparse_scratch *s = pf_sparse_scratch_get(w);
-    if (s && pf_sparse_csc_reserve(&s->csc, set->dim, set->max_row * (size_t)w->max_batch) != PF_OK)
-        return NULL;
-    return s;
+    (void)set;
+    return pf_sparse_scratch_get(w);
 }
 
 double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad)

@@ -258,7 +258,8 @@ pf_sparse_scratch *pf_sparse_scratch_get(pf_work *w)
     s->wt = malloc(n0 * sizeof *s->wt);
     s->gt = malloc(n0 * sizeof *s->gt);
     s->c = malloc((size_t)A->sizes[1] * sizeof *s->c);
-    if (!s->wt || !s->gt || !s->c) {
+    s->cursor = malloc((size_t)w->max_batch * sizeof *s->cursor);
+    if (!s->wt || !s->gt || !s->c || !s->cursor) {
         pf_sparse_scratch_free(s);
         return NULL;
     }
@@ -271,7 +272,7 @@ void pf_sparse_scratch_free(pf_sparse_scratch *s)
     if (!s) return;
     free(s->wt), free(s->gt), free(s->c);
     pf_sparse_free(&s->batch);
-    pf_sparse_csc_free(&s->csc);
+    free(s->cursor);
     free(s);
 }
 
@@ -302,15 +303,43 @@ void pf_input_background(float *c, const float *wt, const float *b0, const float
         for (int o = o0; o < o1; o++) c[o] += b0[o];
 }
 
-void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_csc *csc, int r0, int r1, const float *wt,
+void pf_sparse_gather_rows(float *z, size_t ldz, const float *c, const float *W, size_t ldw, int width,
+                           const pf_sparse_view *v, int r0, int r1)
+{
+    int dim = v->set->dim;
+    /* a block of W's rows fills about half of a 48 KiB L1 */
+    int block = pf_sparse_block(width);
+    const uint32_t *col = v->set->col;
+    const float *val = v->set->val;
+    enum { ROWS = 256 };
+    size_t cursor[ROWS];
+    for (int q0 = r0; q0 < r1; q0 += ROWS) {
+        int q1 = r1 - q0 < ROWS ? r1 : q0 + ROWS;
+        for (int i = q0; i < q1; i++) {
+            cursor[i - q0] = v->beg[i];
+            if (c) memcpy(z + (size_t)i * ldz, c, (size_t)width * sizeof *z);
+        }
+        for (int p0 = 0; p0 < dim; p0 += block) {
+            uint32_t lim = (uint32_t)(p0 + block);
+            for (int i = q0; i < q1; i++) {
+                size_t k = cursor[i - q0], n = pf_count_below(col, k, v->end[i], lim);
+                if (!n) continue;
+                float *zr = z + (size_t)i * ldz;
+                pf_sparse_gather(zr, zr, W, ldw, width, col + k, val + k, n);
+                cursor[i - q0] = k + n;
+            }
+        }
+    }
+}
+
+void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_view *v, int r0, int r1, const float *wt,
                              const float *c)
 {
     const pf_arch *A = w->arch;
-    int dim = A->sizes[0], n_out = A->sizes[1];
+    int n_out = A->sizes[1];
     if (r1 <= r0) return;
     float *z = w->z[0], *a = w->a[0];
-    for (int i = r0; i < r1; i++) memcpy(z + (size_t)i * n_out, c, (size_t)n_out * sizeof *z);
-    pf_csc_forward(z, (size_t)n_out, wt, (size_t)n_out, n_out, csc, dim);
+    pf_sparse_gather_rows(z, (size_t)n_out, c, wt, (size_t)n_out, n_out, v, r0, r1);
     size_t off = (size_t)r0 * n_out;
     activate(A->act[0], a + off, z + off, (size_t)(r1 - r0) * n_out);
 }
@@ -337,137 +366,103 @@ void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float 
             activate(A->act[0], a + (size_t)i * n_out + o0, z + (size_t)i * n_out + o0, (size_t)width);
 }
 
-int pf_sparse_csc_reserve(pf_sparse_csc *c, int dim, size_t entries)
+/* Column sums of delta's columns [o0, o1) over B rows, in double, into
+ * cs (float). */
+static void delta_colsum(const pf_work *w, int B, int o0, int o1, float *cs)
 {
-    if (!c->ptr && !(c->ptr = malloc(((size_t)dim + 1) * sizeof *c->ptr))) return PF_ERUNTIME;
-    if (entries <= c->cap && c->row) return PF_OK;
-    free(c->row), free(c->val);
-    c->row = malloc((entries ? entries : 1) * sizeof *c->row);
-    c->val = malloc((entries ? entries : 1) * sizeof *c->val);
-    c->cap = c->row && c->val ? entries : 0;
-    return c->cap == entries ? PF_OK : PF_ERUNTIME;
-}
-
-void pf_sparse_csc_free(pf_sparse_csc *c)
-{
-    free(c->ptr), free(c->row), free(c->val);
-    memset(c, 0, sizeof *c);
-}
-
-void pf_sparse_csc_build(pf_sparse_csc *c, const pf_sparse_view *v, int r0, int r1)
-{
-    int dim = v->set->dim;
-    uint32_t *ptr = c->ptr;
-    memset(ptr, 0, ((size_t)dim + 1) * sizeof *ptr);
-    /* the first pass is the first touch of a shuffled batch's rows, which
-     * lie anywhere in the set: fetch a few rows ahead */
-    enum { AHEAD = 4 };
-    for (int i = r0; i < r1 && i < r0 + AHEAD; i++) pf_sparse_prefetch(v, i);
-    for (int i = r0; i < r1; i++) {
-        if (i + AHEAD < r1) pf_sparse_prefetch(v, i + AHEAD);
-        const uint32_t *col;
-        const float *val;
-        size_t nnz;
-        pf_sparse_row(v, i, &col, &val, &nnz);
-        for (size_t k = 0; k < nnz; k++) ptr[col[k] + 1]++;
-    }
-    for (int j = 0; j < dim; j++) ptr[j + 1] += ptr[j];
-    /* fill: ptr[j] walks to where feature j + 1 starts ... */
-    for (int i = r0; i < r1; i++) {
-        const uint32_t *col;
-        const float *val;
-        size_t nnz;
-        pf_sparse_row(v, i, &col, &val, &nnz);
-        for (size_t k = 0; k < nnz; k++) {
-            uint32_t at = ptr[col[k]]++;
-            c->row[at] = (uint32_t)i;
-            c->val[at] = val[k];
+    int n_out = w->arch->sizes[1];
+    enum { COLS = 256 };
+    double acc[COLS];
+    for (int c0 = o0; c0 < o1; c0 += COLS) {
+        int nc = o1 - c0 < COLS ? o1 - c0 : COLS;
+        for (int j = 0; j < nc; j++) acc[j] = 0.0;
+        for (int i = 0; i < B; i++) {
+            const float *row = w->d[0] + (size_t)i * n_out + c0;
+            for (int j = 0; j < nc; j++) acc[j] += row[j];
         }
+        for (int j = 0; j < nc; j++) cs[c0 - o0 + j] = (float)acc[j];
     }
-    /* ... so shift the starts back */
-    memmove(ptr + 1, ptr, (size_t)dim * sizeof *ptr);
-    ptr[0] = 0;
 }
 
-void pf_sparse_grad0(pf_work *w, const pf_sparse_csc *csc, int n_csc, const float *background, int B,
-                     float *gt, float *gb, int o0, int o1, int overwrite)
+/* The entries of features [p0, p0 + nb) of rows [0, B) added into G
+ * ((nb, ldg), feature p0 first) as val delta_i[o0, o1); cursor[i] walks
+ * along row i. */
+static void scatter_block(const pf_work *w, const pf_sparse_view *v, int B, int p0, int nb, float *G,
+                          size_t ldg, int o0, int o1, size_t *cursor)
+{
+    int n_out = w->arch->sizes[1];
+    const uint32_t *col = v->set->col;
+    const float *val = v->set->val;
+    for (int i = 0; i < B; i++) {
+        size_t k = cursor[i], n = pf_count_below(col, k, v->end[i], (uint32_t)(p0 + nb));
+        if (!n) continue;
+        pf_sparse_scatter(G, ldg, (uint32_t)p0, o1 - o0, w->d[0] + (size_t)i * n_out + o0, col + k,
+                          val + k, n);
+        cursor[i] = k + n;
+    }
+}
+
+void pf_sparse_grad0(pf_work *w, const pf_sparse_view *v, int B, float *gt, float *gb, int o0, int o1,
+                     int overwrite, size_t *cursor)
 {
     const pf_arch *A = w->arch;
     int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
     if (B <= 0 || width <= 0) return;
-    const float *delta = w->d[0] + o0;
-    /* column sums of delta in double: the bias gradient, and with the
-     * background the dense part of the weight gradient */
-    enum { COLS = 1024 };
-    float csf[COLS];
+    const float *bg = v->set->background;
+    enum { COLS = 4096 };
+    float cs[COLS];
     for (int c0 = o0; c0 < o1; c0 += COLS) {
-        int nc = o1 - c0 < COLS ? o1 - c0 : COLS;
-        double cs[COLS];
-        for (int j = 0; j < nc; j++) cs[j] = 0.0;
-        for (int i = 0; i < B; i++) {
-            const float *row = w->d[0] + (size_t)i * n_out + c0;
-            for (int j = 0; j < nc; j++) cs[j] += row[j];
-        }
-        for (int j = 0; j < nc; j++) csf[j] = (float)cs[j];
+        int c1 = o1 - c0 < COLS ? o1 : c0 + COLS, nc = c1 - c0;
+        delta_colsum(w, B, c0, c1, cs);
         if (gb)
-            for (int j = 0; j < nc; j++) gb[c0 + j] = (overwrite ? 0.0f : gb[c0 + j]) + csf[j];
-        /* feature by feature: g = background_j cs (+ g) + sum over its rows of s delta */
-        for (int r = 0; r < dim; r++) {
-            float *g = gt + (size_t)r * n_out + c0;
-            float b = background[r];
-            if (overwrite)
-                for (int j = 0; j < nc; j++) g[j] = b * csf[j];
-            else
-                for (int j = 0; j < nc; j++) g[j] = pf_sfma(b, csf[j], g[j]);
-            for (int k = 0; k < n_csc; k++) {
-                const pf_sparse_csc *c = &csc[k];
-                uint32_t p0 = c->ptr[r], p1 = c->ptr[r + 1];
-                if (p1 > p0)
-                    pf_sparse_gather(g, g, delta + (c0 - o0), (size_t)n_out, nc, c->row + p0,
-                                     c->val + p0, p1 - p0);
+            for (int j = 0; j < nc; j++) gb[c0 + j] = (overwrite ? 0.0f : gb[c0 + j]) + cs[j];
+        for (int i = 0; i < B; i++) cursor[i] = v->beg[i];
+        int block = pf_sparse_block(nc);
+        for (int p0 = 0; p0 < dim; p0 += block) {
+            int nb = dim - p0 < block ? dim - p0 : block;
+            /* the background's part, b_j (1^T delta), then the entries' */
+            for (int r = p0; r < p0 + nb; r++) {
+                float *g = gt + (size_t)r * n_out + c0;
+                if (overwrite)
+                    for (int j = 0; j < nc; j++) g[j] = bg[r] * cs[j];
+                else
+                    for (int j = 0; j < nc; j++) g[j] = pf_sfma(bg[r], cs[j], g[j]);
             }
+            scatter_block(w, v, B, p0, nb, gt + (size_t)p0 * n_out + c0, (size_t)n_out, c0, c1, cursor);
         }
     }
 }
 
-void pf_sparse_step0(pf_work *w, const pf_sparse_csc *csc, int n_csc, const float *background, int B,
-                     pf_optim *o, float *theta, const float *anchor, double beta, float *c, int o0,
-                     int o1)
+void pf_sparse_step0(pf_work *w, const pf_sparse_view *v, int B, pf_optim *o, float *theta,
+                     const float *anchor, double beta, float *c, int o0, int o1, size_t *cursor, float *g)
 {
     const pf_arch *A = w->arch;
     int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
-    if (width <= 0) return;
-    enum { COLS = 1024 };
-    float csf[COLS], g[COLS];
-    for (int c0 = o0; c0 < o1; c0 += COLS) {
-        int nc = o1 - c0 < COLS ? o1 - c0 : COLS;
-        double cs[COLS];
-        for (int j = 0; j < nc; j++) cs[j] = 0.0;
-        for (int i = 0; i < B; i++) {
-            const float *row = w->d[0] + (size_t)i * n_out + c0;
-            for (int j = 0; j < nc; j++) cs[j] += row[j];
-        }
-        for (int j = 0; j < nc; j++) csf[j] = (float)cs[j];
-        for (int j = 0; j < nc; j++) c[c0 + j] = 0.0f;
-        const float *delta = w->d[0] + c0;
-        for (int r = 0; r < dim; r++) {
-            float b = background[r];
-            for (int j = 0; j < nc; j++) g[j] = b * csf[j];
-            for (int k = 0; k < n_csc; k++) {
-                const pf_sparse_csc *s = &csc[k];
-                uint32_t p0 = s->ptr[r], p1 = s->ptr[r + 1];
-                if (p1 > p0)
-                    pf_sparse_gather(g, g, delta, (size_t)n_out, nc, s->row + p0, s->val + p0, p1 - p0);
-            }
-            size_t off = A->w_off[0] + (size_t)r * n_out + (size_t)c0;
-            pf_optim_update_local(o, theta, g, anchor, beta, off, (size_t)nc);
+    enum { COLS = 4096 };
+    float cs[COLS];
+    if (width <= 0 || width > COLS) return;
+    const float *bg = v->set->background;
+    delta_colsum(w, B, o0, o1, cs);
+    for (int i = 0; i < B; i++) cursor[i] = v->beg[i];
+    for (int j = 0; j < width; j++) c[o0 + j] = 0.0f;
+    int block = pf_sparse_block(width);
+    for (int p0 = 0; p0 < dim; p0 += block) {
+        int nb = dim - p0 < block ? dim - p0 : block;
+        for (int r = 0; r < nb; r++)
+            for (int j = 0; j < width; j++) g[(size_t)r * width + j] = bg[p0 + r] * cs[j];
+        scatter_block(w, v, B, p0, nb, g, (size_t)width, o0, o1, cursor);
+        /* the block's gradient is summed: its step, and its share of c */
+        for (int r = 0; r < nb; r++) {
+            size_t off = A->w_off[0] + (size_t)(p0 + r) * n_out + (size_t)o0;
+            pf_optim_update_local(o, theta, g + (size_t)r * width, anchor, beta, off, (size_t)width);
             const float *wr = theta + off;
-            for (int j = 0; j < nc; j++) c[c0 + j] = pf_sfma(b, wr[j], c[c0 + j]);
+            float b = bg[p0 + r];
+            for (int j = 0; j < width; j++) c[o0 + j] = pf_sfma(b, wr[j], c[o0 + j]);
         }
-        if (A->bias) {
-            size_t off = A->b_off[0] + (size_t)c0;
-            pf_optim_update_local(o, theta, csf, anchor, beta, off, (size_t)nc);
-            for (int j = 0; j < nc; j++) c[c0 + j] += theta[off + (size_t)j];
-        }
+    }
+    if (A->bias) {
+        size_t off = A->b_off[0] + (size_t)o0;
+        pf_optim_update_local(o, theta, cs, anchor, beta, off, (size_t)width);
+        for (int j = 0; j < width; j++) c[o0 + j] += theta[off + (size_t)j];
     }
 }

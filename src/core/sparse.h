@@ -174,6 +174,71 @@ static inline void pf_sparse_gather(float *out, const float *start, const float 
     }
 }
 
+/* G[idx_k - base, 0, nv*LANES) += val_k d[0, nv*LANES) for every k (G with
+ * ldg floats per row), d held in nv registers; inlined with a constant nv. */
+static inline __attribute__((always_inline)) void pf_scatter_chunk(
+    float *restrict G, size_t ldg, uint32_t base, const float *restrict d, const uint32_t *restrict idx,
+    const float *restrict val, size_t nnz, const int nv)
+{
+    pf_vf dv[PF_MAX_VECS];
+#pragma GCC unroll 8
+    for (int u = 0; u < nv; u++) dv[u] = pf_vload(d + u * PF_LANES);
+    for (size_t k = 0; k < nnz; k++) {
+        float *restrict row = G + (size_t)(idx[k] - base) * ldg;
+        pf_vf s = pf_vsplat(val[k]);
+#pragma GCC unroll 8
+        for (int u = 0; u < nv; u++)
+            pf_vstore(row + u * PF_LANES, pf_vfma(s, dv[u], pf_vload(row + u * PF_LANES)));
+    }
+}
+
+#define PF_SCATTER_FN(name, nv)                                                                     \
+    static __attribute__((noinline, unused)) void name(float *G, size_t ldg, uint32_t base,        \
+                                                       const float *d, const uint32_t *idx,        \
+                                                       const float *val, size_t nnz)               \
+    {                                                                                               \
+        pf_scatter_chunk(G, ldg, base, d, idx, val, nnz, nv);                                       \
+    }
+PF_SCATTER_FN(pf_scatter8, 8)
+PF_SCATTER_FN(pf_scatter4, 4)
+PF_SCATTER_FN(pf_scatter2, 2)
+PF_SCATTER_FN(pf_scatter1, 1)
+
+/* G[idx_k - base, 0, width) += val_k d[0, width): the transpose of a
+ * gather, one sparse row's outer product with d added into G. */
+static inline void pf_sparse_scatter(float *G, size_t ldg, uint32_t base, int width, const float *d,
+                                     const uint32_t *idx, const float *val, size_t nnz)
+{
+    int c = 0;
+    for (; width - c >= 8 * PF_LANES; c += 8 * PF_LANES) pf_scatter8(G + c, ldg, base, d + c, idx, val, nnz);
+    if (width - c >= 4 * PF_LANES) {
+        pf_scatter4(G + c, ldg, base, d + c, idx, val, nnz);
+        c += 4 * PF_LANES;
+    }
+    if (width - c >= 2 * PF_LANES) {
+        pf_scatter2(G + c, ldg, base, d + c, idx, val, nnz);
+        c += 2 * PF_LANES;
+    }
+    if (width - c >= PF_LANES) {
+        pf_scatter1(G + c, ldg, base, d + c, idx, val, nnz);
+        c += PF_LANES;
+    }
+    for (; c < width; c++)
+        for (size_t k = 0; k < nnz; k++) {
+            float *g = G + (size_t)(idx[k] - base) * ldg + c;
+            *g = pf_sfma(val[k], d[c], *g);
+        }
+}
+
+/* Bytes of a feature block's rows of W or of a gradient (about half of a
+ * 48 KiB L1), and the features in a block of rows width floats wide. */
+#define PF_SPARSE_BLOCK_BYTES 24576
+static inline int pf_sparse_block(int width)
+{
+    int b = PF_SPARSE_BLOCK_BYTES / (int)(sizeof(float) * (size_t)(width > 0 ? width : 1));
+    return b < 16 ? 16 : b;
+}
+
 /* ---- sparse inputs -------------------------------------------------------------- */
 
 /* The input layer goes sparse under `auto` when at most this share of the
@@ -185,7 +250,7 @@ static inline void pf_sparse_gather(float *out, const float *start, const float 
 #define PF_SPARSE_MIN_DIM 16
 
 /* s = x - background of n rows of dim features, as CSR. */
-typedef struct {
+typedef struct pf_sparse_set {
     const float *x;         /* the key: the rows this was made from ... */
     size_t n;
     int dim;
@@ -238,87 +303,6 @@ static inline void pf_sparse_prefetch(const pf_sparse_view *v, int i)
     }
 }
 
-/* Batch rows [r0, r1) of a view by feature (CSC): the entries of feature j
- * are row[ptr[j]] .. row[ptr[j+1] - 1] (batch rows, ascending) with their
- * values. The input layer's weight gradient is then, feature by feature,
- * a gather of delta rows, summed in registers. */
-typedef struct pf_sparse_csc {
-    uint32_t *ptr;          /* (dim + 1) */
-    uint32_t *row;
-    float *val;
-    size_t cap;             /* entries row/val have room for */
-} pf_sparse_csc;
-
-/* Room for `entries` entries of dim features; PF_ERUNTIME when out of memory. */
-int pf_sparse_csc_reserve(pf_sparse_csc *c, int dim, size_t entries);
-void pf_sparse_csc_free(pf_sparse_csc *c);
-/* The CSC of batch rows [r0, r1) (room reserved for them). */
-void pf_sparse_csc_build(pf_sparse_csc *c, const pf_sparse_view *v, int r0, int r1);
-
-/* z[row, 0, nv*LANES) += val W[j, 0, nv*LANES) for every entry (row, val)
- * of every feature j of a CSC, feature by feature: each W row is read once
- * and held in registers while the rows of z (in L1) that have feature j
- * take their share. Row i of z is summed over its features in ascending
- * order, one FMA at a time, as a CSR gather would. */
-static inline __attribute__((always_inline)) void pf_csc_forward_chunk(
-    float *restrict z, size_t ldz, const float *restrict W, size_t ldw, const uint32_t *restrict ptr,
-    const uint32_t *restrict rows, const float *restrict vals, int dim, const int nv)
-{
-    for (int j = 0; j < dim; j++) {
-        uint32_t p0 = ptr[j], p1 = ptr[j + 1];
-        if (p0 == p1) continue;
-        const float *restrict wr = W + (size_t)j * ldw;
-        pf_vf wj[PF_MAX_VECS];
-#pragma GCC unroll 8
-        for (int u = 0; u < nv; u++) wj[u] = pf_vload(wr + u * PF_LANES);
-        for (uint32_t p = p0; p < p1; p++) {
-            float *restrict zr = z + (size_t)rows[p] * ldz;
-            pf_vf s = pf_vsplat(vals[p]);
-#pragma GCC unroll 8
-            for (int u = 0; u < nv; u++)
-                pf_vstore(zr + u * PF_LANES, pf_vfma(wj[u], s, pf_vload(zr + u * PF_LANES)));
-        }
-    }
-}
-
-#define PF_CSC_FN(name, nv)                                                                         \
-    static __attribute__((noinline, unused)) void name(float *z, size_t ldz, const float *W,        \
-                                                       size_t ldw, const pf_sparse_csc *c, int dim) \
-    {                                                                                               \
-        pf_csc_forward_chunk(z, ldz, W, ldw, c->ptr, c->row, c->val, dim, nv);                     \
-    }
-PF_CSC_FN(pf_csc_forward8, 8)
-PF_CSC_FN(pf_csc_forward4, 4)
-PF_CSC_FN(pf_csc_forward2, 2)
-PF_CSC_FN(pf_csc_forward1, 1)
-
-/* z[row, 0, width) += the rows' sparse entries times W (ld floats per
- * row), from a CSC; see pf_csc_forward_chunk. */
-static inline void pf_csc_forward(float *z, size_t ldz, const float *W, size_t ldw, int width,
-                                  const pf_sparse_csc *c, int dim)
-{
-    int k = 0;
-    for (; width - k >= 8 * PF_LANES; k += 8 * PF_LANES) pf_csc_forward8(z + k, ldz, W + k, ldw, c, dim);
-    if (width - k >= 4 * PF_LANES) {
-        pf_csc_forward4(z + k, ldz, W + k, ldw, c, dim);
-        k += 4 * PF_LANES;
-    }
-    if (width - k >= 2 * PF_LANES) {
-        pf_csc_forward2(z + k, ldz, W + k, ldw, c, dim);
-        k += 2 * PF_LANES;
-    }
-    if (width - k >= PF_LANES) {
-        pf_csc_forward1(z + k, ldz, W + k, ldw, c, dim);
-        k += PF_LANES;
-    }
-    if (k < width)
-        for (int j = 0; j < dim; j++)
-            for (uint32_t p = c->ptr[j]; p < c->ptr[j + 1]; p++) {
-                float *zr = z + (size_t)c->row[p] * ldz;
-                for (int o = k; o < width; o++) zr[o] = pf_sfma(c->val[p], W[(size_t)j * ldw + o], zr[o]);
-            }
-}
-
 /* malloc for arrays of many MB that are read in random places (a sparse
  * set, the Hessian's caches): on Linux they get 2 MiB pages, which spare
  * the TLB misses (and, on first touch, the page faults) of 4 KiB ones.
@@ -350,7 +334,7 @@ void pf_sparse_cache_free(struct pf_sparse_cache *c);
  * NULL when out of memory. */
 struct pf_sparse_scratch {
     float *wt, *c, *gt;
-    pf_sparse_csc csc;      /* of the block being differentiated */
+    size_t *cursor;         /* (max_batch) for pf_sparse_grad0 */
     pf_sparse_set batch;
     const float *batch_x;   /* the batch pf_forward last ran sparse on (NULL: dense) */
     int batch_n;
@@ -368,29 +352,59 @@ void pf_transpose(float *restrict dst, const float *restrict src, int rows, int 
 void pf_input_background(float *c, const float *wt, const float *b0, const float *background,
                          int dim, int n_out, int o0, int o1);
 
+/* Number of entries of col[k, kend) (ascending) below lim. */
+static inline size_t pf_count_below(const uint32_t *col, size_t k, size_t kend, uint32_t lim)
+{
+    size_t n = 0;
+#if defined(__AVX512F__)
+    __m512i lv = _mm512_set1_epi32((int)lim);
+    while (k + n < kend) {
+        size_t left = kend - k - n;
+        __mmask16 valid = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512i cv = _mm512_maskz_loadu_epi32(valid, col + k + n);
+        __mmask16 below = _mm512_mask_cmplt_epu32_mask(valid, cv, lv);
+        n += (size_t)__builtin_popcount((unsigned)below);
+        if (below != 0xFFFF) break;
+    }
+#else
+    while (k + n < kend && col[k + n] < lim) n++;
+#endif
+    return n;
+}
+
+/* z[i, 0, width) = c + sum over the entries of rows i in [r0, r1) of a view
+ * of val W[col, 0, width) (W with ldw floats per row; c NULL: z already
+ * holds the start), feature block by feature block: W's rows of one block
+ * stay in L1 while the rows (up to 256 at a time) take their entries
+ * there, summed in registers. */
+void pf_sparse_gather_rows(float *z, size_t ldz, const float *c, const float *W, size_t ldw, int width,
+                           const pf_sparse_view *v, int r0, int r1);
+
 /* Forward of layer 0 on sparse rows: z_0 and a_0 columns [o0, o1) of batch
  * rows [0, B) from wt = W_0^T (dim, n_out) and c (pf_input_background). */
 void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, const float *c,
                         int o0, int o1);
-/* The same for batch rows [r0, r1), all units, from their CSC. */
-void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_csc *csc, int r0, int r1, const float *wt,
+/* The same for batch rows [r0, r1), all units. */
+void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_view *v, int r0, int r1, const float *wt,
                              const float *c);
-/* Gradient of layer 0 from delta_0 of B sparse rows given by feature in
- * n_csc CSCs (of consecutive row ranges, in order), for units [o0, o1):
- * gt (dim, n_out) gets the weights' (transposed), gb (n_out) the bias's
- * (gb NULL: no bias); written if overwrite, else accumulated. */
-void pf_sparse_grad0(pf_work *w, const pf_sparse_csc *csc, int n_csc, const float *background, int B,
-                     float *gt, float *gb, int o0, int o1, int overwrite);
-
+/* Gradient of layer 0 from delta_0 of B sparse rows of a view, for units
+ * [o0, o1): gt (dim, n_out) gets the weights' (transposed), gb (n_out) the
+ * bias's (gb NULL: no bias); written if overwrite, else accumulated. Feature
+ * block by feature block, the block's rows of gt stay in L1 while every
+ * batch row adds its entries there (its delta row held in registers).
+ * cursor has room for B offsets. */
+void pf_sparse_grad0(pf_work *w, const pf_sparse_view *v, int B, float *gt, float *gb, int o0, int o1,
+                     int overwrite, size_t *cursor);
 /* pf_sparse_grad0 (overwrite) fused with the optimizer's step, for a
  * trainer that holds the input layer transposed in theta (W_0^T at
- * w_off[0]; anchor likewise, or NULL): every feature's gradient row is
- * applied as soon as it is summed, the bias's after them, and c gets
- * W_0 b + b_0 of the updated weights (as pf_input_background) for the next
- * forward. Units [o0, o1); pf_optim_begin was called for the step. */
-void pf_sparse_step0(pf_work *w, const pf_sparse_csc *csc, int n_csc, const float *background, int B,
-                     pf_optim *o, float *theta, const float *anchor, double beta, float *c, int o0,
-                     int o1);
+ * w_off[0]; anchor likewise, or NULL): every feature block's gradient is
+ * applied while it is in L1, the bias's after them, and c gets W_0 b + b_0
+ * of the updated weights (as pf_input_background) for the next forward.
+ * Units [o0, o1) (at most 4096); pf_optim_begin was called for the step;
+ * g has room for one block (PF_SPARSE_BLOCK_BYTES). */
+void pf_sparse_step0(pf_work *w, const pf_sparse_view *v, int B, pf_optim *o, float *theta,
+                     const float *anchor, double beta, float *c, int o0, int o1, size_t *cursor,
+                     float *g);
 
 /* Forward B rows (mlp.c): the input layer on the sparse rows v with wt and
  * c (as pf_sparse_weights makes them) if v is given, else on the dense rows

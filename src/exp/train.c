@@ -132,11 +132,12 @@ void pf_trainer_free(pf_trainer *t)
     free(t->anchor_t);
     free(t->c0);
     free(t->swap);
-    if (t->csc)
-        for (int k = 0; k < t->n_threads; k++) pf_sparse_csc_free(&t->csc[k]);
-    free(t->csc);
-    free(t->row_beg);
-    free(t->row_end);
+    free(t->cursor);
+    free(t->gblock);
+    if (t->epoch_rows) {
+        free(t->epoch_rows->row_ptr), free(t->epoch_rows->col), free(t->epoch_rows->val);
+        free(t->epoch_rows);
+    }
     memset(t, 0, sizeof *t);
 }
 
@@ -240,13 +241,13 @@ static void step_task_sparse(void *vctx, int tid, int nt)
     size_t lo, hi, o0, o1;
     pf_share((size_t)B, tid, nt, &lo, &hi);
     gather_targets(t, c->d, c->start, lo, hi);
-    pf_sparse_view v = {c->set, t->row_beg + c->start, t->row_end + c->start};
-    pf_sparse_csc_build(&t->csc[tid], &v, (int)lo, (int)hi);
-    pf_sparse_forward0_rows(w, &t->csc[tid], (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
+    pf_sparse_view v = pf_sparse_range(t->epoch_rows, c->start);
+    pf_sparse_forward0_rows(w, &v, (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
     step_rows(c, tid, 1, lo, hi);
     pf_share((size_t)n0, tid, nt, &o0, &o1);
-    pf_sparse_step0(w, t->csc, nt, c->set->background, B, &t->optim, c->theta, c->anchor,
-                    c->cfg->beta, t->c0, (int)o0, (int)o1);
+    pf_sparse_step0(w, &v, B, &t->optim, c->theta, c->anchor, c->cfg->beta, t->c0, (int)o0, (int)o1,
+                    t->cursor + (size_t)tid * (size_t)t->batch,
+                    t->gblock + (size_t)tid * (PF_SPARSE_BLOCK_BYTES / sizeof(float)));
     step_update(c, tid, nt, 1);
 }
 
@@ -262,12 +263,22 @@ static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, 
     if (!t->swap && !(t->swap = malloc(cnt * sizeof *t->swap))) return PF_ERUNTIME;
     if (!t->c0 && !(t->c0 = malloc((size_t)n0 * sizeof *t->c0))) return PF_ERUNTIME;
     if (to) {
-        if (!t->csc && !(t->csc = calloc((size_t)t->n_threads, sizeof *t->csc))) return PF_ERUNTIME;
-        if (!t->row_beg && !(t->row_beg = malloc(t->n * sizeof *t->row_beg))) return PF_ERUNTIME;
-        if (!t->row_end && !(t->row_end = malloc(t->n * sizeof *t->row_end))) return PF_ERUNTIME;
-        size_t rows = ((size_t)t->batch + (size_t)t->n_threads - 1) / (size_t)t->n_threads;
-        for (int k = 0; k < t->n_threads; k++)
-            if (pf_sparse_csc_reserve(&t->csc[k], dim, set->max_row * rows)) return PF_ERUNTIME;
+        size_t nt = (size_t)t->n_threads;
+        if (!t->cursor && !(t->cursor = malloc(nt * (size_t)t->batch * sizeof *t->cursor))) return PF_ERUNTIME;
+        if (!t->gblock && !(t->gblock = malloc(nt * PF_SPARSE_BLOCK_BYTES))) return PF_ERUNTIME;
+        if (!t->epoch_rows && !(t->epoch_rows = calloc(1, sizeof *t->epoch_rows))) return PF_ERUNTIME;
+        pf_sparse_set *e = t->epoch_rows;
+        size_t nnz = set->row_ptr[set->n];
+        if (e->cap < nnz + 1) {
+            free(e->col), free(e->val);
+            e->col = pf_big_alloc((nnz + 1) * sizeof *e->col);
+            e->val = pf_big_alloc((nnz + 1) * sizeof *e->val);
+            e->cap = e->col && e->val ? nnz + 1 : 0;
+        }
+        if (!e->row_ptr) e->row_ptr = pf_big_alloc((t->n + 1) * sizeof *e->row_ptr);
+        if (!e->row_ptr || !e->cap) return PF_ERUNTIME;
+        e->n = set->n, e->dim = set->dim, e->max_row = set->max_row;
+        e->background = set->background; /* borrowed */
     }
     if (to && anchor) {
         if (!t->anchor_t && !(t->anchor_t = malloc(A->n_params * sizeof *t->anchor_t))) return PF_ERUNTIME;
@@ -284,6 +295,38 @@ static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, 
     return PF_OK;
 }
 
+/* A shuffled batch's rows would lie anywhere in the set's hundreds of MB,
+ * and every step would wait for memory at each of them; copied once per
+ * epoch in the epoch's order (every member a share of the rows, fetching
+ * ahead), a batch is one stretch of memory that the hardware streams in. */
+typedef struct {
+    pf_trainer *t;
+    const pf_sparse_set *set;
+} shuffle_ctx;
+
+static void shuffle_task(void *vctx, int tid, int nt)
+{
+    shuffle_ctx *c = vctx;
+    const pf_sparse_set *s = c->set;
+    pf_sparse_set *e = c->t->epoch_rows;
+    const int *perm = c->t->perm;
+    size_t lo, hi;
+    pf_share(s->n, tid, nt, &lo, &hi);
+    enum { AHEAD = 8 };
+    for (size_t i = lo; i < hi; i++) {
+        if (i + AHEAD < hi) {
+            size_t a = s->row_ptr[perm[i + AHEAD]], b = s->row_ptr[perm[i + AHEAD] + 1];
+            for (size_t k = a; k < b; k += 16) {
+                __builtin_prefetch(s->col + k);
+                __builtin_prefetch(s->val + k);
+            }
+        }
+        size_t a = s->row_ptr[perm[i]], len = s->row_ptr[perm[i] + 1] - a, at = e->row_ptr[i];
+        memcpy(e->col + at, s->col + a, len * sizeof *e->col);
+        memcpy(e->val + at, s->val + a, len * sizeof *e->val);
+    }
+}
+
 /* One pass over the data in shuffled minibatches; returns the mean
  * minibatch loss. */
 static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
@@ -293,11 +336,17 @@ static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
     size_t n = d->n;
     for (size_t i = 0; i < n; i++) t->perm[i] = (int)i;
     pf_rng_shuffle(&t->rng, t->perm, n);
-    if (set) /* where each sample's entries are, in the order of the epoch */
-        for (size_t i = 0; i < n; i++) {
-            t->row_beg[i] = set->row_ptr[t->perm[i]];
-            t->row_end[i] = set->row_ptr[t->perm[i] + 1];
-        }
+    if (set) { /* the sparse rows in the order of the epoch (see shuffle_task) */
+        pf_sparse_set *e = t->epoch_rows;
+        e->row_ptr[0] = 0;
+        for (size_t i = 0; i < n; i++)
+            e->row_ptr[i + 1] = e->row_ptr[i] + set->row_ptr[t->perm[i] + 1] - set->row_ptr[t->perm[i]];
+        shuffle_ctx sc = {t, set};
+        if (t->n_threads > 1)
+            pf_parallel(t->ctx, shuffle_task, &sc);
+        else
+            shuffle_task(&sc, 0, 1);
+    }
     long steps = (long)((n + (size_t)t->batch - 1) / (size_t)t->batch);
     double sum = 0.0;
     step_ctx c = {t, theta, d, cfg, 0, 0, set, set && cfg->anchor ? t->anchor_t : cfg->anchor};
