@@ -351,14 +351,7 @@ void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float 
     int n_out = A->sizes[1], width = o1 - o0;
     if (B <= 0 || width <= 0) return;
     float *z = w->z[0], *a = w->a[0];
-    for (int i = 0; i < B; i++) {
-        const uint32_t *col;
-        const float *val;
-        size_t nnz;
-        pf_sparse_row(v, i, &col, &val, &nnz);
-        pf_sparse_gather(z + (size_t)i * n_out + o0, c + o0, wt + o0, (size_t)n_out, width, col, val,
-                         nnz);
-    }
+    pf_sparse_gather_rows(z + o0, (size_t)n_out, c + o0, wt + o0, (size_t)n_out, width, v, 0, B);
     if (width == n_out)
         activate(A->act[0], a, z, (size_t)B * n_out);
     else
@@ -400,6 +393,23 @@ static void scatter_block(const pf_work *w, const pf_sparse_view *v, int B, int 
                           val + k, n);
         cursor[i] = k + n;
     }
+}
+
+size_t pf_sparse_outer_block(float *G, size_t ldg, int p0, int nb, const float *D, size_t ldd, int width,
+                             const pf_sparse_view *v, int B, size_t *cursor)
+{
+    const uint32_t *col = v->set->col;
+    const float *val = v->set->val;
+    size_t added = 0;
+    for (int r = 0; r < nb; r++) memset(G + (size_t)r * ldg, 0, (size_t)width * sizeof *G);
+    for (int i = 0; i < B; i++) {
+        size_t k = cursor[i], n = pf_count_below(col, k, v->end[i], (uint32_t)(p0 + nb));
+        if (!n) continue;
+        pf_sparse_scatter(G, ldg, (uint32_t)p0, width, D + (size_t)i * ldd, col + k, val + k, n);
+        cursor[i] = k + n;
+        added += n;
+    }
+    return added;
 }
 
 void pf_sparse_grad0(pf_work *w, const pf_sparse_view *v, int B, float *gt, float *gb, int o0, int o1,

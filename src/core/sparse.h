@@ -395,6 +395,14 @@ void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_view *v, int r0, int r1
  * cursor has room for B offsets. */
 void pf_sparse_grad0(pf_work *w, const pf_sparse_view *v, int B, float *gt, float *gb, int o0, int o1,
                      int overwrite, size_t *cursor);
+/* G[j - p0] = sum over rows i in [0, B) of the view of s_ij D[i, 0, width)
+ * for the features j of block [p0, p0 + nb) (G: nb rows of ldg floats,
+ * overwritten; D: rows of ldd floats), with cursor[i] walking along row i
+ * (start them at v->beg[i] before block 0 and go through the blocks in
+ * order). Returns the entries it added (0: G is all zero). */
+size_t pf_sparse_outer_block(float *G, size_t ldg, int p0, int nb, const float *D, size_t ldd, int width,
+                             const pf_sparse_view *v, int B, size_t *cursor);
+
 /* pf_sparse_grad0 (overwrite) fused with the optimizer's step, for a
  * trainer that holds the input layer transposed in theta (W_0^T at
  * w_off[0]; anchor likewise, or NULL): every feature block's gradient is
