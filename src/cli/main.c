@@ -42,7 +42,12 @@ static void fix_blas_kernels(char **argv)
 {
     const char *core = pf_blas_better_core();
     if (!core || getenv("OPENBLAS_CORETYPE")) return;
-    if (setenv("OPENBLAS_CORETYPE", core, 1) == 0) execv("/proc/self/exe", argv);
+    /* this very program, by its own path (so that ps still shows its name) */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) return;
+    self[len] = '\0';
+    if (setenv("OPENBLAS_CORETYPE", core, 1) == 0) execv(self, argv);
     unsetenv("OPENBLAS_CORETYPE"); /* could not: carry on as we are */
 }
 
