@@ -1,28 +1,54 @@
-# pathfinder build. `make` builds the library and the tool; `make check` runs
-# the test suite; `make asan` runs it under AddressSanitizer+UBSan.
+# pathfinder build. `make` builds the libraries and the tool; `make check` runs
+# the test suite; `make asan` runs it under AddressSanitizer+UBSan;
+# `make install PREFIX=/usr/local DESTDIR=...` installs (see README).
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := openblas libcjson zlib lapacke plplot
-OPT     ?= -O2 -march=native -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
+VERSION := $(shell sed -n 's/^\#define PF_VERSION "\(.*\)"/\1/p' include/pathfinder/core.h)
+SOVERSION := 0
+LIB_PKGS := openblas libcjson zlib lapacke
+FIG_PKGS := plplot
+PKGS    := $(LIB_PKGS) $(FIG_PKGS)
+# Local builds tune for this CPU; PORTABLE=1 for builds that run elsewhere (packages).
+ifeq ($(PORTABLE),1)
+ARCH_OPT :=
+else
+ARCH_OPT := -march=native
+endif
+OPT     ?= -O2 $(ARCH_OPT) -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
 CFLAGS  ?=
-CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
-           -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-           -DPF_DATA_DIR='"$(CURDIR)/data"'
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lopenblas -lcjson -lz) -lm -lpthread
+CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -fPIC -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+           -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIB_LIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null || echo -lopenblas -lcjson -lz -llapacke) -lm -lpthread
+FIG_LIBS := $(shell pkg-config --libs $(FIG_PKGS) 2>/dev/null || echo -lplplot)
+LDLIBS  := $(LIB_LIBS) $(FIG_LIBS)
 SAN     ?=
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/exp/*.c src/io/*.c))
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+DESTDIR    ?=
+
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/exp/*.c src/io/*.c src/run/*.c))
+FIG_SRC  := $(sort $(wildcard src/fig/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+FIG_OBJ  := $(FIG_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS  := $(wildcard include/pathfinder/*.h src/*/*.h tests/*.h)
+HEADERS  := $(wildcard include/*.h include/pathfinder/*.h src/*/*.h tests/*.h)
+SO       := $(BUILD)/libpathfinder.so.$(VERSION)
+FIG_SO   := $(BUILD)/libpathfinder-fig.so.$(VERSION)
 
-.PHONY: all deps data fixtures check asan demo bench paper-sweep clean
-all: $(BUILD)/pathfinder $(TEST_BIN)
+.PHONY: all libs deps data fixtures check asan demo bench paper-sweep clean fuzz install \
+        uninstall examples-check python-check
+all: libs $(BUILD)/pathfinder $(BUILD)/pathfinder.1 $(TEST_BIN)
+libs: $(BUILD)/libpathfinder.a $(BUILD)/libpathfinder-fig.a $(SO) $(FIG_SO) $(BUILD)/pathfinder.pc \
+      $(BUILD)/pathfinder-fig.pc
 
 deps:
 	@scripts/install-deps.sh
@@ -38,12 +64,87 @@ $(BUILD)/libpathfinder.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/pathfinder: $(CLI_OBJ) $(BUILD)/libpathfinder.a
+$(BUILD)/libpathfinder-fig.a: $(FIG_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# The shared libraries export the functions their public headers declare
+# (and the few the figure library takes from the numerics), nothing else.
+$(BUILD)/%.map: scripts/export-map.sh $(HEADERS)
+	@mkdir -p $(dir $@)
+	@scripts/export-map.sh $* > $@
+
+$(SO): $(LIB_OBJ) $(BUILD)/libpathfinder.map
+	$(CC) $(SAN) -shared -Wl,-soname,libpathfinder.so.$(SOVERSION) -Wl,--no-undefined \
+	    -Wl,--version-script=$(BUILD)/libpathfinder.map -o $@ $(LIB_OBJ) $(LIB_LIBS)
+	ln -sf $(notdir $@) $(BUILD)/libpathfinder.so.$(SOVERSION)
+	ln -sf libpathfinder.so.$(SOVERSION) $(BUILD)/libpathfinder.so
+
+$(FIG_SO): $(FIG_OBJ) $(SO) $(BUILD)/libpathfinder-fig.map
+	$(CC) $(SAN) -shared -Wl,-soname,libpathfinder-fig.so.$(SOVERSION) -Wl,--no-undefined \
+	    -Wl,--version-script=$(BUILD)/libpathfinder-fig.map -o $@ $(FIG_OBJ) -L$(BUILD) -lpathfinder \
+	    $(FIG_LIBS) $(LIB_LIBS)
+	ln -sf $(notdir $@) $(BUILD)/libpathfinder-fig.so.$(SOVERSION)
+	ln -sf libpathfinder-fig.so.$(SOVERSION) $(BUILD)/libpathfinder-fig.so
+
+# pkg-config files for the installed tree (PREFIX, LIBDIR, INCLUDEDIR).
+$(BUILD)/%.pc: scripts/pkg-config.sh Makefile
+	@mkdir -p $(dir $@)
+	@scripts/pkg-config.sh $* "$(VERSION)" "$(PREFIX)" "$(LIBDIR)" "$(INCLUDEDIR)" > $@
+
+$(BUILD)/pathfinder: $(CLI_OBJ) $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libpathfinder.a $(HEADERS)
+# The man page, from the tool's own --help texts.
+$(BUILD)/pathfinder.1: $(BUILD)/pathfinder scripts/man.sh
+	@scripts/man.sh $(BUILD)/pathfinder "$(VERSION)" > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpathfinder.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a $(LDLIBS) -lcmocka
+
+install: libs $(BUILD)/pathfinder $(BUILD)/pathfinder.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/pathfinder \
+	    $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/pathfinder $(DESTDIR)$(BINDIR)/pathfinder
+	install -m 644 include/pathfinder.h $(DESTDIR)$(INCLUDEDIR)/pathfinder.h
+	install -m 644 include/pathfinder/*.h $(DESTDIR)$(INCLUDEDIR)/pathfinder/
+	install -m 644 $(BUILD)/libpathfinder.a $(BUILD)/libpathfinder-fig.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SO) $(FIG_SO) $(DESTDIR)$(LIBDIR)/
+	for l in libpathfinder libpathfinder-fig; do \
+	    ln -sf $$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(SOVERSION); \
+	    ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$l.so; \
+	done
+	install -m 644 $(BUILD)/pathfinder.pc $(BUILD)/pathfinder-fig.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 $(BUILD)/pathfinder.1 $(DESTDIR)$(MANDIR)/man1/pathfinder.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pathfinder $(DESTDIR)$(INCLUDEDIR)/pathfinder.h \
+	    $(DESTDIR)$(MANDIR)/man1/pathfinder.1 $(DESTDIR)$(LIBDIR)/pkgconfig/pathfinder.pc \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/pathfinder-fig.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/pathfinder
+	for l in libpathfinder libpathfinder-fig; do \
+	    rm -f $(DESTDIR)$(LIBDIR)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.so $(DESTDIR)$(LIBDIR)/$$l.so.*; \
+	done
+
+# The examples, built as a user would: against a tree installed under a
+# temporary DESTDIR, found through pkg-config, and run on small data.
+examples-check: libs $(BUILD)/pathfinder $(BUILD)/pathfinder.1
+	@BUILD=$(BUILD) CC=$(CC) examples/check.sh
+
+# The Python package (python/) against the libraries and the tool just built,
+# with Debian's interpreter (python3-numpy, python3-pytest). PATHFINDER_DATA
+# passes through from the environment; without it MNIST is found as the
+# library finds it. Under the sanitizers (make asan) the instrumented
+# libraries need their runtime loaded first, and Python's own allocations
+# are not this project's leaks.
+PY_SAN_ENV := $(if $(SAN),LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+              ASAN_OPTIONS=detect_leaks=0)
+python-check: libs $(BUILD)/pathfinder
+	@PATHFINDER_LIB=$(abspath $(BUILD))/libpathfinder.so.0 \
+	    PATHFINDER_FIG_LIB=$(abspath $(BUILD))/libpathfinder-fig.so.0 \
+	    PATHFINDER_CLI=$(abspath $(BUILD))/pathfinder $(PY_SAN_ENV) \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
 
 fixtures: deps
 	@mkdir -p $(BUILD)/fixtures
@@ -54,6 +155,9 @@ fixtures: deps
 check: data
 	@$(MAKE) --no-print-directory all fixtures
 	@BUILD=$(BUILD) tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory examples-check
+	@$(MAKE) --no-print-directory python-check
+	@$(MAKE) --no-print-directory fuzz-replay
 
 asan:
 	@$(MAKE) --no-print-directory check BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
@@ -74,4 +178,6 @@ paper-sweep: data
 	@bench/paper-sweep.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf $(BUILD) build-asan
+
+include tests/fuzz/fuzz.mk

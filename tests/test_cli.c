@@ -19,6 +19,7 @@
 
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 static void write_text(const char *path, const char *text)
 {

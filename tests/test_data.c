@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static char tmpdir[64];      /* holds a tiny IDX set */
 static char emptydir[64];    /* holds nothing loadable */
 static char tabdir[64];      /* holds train.csv and test.csv */
 static char npydir[64];      /* holds train_x.npy ... test_y.npy */
+static char flatdir[64];     /* holds an IDX set of constant images */
 
 static void put_be32(unsigned char *p, uint32_t v)
 {
@@ -106,7 +108,7 @@ static int setup(void **state)
 {
     (void)state;
     if (make_dir(tmpdir, "idx") || make_dir(emptydir, "empty") || make_dir(tabdir, "csv") ||
-        make_dir(npydir, "npy"))
+        make_dir(npydir, "npy") || make_dir(flatdir, "flat"))
         return -1;
     return 0;
 }
@@ -118,6 +120,7 @@ static int teardown(void **state)
     remove_dir(emptydir);
     remove_dir(tabdir);
     remove_dir(npydir);
+    remove_dir(flatdir);
     return 0;
 }
 
@@ -322,7 +325,10 @@ static void test_missing_mnist_says_make_data(void **s)
     const char *old = getenv("PATHFINDER_DATA");
     char *saved = old ? strdup(old) : NULL;
     setenv("PATHFINDER_DATA", emptydir, 1);
-    assert_string_equal(pf_data_root(), emptydir);
+    char dir[1024], want[1024];
+    snprintf(want, sizeof want, "%s/mnist", emptydir);
+    assert_int_equal(pf_data_dir("mnist", dir, sizeof dir), 0);   /* only there, and not there */
+    assert_string_equal(dir, want);
     pf_dataset train, test;
     pf_error err;
     int rc = load("mnist", 0, 0, &train, &test, &err);
@@ -332,6 +338,155 @@ static void test_missing_mnist_says_make_data(void **s)
     assert_int_equal(rc, PF_EINPUT);
     assert_non_null(strstr(err.msg, "MNIST not found in"));
     assert_non_null(strstr(err.msg, "make data"));
+}
+
+/* train.csv has class labels; a stray -1 in test.csv made auto-detection
+ * call it regression, and the error said only "train and test disagree". */
+static void test_csv_dir_bad_label_names_file_and_line(void **s)
+{
+    (void)s;
+    write_text(tabdir, "train.csv", "f,y\n1,0\n2,1\n3,1\n");
+    write_text(tabdir, "test.csv", "f,y\n2,1\n4,-1\n5,0\n");
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(tabdir, 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "test.csv:3: target -1 is not a class label"));
+    assert_non_null(strstr(err.msg, "train.csv has class labels"));
+    assert_null(train.x);
+    /* the same from the other side: the stray value is in train.csv */
+    write_text(tabdir, "train.csv", "f,y\n1,0\n2,2.5\n");
+    write_text(tabdir, "test.csv", "f,y\n2,1\n4,0\n");
+    assert_int_equal(load(tabdir, 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "train.csv:3: target 2.5 is not a class label"));
+}
+
+/* A std too small to divide by: zero or subnormal as a float. A fixed one
+ * of 1e-40 used to pass (it is > 0) and turned every input into Inf. */
+static void test_norm_rejects_tiny_std(void **s)
+{
+    (void)s;
+    write_tiny_idx_set();
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.spec = tmpdir;
+    o.norm = PF_NORM_FIXED;
+    pf_dataset train, test;
+    pf_error err;
+    const double bad_std[] = {1e-40, 0, -1, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad_std / sizeof *bad_std; i++) {
+        o.std = bad_std[i];
+        assert_int_equal(pf_data_load(&o, &train, &test, &err), PF_EINPUT);
+        assert_non_null(strstr(err.msg, tmpdir));
+        assert_non_null(strstr(err.msg, "std"));
+        assert_null(train.x);
+    }
+
+    /* a feature whose values differ only by subnormal amounts */
+    write_text(tabdir, "train.csv", "f1,f2,y\n0,1,0\n2e-39,2,1\n");
+    write_text(tabdir, "test.csv", "f1,f2,y\n0,1,0\n");
+    assert_int_equal(load(tabdir, 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, tabdir));
+    assert_non_null(strstr(err.msg, "feature 1 has std"));
+}
+
+/* Images that are all the same value have std 0: nothing to scale by. */
+static void test_idx_dir_constant_images_rejected(void **s)
+{
+    (void)s;
+    char p[256];
+    unsigned char buf[16 + 5 * 4];
+    memset(buf, 0, sizeof buf);
+    buf[2] = 0x08;
+    buf[3] = 3;
+    put_be32(buf + 4, 5), put_be32(buf + 8, 2), put_be32(buf + 12, 2);
+    for (size_t i = 16; i < sizeof buf; i++) buf[i] = 7;
+    const char *img[2] = {"train-images-idx3-ubyte", "t10k-images-idx3-ubyte"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", flatdir, img[k]);
+        FILE *f = fopen(p, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(buf, 1, sizeof buf, f), sizeof buf);
+        fclose(f);
+    }
+    write_idx(flatdir, "train-labels-idx1-ubyte", 5, 0, 1);
+    write_idx(flatdir, "t10k-labels-idx1-ubyte", 5, 0, 2);
+    pf_dataset train, test;
+    pf_error err;
+    assert_int_equal(load(flatdir, 0, 0, &train, &test, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, flatdir));
+    assert_non_null(strstr(err.msg, "std 0"));
+    assert_null(train.x);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A FIFO with no writer (a sweep folder's config.json, say) blocked the
+ * open forever. The alarm (without SA_RESTART) turns a hang into a failure. */
+static void arm_alarm(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+    alarm(2);
+}
+
+static void test_read_file_refuses_fifo(void **s)
+{
+    (void)s;
+    char p[256];
+    snprintf(p, sizeof p, "%s/config.json", emptydir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    char *text = NULL;
+    pf_error err;
+    arm_alarm();
+    int rc = pf_read_file(p, &text, NULL, 1 << 20, &err);
+    alarm(0);
+    unlink(p);
+    assert_int_equal(rc, PF_EINPUT);
+    assert_non_null(strstr(err.msg, "config.json: not a regular file"));
+    assert_null(text);
+}
+
+/* The shared opener refuses what is not a regular file, and reports the
+ * size of what is. */
+static void test_open_input(void **s)
+{
+    (void)s;
+    char p[256];
+    snprintf(p, sizeof p, "%s/fifo", emptydir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    const char *refused[] = {p, emptydir, "/dev/zero"};  /* FIFO, folder, device */
+    for (int i = 0; i < 3; i++) {
+        FILE *f = (FILE *)&s;
+        int fd = 7;
+        pf_error err;
+        arm_alarm();
+        assert_int_equal(pf_open_input(refused[i], &f, NULL, &err), PF_EINPUT);
+        assert_int_equal(pf_open_input_fd(refused[i], &fd, NULL, &err), PF_EINPUT);
+        alarm(0);
+        assert_null(f);
+        assert_int_equal(fd, -1);
+        assert_non_null(strstr(err.msg, refused[i]));
+        assert_non_null(strstr(err.msg, "not a regular file"));
+    }
+    unlink(p);
+    write_text(emptydir, "five", "12345");
+    snprintf(p, sizeof p, "%s/five", emptydir);
+    FILE *f;
+    uint64_t size = 0;
+    pf_error err;
+    assert_int_equal(pf_open_input(p, &f, &size, &err), PF_OK);
+    assert_int_equal(size, 5);
+    char got[8] = {0};
+    assert_int_equal(fread(got, 1, sizeof got, f), 5);  /* blocking reads work as usual */
+    assert_string_equal(got, "12345");
+    fclose(f);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/none", emptydir);
+    assert_int_equal(pf_open_input(p, &f, NULL, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "none: cannot open: No such file"));
 }
 
 /* Whether DIR/NAME or DIR/NAME.gz exists. */
@@ -362,7 +517,7 @@ static void test_real_mnist(void **s)
 {
     (void)s;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/mnist", pf_data_root());
+    pf_data_dir("mnist", dir, sizeof dir);
     if (!have_file(dir, "train-images-idx3-ubyte")) skip();
     pf_dataset train, test;
     pf_error err;
@@ -379,7 +534,7 @@ static void test_real_fashion_mnist(void **s)
 {
     (void)s;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/fashion-mnist", pf_data_root());
+    pf_data_dir("fashion-mnist", dir, sizeof dir);
     if (!have_file(dir, "train-images-idx3-ubyte") &&
         !have_file("/usr/share/datasets/fashion-mnist", "train-images-idx3-ubyte"))
         skip();
@@ -390,6 +545,60 @@ static void test_real_fashion_mnist(void **s)
     assert_string_equal(train.name, "fashion-mnist");
     pf_dataset_free(&train);
     pf_dataset_free(&test);
+}
+
+/* Arrays given in memory load as the same table written to CSV does: the
+ * same normalized features, labels and classes; the caller's arrays stay
+ * as they were; bad arrays are refused with what is wrong. */
+static void test_arrays_load_like_a_table(void **s)
+{
+    (void)s;
+    float xtr[] = {0, 10, 1, 20, 2, 40, 3, 80, 4, 160}, xte[] = {1, 5, 7, 9};
+    int ytr[] = {0, 2, 1, 2, 0}, yte[] = {1, 0};
+    float keep[10];
+    memcpy(keep, xtr, sizeof keep);
+    write_text(tabdir, "train.csv", "a,b,y\n0,10,0\n1,20,2\n2,40,1\n3,80,2\n4,160,0\n");
+    write_text(tabdir, "test.csv", "a,b,y\n1,5,1\n7,9,0\n");
+    pf_dataset ftr, fte, atr, ate;
+    pf_error err;
+    assert_int_equal(load(tabdir, 0, 0, &ftr, &fte, &err), PF_OK);
+
+    pf_dataset in_tr = {.n = 5, .dim = 2, .x = xtr, .labels = ytr};
+    pf_dataset in_te = {.n = 2, .dim = 2, .x = xte, .labels = yte};
+    pf_data_options o;
+    pf_data_options_default(&o);
+    o.train_arrays = &in_tr;
+    o.test_arrays = &in_te;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_OK);
+    assert_string_equal(atr.name, "arrays");
+    assert_int_equal(atr.n_classes, 3);
+    assert_int_equal(ate.n_classes, 3);
+    assert_memory_equal(atr.x, ftr.x, sizeof xtr);
+    assert_memory_equal(ate.x, fte.x, sizeof xte);
+    assert_memory_equal(atr.labels, ytr, sizeof ytr);
+    assert_memory_equal(xtr, keep, sizeof keep);
+    assert_true(fabsf(atr.x[0]) > 0.5f);   /* z-scored, not copied as given */
+    pf_dataset_free(&atr), pf_dataset_free(&ate);
+
+    o.train_subset = 3;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_OK);
+    assert_int_equal(atr.n, 3);
+    pf_dataset_free(&atr), pf_dataset_free(&ate);
+    o.train_subset = 0;
+
+    ytr[3] = -1;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "train label -1 of sample 3"));
+    assert_null(atr.x);
+    ytr[3] = 2;
+    xte[2] = NAN;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "test feature 0 of sample 1 is not finite"));
+    xte[2] = 7;
+    o.test_arrays = NULL;
+    assert_int_equal(pf_data_load(&o, &atr, &ate, &err), PF_EINPUT);
+    assert_non_null(strstr(err.msg, "test set missing"));
+    pf_dataset_free(&ftr), pf_dataset_free(&fte);
 }
 
 int main(void)
@@ -406,6 +615,12 @@ int main(void)
         cmocka_unit_test(test_unknown_spec_errors),
         cmocka_unit_test(test_empty_dir_errors),
         cmocka_unit_test(test_missing_mnist_says_make_data),
+        cmocka_unit_test(test_csv_dir_bad_label_names_file_and_line),
+        cmocka_unit_test(test_norm_rejects_tiny_std),
+        cmocka_unit_test(test_idx_dir_constant_images_rejected),
+        cmocka_unit_test(test_read_file_refuses_fifo),
+        cmocka_unit_test(test_open_input),
+        cmocka_unit_test(test_arrays_load_like_a_table),
         cmocka_unit_test(test_real_mnist),
         cmocka_unit_test(test_real_fashion_mnist),
     };

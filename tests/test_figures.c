@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pathfinder/io.h"
+#include "fig/figures.h"
 
 #define N_POINTS 200
 #define N_CLASSES 10

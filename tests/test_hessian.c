@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "pathfinder/io.h"
 
 /* A small random problem. Inputs, targets and parameters are rounded to
@@ -847,7 +848,7 @@ static void test_cli(void **state)
     expect_error(run_tool("hessian %s --data %s --max-dim 0", model, data), "--max-dim");
     expect_error(run_tool("hessian %s --data %s --out %s/h.txt", model, data, tmpdir), "--out");
     expect_error(run_tool("hessian %s --data %s --vectors %s/v.bin", model, data, tmpdir), "--vectors");
-    expect_error(run_tool("hessian %s --data %s --subset 1000", model, data), "--subset");
+    expect_error(run_tool("hessian %s --data %s --subset 1000", model, data), "subset 1000 exceeds");
     expect_error(run_tool("hessian %s --data %s --beta -1", model, data), "--beta");
     expect_error(run_tool("hessian %s --data %s --anchor %s", model, data, garbage), "garbage");
     expect_error(run_tool("hessian %s --data %s --anchor %s", model, data, other), "other.safetensors");

@@ -7,9 +7,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -153,7 +156,10 @@ static void expect_bad(const char *p, const char *what)
     pf_idx idx;
     pf_error err;
     pf_error_clear(&err);
-    assert_int_equal(pf_idx_read(p, &idx, &err), PF_EINPUT);
+    int rc = pf_idx_read(p, &idx, &err);
+    if (rc != PF_EINPUT || !strstr(err.msg, p) || !strstr(err.msg, what))
+        print_error("got rc %d, message '%s'; wanted '%s'\n", rc, err.msg, what);
+    assert_int_equal(rc, PF_EINPUT);
     assert_int_equal(err.code, PF_EINPUT);
     assert_non_null(strstr(err.msg, p));
     assert_non_null(strstr(err.msg, what));
@@ -247,7 +253,7 @@ static void test_bad_gzip_trailing_bytes(void **s)
     (void)s;
     unsigned char buf[64];
     write_bytes(tmp_path("long.idx.gz"), buf, vector_file(buf, 2), 1);
-    expect_bad(path, "file holds 12");
+    expect_bad(path, "declares 10 bytes of data but the gzip stream holds more");
 }
 
 /* A gzip'd vector big enough that cutting it leaves a partial stream. */
@@ -275,7 +281,7 @@ static void test_bad_truncated_gzip(void **s)
     unsigned char *gz;
     size_t len = gzip_vector(&gz);
     write_bytes(tmp_path("cut.idx"), gz, len / 2, 0);
-    expect_bad(path, "gzip trailer");
+    expect_bad(path, "truncated gzip data");
     free(gz);
 }
 
@@ -303,12 +309,14 @@ static void test_bad_gzip_corrupt_byte(void **s)
     free(gz);
 }
 
-/* A clean gzip stream shorter than declared, with ISIZE patched to match. */
+/* A clean gzip stream shorter than declared; then the same with its ISIZE
+ * patched to the declared size, which must not fool the reader either. */
 static void test_bad_gzip_trailer_lies(void **s)
 {
     (void)s;
     unsigned char buf[64];
     write_bytes(tmp_path("lies.idx.gz"), buf, vector_file(buf, -5), 1);
+    expect_bad(path, "lies.idx.gz: header declares 10 bytes of data but the gzip stream holds 5");
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
     unsigned char isize[4] = {8 + 10, 0, 0, 0};
@@ -316,6 +324,101 @@ static void test_bad_gzip_trailer_lies(void **s)
     assert_int_equal(fwrite(isize, 1, 4, f), 4);
     fclose(f);
     expect_bad(path, "lies.idx.gz: ");
+}
+
+/* Append buf to p as one more gzip member, as `cat a.gz b.gz` would. */
+static void append_member(const char *p, const void *buf, size_t n)
+{
+    gzFile g = gzopen(p, "ab");
+    assert_non_null(g);
+    if (n) assert_int_equal(gzwrite(g, buf, (unsigned)n), (int)n);
+    assert_int_equal(gzclose(g), Z_OK);
+}
+
+/* A valid file in several gzip members, even split inside the header: the
+ * old size check compared against the last member's ISIZE and refused it. */
+static void test_gzip_multi_member(void **s)
+{
+    (void)s;
+    const uint32_t dims[2] = {30, 7};
+    unsigned char buf[512];
+    size_t n = make_header(buf, 0x08, 2, dims);
+    for (size_t i = 0; i < 210; i++) n += encode(buf + n, 0x08, sample_value(0x08, i));
+    const size_t cuts[][2] = {{3, 100}, {12, 13}, {150, 221}};
+    for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+        const char *p = tmp_path("multi.idx.gz");
+        unlink(p);
+        append_member(p, buf, cuts[c][0]);
+        append_member(p, buf + cuts[c][0], cuts[c][1] - cuts[c][0]);
+        append_member(p, "", 0);  /* an empty member is still a member */
+        append_member(p, buf + cuts[c][1], n - cuts[c][1]);
+        pf_idx idx;
+        pf_error err;
+        if (pf_idx_read(p, &idx, &err) != PF_OK) fail_msg("%s", err.msg);
+        assert_int_equal(idx.count, 210);
+        for (size_t i = 0; i < 210; i++) assert_true(idx.data[i] == (float)sample_value(0x08, i));
+        pf_idx_free(&idx);
+    }
+}
+
+/* Sizes that agree with the gzip trailer only modulo 2^32. The old check
+ * accepted them and then asked for 16 GB (or 4 PB) before reading a byte. */
+static void test_bad_gzip_size_beyond_what_it_holds(void **s)
+{
+    (void)s;
+    unsigned char buf[64];
+    const uint32_t dims2[2] = {2, 0x80000005u};  /* 2^32 + 10 bytes: ISIZE 22 matches */
+    size_t n = make_header(buf, 0x08, 2, dims2);
+    for (int i = 0; i < 10; i++) buf[n++] = (unsigned char)i;
+    write_bytes(tmp_path("mod32.idx.gz"), buf, n, 1);
+    expect_bad(path, "header declares 4294967306 bytes of data but a gzip file of");
+
+    const uint32_t dims3[3] = {65536, 65536, 65536};  /* 2^48 bytes: ISIZE 16 matches */
+    write_bytes(tmp_path("huge.idx.gz"), buf, make_header(buf, 0x08, 3, dims3), 1);
+    expect_bad(path, "IDX dimensions overflow the limit");
+}
+
+/* NaN, Inf and doubles beyond float range in float IDX data must fail at
+ * load, naming the file, not later as a "diverged" training run. */
+static void test_bad_non_finite_floats(void **s)
+{
+    (void)s;
+    const uint32_t dims[1] = {4};
+    const struct { int type; double value; const char *what; } cases[] = {
+        {0x0D, NAN, "element 2 is NaN"},
+        {0x0D, INFINITY, "element 2 is Inf"},
+        {0x0E, -INFINITY, "element 2 is Inf"},
+        {0x0E, NAN, "element 2 is NaN"},
+        {0x0E, 1e300, "element 2 is beyond float range"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int gz = 0; gz < 2; gz++) {
+            unsigned char buf[64];
+            size_t n = make_header(buf, cases[c].type, 1, dims);
+            for (int i = 0; i < 4; i++)
+                n += encode(buf + n, cases[c].type, i == 2 ? cases[c].value : 0.5 * i);
+            write_bytes(tmp_path(gz ? "nan.idx.gz" : "nan.idx"), buf, n, gz);
+            expect_bad(path, cases[c].what);
+        }
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A FIFO with no writer: a reader that opens it blindly blocks forever. The
+ * alarm (without SA_RESTART) turns such a hang into a failed open. */
+static void test_bad_fifo(void **s)
+{
+    (void)s;
+    const char *p = tmp_path("fifo.idx");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+    alarm(2);
+    expect_bad(p, "not a regular file");
+    alarm(0);
 }
 
 static void test_bad_nonexistent_file(void **s)
@@ -347,6 +450,10 @@ int main(void)
         cmocka_unit_test(test_bad_gzip_cut_keeping_trailer),
         cmocka_unit_test(test_bad_gzip_corrupt_byte),
         cmocka_unit_test(test_bad_gzip_trailer_lies),
+        cmocka_unit_test(test_gzip_multi_member),
+        cmocka_unit_test(test_bad_gzip_size_beyond_what_it_holds),
+        cmocka_unit_test(test_bad_non_finite_floats),
+        cmocka_unit_test(test_bad_fifo),
         cmocka_unit_test(test_bad_nonexistent_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

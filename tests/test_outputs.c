@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pathfinder/io.h"
+#include "run/tables.h"
 
 static char data[400];
 static const char *quick = "--max-epochs 1 --batch 16 --normalize none --quiet";

@@ -9,9 +9,12 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <signal.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,7 +187,7 @@ static void roundtrip(int bias)
     assert_string_equal(meta2.anchor, meta.anchor);
     assert_true(meta2.seed == meta.seed);
     assert_string_equal(meta2.dataset, meta.dataset);
-    assert_string_equal(meta2.extra, "");
+    assert_null(meta2.extra);
 
     free(theta);
     free(theta2);
@@ -283,8 +286,8 @@ static void test_extra_metadata(void **state)
     pf_ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
     strcpy(meta.anchor, "origin");
-    strcpy(meta.extra, "{\"lr\": 0.0015, \"steps\": 3000, \"note\": \"hi\", \"seed\": 9, "
-                       "\"flag\": true}");
+    meta.extra = "{\"lr\": 0.0015, \"steps\": 3000, \"note\": \"hi\", \"seed\": 9, "
+                 "\"flag\": true}";
     char *path = tmp_path();
     pf_error err;
     assert_int_equal(pf_ckpt_write(path, &arch, theta, &meta, &err), PF_OK);
@@ -310,7 +313,7 @@ static void test_extra_metadata(void **state)
     assert_int_equal(meta2.seed, 0);
     free(theta2);
 
-    strcpy(meta.extra, "[1, 2]");
+    meta.extra = "[1, 2]";
     assert_int_equal(pf_ckpt_write(path, &arch, theta, &meta, &err), PF_EINPUT);
     assert_non_null(strstr(err.msg, path));
     free(theta);
@@ -346,6 +349,17 @@ static void test_temp_file_gone_after_success(void **state)
     drop(path);
 }
 
+/* Nothing named like one of the writer's temporary files (PATH.tmp.*) is left beside path. */
+static int temp_left_beside(const char *path)
+{
+    char pattern[600];
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    glob_t g;
+    int found = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+    globfree(&g);
+    return found;
+}
+
 static void test_write_into_missing_directory(void **state)
 {
     (void)state;
@@ -355,22 +369,21 @@ static void test_write_into_missing_directory(void **state)
     float *theta = make_params(&arch, 3);
     char dir[] = "/tmp/pf_test_st_dir_XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char path[256], tmp[300];
+    char path[256];
     snprintf(path, sizeof path, "%s/missing/model.safetensors", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     pf_error err;
     assert_int_equal(pf_ckpt_write(path, &arch, theta, NULL, &err), PF_ERUNTIME);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, "No such file or directory"));
     assert_false(file_exists(path));
-    assert_false(file_exists(tmp));
+    assert_false(temp_left_beside(path));
 
-    /* a target that cannot be renamed over (a directory) leaves no temp file */
+    /* a target that is not a file (a directory) is refused as bad input,
+     * named, and left as it was, with no temporary file beside it */
     snprintf(path, sizeof path, "%s", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    assert_int_equal(pf_write_file_atomic(path, "x", 1, &err), PF_ERUNTIME);
+    assert_int_equal(pf_write_file_atomic(path, "x", 1, &err), PF_EINPUT);
     assert_non_null(strstr(err.msg, path));
-    assert_false(file_exists(tmp));
+    assert_false(temp_left_beside(path));
     assert_int_equal(rmdir(dir), 0);
     free(theta);
 }
@@ -842,6 +855,99 @@ static void test_reject_directory(void **state)
     expect_reject("/tmp", "not a regular file");
 }
 
+/* beta is the L2 strength: eval computed a negative reg_loss from -5 and
+ * exited 0. */
+static void test_reject_negative_beta(void **state)
+{
+    (void)state;
+    fill_small_data();
+    char *path = tmp_path();
+    write_st(path, small_data, sizeof small_data,
+             "{\"__metadata__\":{\"beta\":\"-5\"}," SMALL_TENSORS "}");
+    expect_reject(path, "beta metadata '-5' is negative");
+    write_st(path, small_data, sizeof small_data,
+             "{\"__metadata__\":{\"beta\":\"-1e-300\"}," SMALL_TENSORS "}");
+    expect_reject(path, "negative");
+    write_st(path, small_data, sizeof small_data,
+             "{\"__metadata__\":{\"beta\":\"nan\"}," SMALL_TENSORS "}");
+    expect_reject(path, "beta metadata 'nan' is not a finite number");
+    write_st(path, small_data, sizeof small_data,
+             "{\"__metadata__\":{\"seed\":\"18446744073709551616\"}," SMALL_TENSORS "}");
+    expect_reject(path, "seed metadata");
+    write_st(path, small_data, sizeof small_data,
+             "{\"__metadata__\":{\"seed\":\" 7\"}," SMALL_TENSORS "}");
+    expect_reject(path, "seed metadata");
+    drop(path);
+}
+
+/* Names and values quoted from the header may hold JSON escapes like \n;
+ * the message must stay one line (found by fuzz_safetensors). */
+static void test_reject_quoted_control_characters(void **state)
+{
+    (void)state;
+    fill_small_data();
+    char *path = tmp_path();
+    write_st(path, small_data, sizeof small_data,
+             "{\"fc1\\n.weight\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}");
+    expect_reject(path, "unexpected tensor 'fc1?.weight'");
+    write_st(path, small_data, sizeof small_data,
+             "{\"__metadata__\":{\"loss\":\"ce\\r\\nx\"}," SMALL_TENSORS "}");
+    expect_reject(path, "unknown loss 'ce??x'");
+    drop(path);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A FIFO given as --init or --anchor hung eval forever in fopen. The alarm
+ * (without SA_RESTART) turns such a hang into a failed open. */
+static void test_reject_fifo(void **state)
+{
+    (void)state;
+    char *path = tmp_path();
+    remove(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+    alarm(2);
+    expect_reject(path, "not a regular file");
+    alarm(0);
+    drop(path);
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return ru.ru_maxrss;
+}
+
+/* A large file is refused from its header alone: the data is never read
+ * (it used to be, whole, before the header was looked at: 3.5 GB for a
+ * garbage file). The files are sparse, so they cost no disk; reading one
+ * would show as resident memory. */
+static void test_header_checked_before_data(void **state)
+{
+    (void)state;
+    fill_small_data();
+    const off_t big = (off_t)768 << 20;
+    const char *headers[] = {"{\"not\": json", "{" SMALL_TENSORS "}"};
+    const char *needles[] = {"not valid JSON", "belong to no tensor"};
+    for (int i = 0; i < 2; i++) {
+        char *path = tmp_path();
+        write_st(path, small_data, sizeof small_data, headers[i]);
+        assert_int_equal(truncate(path, big), 0);
+        long before = max_rss_kb();
+        expect_reject(path, needles[i]);
+        long grown_mb = (max_rss_kb() - before) / 1024;
+        if (grown_mb > 64) fail_msg("reading a rejected %lld MB file took %ld MB of memory",
+                                    (long long)(big >> 20), grown_mb);
+        drop(path);
+    }
+}
+
 /* Every truncation and many random corruptions of a valid file load or fail
  * cleanly (run under ASan/UBSan this is the memory-safety check). */
 static void test_corrupted_files_never_crash(void **state)
@@ -921,6 +1027,10 @@ int main(void)
         cmocka_unit_test(test_reject_inf_value),
         cmocka_unit_test(test_reject_contradicting_metadata),
         cmocka_unit_test(test_reject_directory),
+        cmocka_unit_test(test_reject_negative_beta),
+        cmocka_unit_test(test_reject_quoted_control_characters),
+        cmocka_unit_test(test_reject_fifo),
+        cmocka_unit_test(test_header_checked_before_data),
         cmocka_unit_test(test_corrupted_files_never_crash),
     };
     return cmocka_run_group_tests_name("safetensors", tests, NULL, NULL);

@@ -15,7 +15,9 @@
 
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "pathfinder/io.h"
+#include "pathfinder/run.h"
 
 static char dir[128];
 

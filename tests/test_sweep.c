@@ -20,7 +20,9 @@
 
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "pathfinder/io.h"
+#include "run/tables.h"
 
 
 static void test_grid_parse(void **state)
@@ -635,28 +637,6 @@ static void test_csv_roundtrip(void **state)
     assert_non_null(strstr(err.msg, path));
 }
 
-/* Drop the seconds column (wall time) so tables can be compared. */
-static void strip_seconds(char *csv)
-{
-    int col = -1, k = 0;
-    char *p = csv;
-    for (char *q = csv; *q && *q != '\n'; q++) {
-        if (q == csv || q[-1] == ',') {
-            if (strncmp(q, "seconds,", 8) == 0) col = k;
-            k++;
-        }
-    }
-    assert_true(col >= 0);
-    char *out = csv;
-    int c = 0;
-    for (p = csv; *p; p++) {
-        if (*p == '\n') c = -1;
-        if (c != col) *out++ = *p;
-        if (*p == ',' || *p == '\n') c++;
-    }
-    *out = '\0';
-}
-
 /* kill -9 at random points of the work, rerun the same command each time:
  * the final table equals an uninterrupted run's (up to wall time), with no
  * row lost or duplicated, and every table left by a kill is whole. Each
@@ -765,6 +745,58 @@ static double reference_loss(const char *ckpt, const pf_dataset *d, double *r)
     return sum / (double)d->n;
 }
 
+/* The refined interval and step count of transition T<label> in dir's
+ * transitions.json, and the tolerance it records. */
+static void refined_of(const char *dir, int label, double *from, double *to, double *tol, int *steps)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/transitions.json", dir);
+    char *text = slurp(path);
+    assert_non_null(text);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "transitions"), label - 1);
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(t, "refined");
+    assert_non_null(ref);
+    *from = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, "beta_from"));
+    *to = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, "beta_to"));
+    *tol = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, "tol"));
+    *steps = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, "steps"));
+    cJSON_Delete(root);
+}
+
+/* refine on a finished sweep folder: at the sweep's own tolerance it
+ * reproduces the sweep's refinement bit for bit (the saddle anchors are the
+ * same files); at a finer one it narrows the interval inside the old one
+ * with more bisection steps and records the tolerance; a transition that
+ * does not exist, or another team size, is refused. */
+static void check_refine(const char *dir, int label, double from, double to)
+{
+    char anchor[600], copy[600];
+    snprintf(anchor, sizeof anchor, "%s/transitions/T%d_below.safetensors", dir, label);
+    snprintf(copy, sizeof copy, "%s/T_below.copy", tmpdir);
+    assert_int_equal(shell("cp %s %s", anchor, copy), 0);
+    assert_int_equal(shell("%s refine %s T%d --tol 1e-3 --threshold 4 --quiet > /dev/null", tool, dir, label), 0);
+    if (shell("cmp -s %s %s", anchor, copy) != 0)
+        fail_msg("refine at the sweep's tolerance gave another T%d_below than the sweep", label);
+    double f, t, tol;
+    int steps_coarse, steps_fine;
+    refined_of(dir, label, &f, &t, &tol, &steps_coarse);
+    assert_true(f == from && t == to);
+    assert_true(tol == 1e-3);
+    assert_int_equal(shell("%s refine %s T%d --tol 1e-5 --threshold 4 --quiet > /dev/null", tool, dir, label), 0);
+    refined_of(dir, label, &f, &t, &tol, &steps_fine);
+    print_message("T%d: %.9f-%.9f after %d steps at tol 1e-3, %.9f-%.9f after %d at 1e-5\n", label, from,
+                  to, steps_coarse, f, t, steps_fine);
+    assert_true(tol == 1e-5);
+    assert_true(t - f <= 1e-5 + 1e-12 && t > f);
+    assert_true(f >= from && t <= to);
+    assert_true(steps_fine > steps_coarse);
+    assert_int_equal(shell("%s refine %s T%d --threshold 4 2>/dev/null", tool, dir, label + 5), 2);
+    assert_int_equal(shell("%s refine %s T%d --threshold 4 --threads 2 2>/dev/null", tool, dir, label), 2);
+    assert_int_equal(shell("%s refine %s/nothing-here T1 2>/dev/null", tool, tmpdir), 2);
+}
+
 /* A real MNIST sweep from beta = 0 (a phase of its own, cut off by the grid
  * gap to 0.05) up through the collapse into the trivial phase, checked
  * against what the table itself shows and against an independent
@@ -814,13 +846,15 @@ static void test_small_real_sweep(void **state)
     cJSON *root = cJSON_Parse(tj);
     free(tj);
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "transitions"), *t, *collapse = NULL;
+    int n_up = 0, label = 0;
     cJSON_ArrayForEach(t, ts)
     {
         double below = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "index_below"));
         double above = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "index_above"));
         assert_true(above == below + 1);
         assert_true(below > 0); /* never at the gap after beta = 0 */
-        if ((long)below == k - 1) collapse = t;
+        n_up++;
+        if ((long)below == k - 1) collapse = t, label = n_up;
     }
     if (!collapse) fail_msg("no transition found where the train loss reaches ln 10 (beta %g -> %g)",
                             rows[k - 1].point.beta, rows[k].point.beta);
@@ -840,6 +874,7 @@ static void test_small_real_sweep(void **state)
                                                                       "index_below")) == 0);
     cJSON_Delete(root);
     free(out);
+    check_refine(dir, label, from, to);
     /* the losses of the table, recomputed independently at two rows */
     pf_data_options o;
     pf_data_options_default(&o);

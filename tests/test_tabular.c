@@ -7,9 +7,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pathfinder/io.h"
@@ -82,7 +85,10 @@ static void expect_csv_bad(const char *p, pf_target_kind kind, const char *what)
 {
     pf_dataset d;
     pf_error err;
-    assert_int_equal(pf_csv_read(p, 1, kind, &d, &err), PF_EINPUT);
+    int rc = pf_csv_read(p, 1, kind, &d, &err);
+    if (rc != PF_EINPUT || !strstr(err.msg, what))
+        print_error("got rc %d, message '%s'; wanted '%s'\n", rc, err.msg, what);
+    assert_int_equal(rc, PF_EINPUT);
     assert_non_null(strstr(err.msg, p));
     assert_non_null(strstr(err.msg, what));
     assert_null(strchr(err.msg, '\n'));
@@ -93,7 +99,10 @@ static void expect_npy_bad(pf_target_kind kind, const char *what)
 {
     pf_dataset d;
     pf_error err;
-    assert_int_equal(pf_npy_read_dataset(path, path2, kind, &d, &err), PF_EINPUT);
+    int rc = pf_npy_read_dataset(path, path2, kind, &d, &err);
+    if (rc != PF_EINPUT || !strstr(err.msg, what))
+        print_error("got rc %d, message '%s'; wanted '%s'\n", rc, err.msg, what);
+    assert_int_equal(rc, PF_EINPUT);
     assert_non_null(strstr(err.msg, what));
     assert_null(strchr(err.msg, '\n'));
     assert_null(d.x);
@@ -239,7 +248,53 @@ static void test_csv_bad_class_not_integral(void **s)
 static void test_csv_bad_negative_labels(void **s)
 {
     (void)s;
-    expect_csv_bad(write_csv("neglab.csv", "1,2,1\n1,2,-1\n"), PF_TARGET_CLASS, "not a class label");
+    expect_csv_bad(write_csv("neglab.csv", "1,2,1\n1,2,-1\n"), PF_TARGET_CLASS,
+                   "neglab.csv:2: target -1 is not a class label");
+    /* the line counts the header and the blank lines before the data */
+    expect_csv_bad(write_csv("neglab.csv", "\na,b,y\n1,2,1\n1,2,-1\n"), PF_TARGET_CLASS,
+                   "neglab.csv:4: target -1 is not a class label");
+}
+
+/* Only a first line of names is a header; one bad cell among numbers is a
+ * broken first row, which used to vanish silently as a "header". */
+static void test_csv_bad_first_row_cell(void **s)
+{
+    (void)s;
+    expect_csv_bad(write_csv("first.csv", "1,abc,0\n2,3,1\n4,5,0\n"), PF_TARGET_AUTO,
+                   "first.csv:1: 'abc' is not a finite number");
+    expect_csv_bad(write_csv("first.csv", "1,2,zero\n2,3,1\n"), PF_TARGET_AUTO, "first.csv:1:");
+    expect_csv_bad(write_csv("first.csv", "\nx,nan,y\n2,3,1\n"), PF_TARGET_AUTO, "first.csv:2:");
+    /* an empty name is still not a number: this is a header */
+    pf_dataset d;
+    pf_error err;
+    assert_int_equal(pf_csv_read(write_csv("first.csv", "x,,y\n1,2,1\n"), 1, PF_TARGET_AUTO, &d,
+                                 &err), PF_OK);
+    assert_int_equal(d.n, 1);
+    pf_dataset_free(&d);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A FIFO with no writer blocks a blind open forever; the alarm (without
+ * SA_RESTART) turns such a hang into a failed open. */
+static void arm_alarm(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+    alarm(2);
+}
+
+static void test_csv_bad_fifo(void **s)
+{
+    (void)s;
+    snprintf(path, sizeof path, "%s/fifo.csv", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    arm_alarm();
+    expect_csv_bad(path, PF_TARGET_AUTO, "fifo.csv: not a regular file");
+    alarm(0);
 }
 
 static void test_csv_bad_nonexistent(void **s)
@@ -364,6 +419,76 @@ static void test_npy_bad_negative_labels(void **s)
     expect_npy_bad(PF_TARGET_AUTO, "not a class label");
 }
 
+static void test_npy_bad_fifo(void **s)
+{
+    (void)s;
+    const int32_t y[3] = {0, 1, 2};
+    write_npy(path2, "y.npy", "<i4", "False", "(3,)", y, sizeof y, 1);
+    snprintf(path, sizeof path, "%s/fifo.npy", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    arm_alarm();
+    expect_npy_bad(PF_TARGET_AUTO, "fifo.npy: not a regular file");
+    alarm(0);
+}
+
+/* Non-finite features or targets fail at load, naming the file. */
+static void test_npy_bad_non_finite(void **s)
+{
+    (void)s;
+    const int32_t y[3] = {0, 1, 2};
+    float xf[12];
+    double xd[12];
+    for (int i = 0; i < 12; i++) xf[i] = (float)i, xd[i] = i;
+    write_npy(path2, "y.npy", "<i4", "False", "(3,)", y, sizeof y, 1);
+    xf[5] = NAN;
+    write_npy(path, "x.npy", "<f4", "False", "(3, 4)", xf, sizeof xf, 1);
+    expect_npy_bad(PF_TARGET_AUTO, "x.npy: element 5 is NaN");
+    xd[7] = -INFINITY;
+    write_npy(path, "x.npy", "<f8", "False", "(3, 4)", xd, sizeof xd, 1);
+    expect_npy_bad(PF_TARGET_AUTO, "x.npy: element 7 is Inf");
+    xd[7] = 1e300;  /* finite as a double, Inf as the float we train in */
+    write_npy(path, "x.npy", "<f8", "False", "(3, 4)", xd, sizeof xd, 1);
+    expect_npy_bad(PF_TARGET_AUTO, "x.npy: element 7 is beyond float range");
+
+    const double ty[3] = {0.5, NAN, 1};
+    write_npy(path, "x.npy", "<f4", "False", "(3, 4)", x34, sizeof x34, 1);
+    write_npy(path2, "y.npy", "<f8", "False", "(3,)", ty, sizeof ty, 1);
+    expect_npy_bad(PF_TARGET_AUTO, "y.npy: element 1 is NaN");
+}
+
+/* A header cut anywhere, even right after "'descr': '", is refused without
+ * reading past its end (run under ASan, that read was a heap overflow). */
+static void test_npy_bad_header_cut_anywhere(void **s)
+{
+    (void)s;
+    const int32_t y[3] = {0, 1, 2};
+    write_npy(path2, "y.npy", "<i4", "False", "(3,)", y, sizeof y, 1);
+    const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
+    size_t full = strlen(dict);
+    for (size_t len = 0; len < full; len++) {
+        unsigned char buf[128];
+        memcpy(buf, "\x93NUMPY\x01\x00", 8);
+        buf[8] = (unsigned char)len;
+        buf[9] = 0;
+        memcpy(buf + 10, dict, len);
+        write_file(path, "cut.npy", buf, 10 + len);
+        pf_dataset d;
+        pf_error err;
+        assert_int_equal(pf_npy_read_dataset(path, path2, PF_TARGET_AUTO, &d, &err), PF_EINPUT);
+        assert_non_null(strstr(err.msg, "cut.npy: "));
+        assert_null(d.x);
+    }
+    /* the exact case of the report: the descr value is cut after its quote */
+    const char *cut = "{'descr': '";
+    unsigned char buf[64];
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)strlen(cut);
+    buf[9] = 0;
+    memcpy(buf + 10, cut, strlen(cut));
+    write_file(path, "cut.npy", buf, 10 + strlen(cut));
+    expect_npy_bad(PF_TARGET_AUTO, "unsupported dtype");
+}
+
 static void test_npy_bad_class_from_fractions(void **s)
 {
     (void)s;
@@ -392,6 +517,8 @@ int main(void)
         cmocka_unit_test(test_csv_bad_class_not_integral),
         cmocka_unit_test(test_csv_bad_negative_labels),
         cmocka_unit_test(test_csv_bad_nonexistent),
+        cmocka_unit_test(test_csv_bad_first_row_cell),
+        cmocka_unit_test(test_csv_bad_fifo),
         cmocka_unit_test(test_npy_integer_targets_are_labels),
         cmocka_unit_test(test_npy_float_targets_are_regression),
         cmocka_unit_test(test_npy_float_targets_forced_to_class),
@@ -403,6 +530,9 @@ int main(void)
         cmocka_unit_test(test_npy_bad_count_mismatch),
         cmocka_unit_test(test_npy_bad_negative_labels),
         cmocka_unit_test(test_npy_bad_class_from_fractions),
+        cmocka_unit_test(test_npy_bad_fifo),
+        cmocka_unit_test(test_npy_bad_non_finite),
+        cmocka_unit_test(test_npy_bad_header_cut_anywhere),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

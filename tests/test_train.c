@@ -12,6 +12,7 @@
 
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "pathfinder/io.h"
 
 static pf_arch make_arch(int n_layers, const int *sizes, pf_act hidden, pf_loss loss)

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -175,6 +176,28 @@ static inline int run_and_kill_after(const char *watch, int after, const char *f
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
     return 0;
+}
+
+/* Drop the seconds column (wall time) so tables can be compared. */
+static inline void strip_seconds(char *csv)
+{
+    int col = -1, k = 0;
+    char *p = csv;
+    for (char *q = csv; *q && *q != '\n'; q++) {
+        if (q == csv || q[-1] == ',') {
+            if (strncmp(q, "seconds,", 8) == 0) col = k;
+            k++;
+        }
+    }
+    if (col < 0) return;   /* no such column: left as it is */
+    char *out = csv;
+    int c = 0;
+    for (p = csv; *p; p++) {
+        if (*p == '\n') c = -1;
+        if (c != col) *out++ = *p;
+        if (*p == ',' || *p == '\n') c++;
+    }
+    *out = '\0';
 }
 
 #endif

@@ -1,4 +1,5 @@
-/* pathfinder io: datasets and checkpoints.
+/* pathfinder io: file formats (IDX, CSV, NPY, safetensors), datasets from a
+ * spec, and safe reading and writing of files and folders.
  *
  * Every loader validates sizes declared in a file's header against the file's
  * real size before allocating, and reports problems as one line naming the
@@ -8,7 +9,6 @@
 #define PATHFINDER_IO_H
 
 #include "pathfinder/core.h"
-#include "pathfinder/exp.h"
 
 /* ------------------------------------------------------------------- idx */
 
@@ -63,13 +63,22 @@ typedef struct {
     double mean, std;        /* PF_NORM_FIXED */
     long train_subset;       /* > 0: fixed seeded subset of the training set */
     uint64_t subset_seed;
+    /* Data in memory instead of spec (borrowed): copied, then normalized as
+     * a table is (each feature by the training set's mean and std under
+     * auto), and subset like any other. */
+    const pf_dataset *train_arrays, *test_arrays;
 } pf_data_options;
 
 void pf_data_options_default(pf_data_options *o);
 
-/* Directory that holds downloaded data: $PATHFINDER_DATA, else the project's
- * data/ folder. */
-const char *pf_data_root(void);
+/* The folder of a named dataset ("mnist", "fashion-mnist"). With
+ * $PATHFINDER_DATA set: $PATHFINDER_DATA/NAME, and nowhere else. Without:
+ * the first that exists of the per-user folder
+ * ($XDG_DATA_HOME or ~/.local/share)/pathfinder/NAME and NAME in the data/
+ * folder of the source tree the program or the shared library sits in
+ * (`make data` fetches MNIST there). Writes it into buf and returns 1; when
+ * there is none, writes the places looked in and returns 0. */
+int pf_data_dir(const char *name, char *buf, size_t n);
 
 /* Load train and test sets. A directory may hold MNIST-style IDX files
  * (train-images-idx3-ubyte[.gz] ...), train.csv/test.csv, or
@@ -77,6 +86,29 @@ const char *pf_data_root(void);
  * come from the training set and are applied to both. */
 int pf_data_load(const pf_data_options *o, pf_dataset *train, pf_dataset *test,
                  pf_error *err);
+
+/* ---------------------------------------------------------------- models */
+
+/* A model as the options describe it. */
+typedef struct {
+    const char *arch;     /* layer sizes "784,128,128,10"; NULL: INPUT,128,128,OUTPUT */
+    const char *act;      /* one activation for every hidden layer, or one per layer
+                           * (default "sigmoid"; the output stays linear) */
+    int no_bias;
+    const char *loss;     /* "ce" or "mse"; NULL: ce for class labels, mse for real targets */
+    const char *init;     /* start from this checkpoint (NULL: a fresh nn.Linear-style init) */
+    const char *anchor;   /* the anchor of the L2 term (NULL: the origin) */
+    uint64_t seed;        /* of the initialization and of the minibatch shuffling */
+} pf_model_spec;
+
+void pf_model_spec_default(pf_model_spec *m);
+
+/* The architecture fitted to train's shape, the initial parameters (*theta,
+ * allocated) and the anchor (*anchor, allocated, or NULL for the origin).
+ * A model too large for the machine's memory (training with this batch) is
+ * refused before it is allocated. */
+int pf_model_setup(const pf_model_spec *m, const pf_dataset *train, int batch, pf_arch *arch,
+                   float **theta, float **anchor, pf_error *err);
 
 /* ----------------------------------------------------------- checkpoints */
 
@@ -86,7 +118,8 @@ typedef struct {
     char anchor[512];     /* "origin" or a checkpoint path */
     uint64_t seed;
     char dataset[256];
-    char extra[1024];     /* optional JSON object text with more fields, or "" */
+    const char *extra;    /* writing: a JSON object text with more fields, or NULL; its
+                           * members become string metadata. Reading: NULL */
 } pf_ckpt_meta;
 
 /* Write theta as safetensors: tensors fc{l}.weight (out, in) and fc{l}.bias
@@ -103,54 +136,7 @@ int pf_ckpt_write(const char *path, const pf_arch *arch, const float *theta,
 int pf_ckpt_read(const char *path, const pf_arch *fallback, const pf_arch *expect,
                  pf_arch *arch, float **theta, pf_ckpt_meta *meta, pf_error *err);
 
-/* ----------------------------------------------------------- run folders */
-
-/* sweep.csv: one row per point, in the paper's column names
- * (L2_strength, Train_Loss, Train_Reg_Loss, Test_Loss, Test_Accuracy,
- * Class_0_Accuracy ... Class_{K-1}_Accuracy, r) followed by Train_Accuracy,
- * epochs, seconds, direction (up/down) and index. Numbers are printed with
- * 17 significant digits, so a file read back and rewritten is identical.
- * The whole file is rewritten atomically. */
-int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf_error *err);
-int pf_sweep_csv_read(const char *path, pf_point_result **rows, long *n, pf_error *err);
-
-
-/* State files (state.c): the one format of every resumable run. Named,
- * typed, counted fields, little-endian, versioned, with a CRC-32; see the
- * format at the top of state.c. Build one with pf_state_new and the put
- * calls (errors surface at pf_state_write), read one back with
- * pf_state_read and ask for fields by name, type and count. */
-#define PF_STATE_VERSION 2
-typedef enum {
-    PF_STATE_BYTES = 1, PF_STATE_I64 = 2, PF_STATE_U64 = 3, PF_STATE_F64 = 4, PF_STATE_F32 = 5
-} pf_state_type;
-typedef struct pf_state pf_state;
-
-pf_state *pf_state_new(const char *kind);
-void pf_state_free(pf_state *s);
-const char *pf_state_kind(const pf_state *s);
-void pf_state_put(pf_state *s, const char *name, pf_state_type type, const void *v, size_t count);
-void pf_state_put_i64(pf_state *s, const char *name, int64_t v);
-void pf_state_put_f64(pf_state *s, const char *name, double v);
-void pf_state_put_str(pf_state *s, const char *name, const char *v);
-/* Written atomically. */
-int pf_state_write(const pf_state *s, const char *path, pf_error *err);
-/* kind NULL: any. Old (0.1) state files are refused with a message. */
-int pf_state_read(const char *path, const char *kind, pf_state **out, pf_error *err);
-/* Element count of a field of that type, or -1 if there is none. */
-long pf_state_count(const pf_state *s, const char *name, pf_state_type type);
-/* Copy exactly count elements; an error names the file and the field. */
-int pf_state_get(const pf_state *s, const char *name, pf_state_type type, void *v, size_t count,
-                 pf_error *err);
-const void *pf_state_data(const pf_state *s, const char *name, pf_state_type type, size_t *count);
-int pf_state_get_i64(const pf_state *s, const char *name, int64_t *v, pf_error *err);
-int pf_state_get_f64(const pf_state *s, const char *name, double *v, pf_error *err);
-int pf_state_get_str(const pf_state *s, const char *name, char *v, size_t n, pf_error *err);
-/* A trainer's state (pf_trainer_get_state) as fields PREFIX.kind, .step,
- * .rng, .m, .v (the optimizer buffers it has), and back. */
-void pf_state_put_trainer(pf_state *s, const char *prefix, const pf_trainer_state *ts);
-int pf_state_get_trainer(const pf_state *s, const char *prefix, size_t n_params,
-                         pf_trainer_state *ts, pf_error *err);
+/* ------------------------------------------------------------ checksums */
 
 /* CRC-32 of a dataset's arrays (features, labels, targets), as recorded in
  * a run's config.json. */
@@ -166,44 +152,6 @@ int pf_read_file(const char *path, char **buf, size_t *n, size_t max, pf_error *
  * (if non-NULL) gets the file's size. The fd variant is for gzdopen. */
 int pf_open_input(const char *path, FILE **f, uint64_t *size, pf_error *err);
 int pf_open_input_fd(const char *path, int *fd, uint64_t *size, pf_error *err);
-
-/* --------------------------------------------------------------- figures */
-
-/* Figures are drawn with PLplot's cairo drivers. Each call writes
- * BASE.png (raster, for a quick look) and BASE.pdf and BASE.svg (vector, for
- * papers). rows are one direction of a sweep in ascending beta; transitions
- * are marked with vertical lines. */
-
-/* Test accuracy, r, E (train loss) and L_beta against beta, stacked. */
-int pf_fig_phase_diagram(const char *base, const pf_point_result *rows, long n,
-                         const pf_transition *t, long nt, const char *title, pf_error *err);
-/* Per-class test accuracy (classes x beta) as a heat map. */
-int pf_fig_class_heatmap(const char *base, const pf_point_result *rows, long n,
-                         const pf_transition *t, long nt, const char *title, pf_error *err);
-/* Hysteresis: r and test accuracy against beta for the up and down legs. */
-int pf_fig_hysteresis(const char *base, const pf_point_result *up, long n_up,
-                      const pf_point_result *down, long n_down, const char *title, pf_error *err);
-/* The hierarchy of accuracy basins as a tree of class sets. */
-int pf_fig_hierarchy(const char *base, const pf_hierarchy *h, const char *title, pf_error *err);
-
-/* Pathfinder paths (fig_paths.c). The error profile along a path and
- * along the straight line between its ends, against the normalized distance
- * travelled (0 at the start, 1 at the end): test error above, train error
- * below, the path's own points marked, barriers noted. ylabel NULL: "error (%)". */
-int pf_fig_path_profile(const char *base, const pf_profile *path, const pf_profile *line,
-                        const char *title, const char *ylabel, pf_error *err);
-/* A path against beta (log scale): test and train error, and the distances
- * to its start and its anchor (named start_name, anchor_name); transitions
- * crossed (ascending beta, as pf_detect_transitions gives them) marked. */
-int pf_fig_path_beta(const char *base, const pf_path_point *pts, long n, const pf_transition *t,
-                     long nt, const char *start_name, const char *anchor_name, const char *title,
-                     pf_error *err);
-
-/* Stacked panels of n_series curves ys[s][0..n) against x, one panel each,
- * with a dashed zero line where a panel crosses zero. */
-int pf_fig_curves(const char *base, const double *x, long n, const double *const *ys,
-                  const char *const *labels, int n_series, const char *xlabel, const char *title,
-                  pf_error *err);
 
 /* ------------------------------------------------------------ utilities */
 
@@ -232,6 +180,11 @@ int pf_check_output_file(const char *path, pf_error *err);
  * folder and the holder's pid. */
 typedef struct pf_dir_lock pf_dir_lock;
 int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err);
+/* The same lock shared: several holders (tasks that write separate files
+ * of one folder) keep an exclusive holder out, and it them. */
+int pf_dir_lock_shared(const char *dir, pf_dir_lock **lock, pf_error *err);
+/* An exclusive lock on the lock file path itself (one task of a folder). */
+int pf_file_lock_acquire(const char *path, pf_dir_lock **lock, pf_error *err);
 void pf_dir_lock_release(pf_dir_lock *lock);
 /* Remove temporary files (NAME.tmp.PID[.SEQ]) in dir and, depth levels
  * down, its subfolders; counts them into *removed (may be NULL). */

@@ -1,34 +1,33 @@
 /* pathfinder plot: draw columns of any table the tool writes (sweep.csv,
  * path.csv, a hessian CSV) against another column. */
+#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "cli.h"
 
-static const char *const plot_usage =
+static const char *const plot_help =
     "Usage: pathfinder plot FILE.csv --x COLUMN --y COLUMN[,COLUMN...] --out BASE\n"
     "Draw one or more columns of a CSV table (one panel each) against another, as\n"
-    "BASE.png, BASE.pdf and BASE.svg. Cells that are not numbers are left out.\n\n";
+    "BASE.png, BASE.pdf and BASE.svg. Cells that are not numbers are left out.\n\n"
+    "Plot:\n"
+    "  --x COLUMN           the x axis (e.g. L2_strength) (required)\n"
+    "  --y COLUMNS          up to 8 columns, comma-separated (required)\n"
+    "  --out BASE           output path without extension (required)\n"
+    "  --title TEXT         a title\n"
+    "Other:\n"
+    "  --json               print the result as one JSON document\n"
+    "  --quiet              print nothing on success\n"
+    "  --help               this text\n"
+    "\nExit status: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
 typedef struct {
     const char *x, *y, *out, *title;
     int json, quiet;
 } plot_args;
-
-static const cli_option plot_rows[] = {
-    {CLI_SECTION, .help = "Plot:"},
-    {CLI_STR, "x", "COLUMN", CLI_OFF(plot_args, x), 0, 0, CLI_REQUIRED, "the x axis (e.g. L2_strength)", .given = 0},
-    {CLI_STR, "y", "COLUMNS", CLI_OFF(plot_args, y), 0, 0, CLI_REQUIRED, "up to 8 columns, comma-separated", .given = 0},
-    {CLI_STR, "out", "BASE", CLI_OFF(plot_args, out), 0, 0, CLI_REQUIRED, "output path without extension", .given = 0},
-    {CLI_STR, "title", "TEXT", CLI_OFF(plot_args, title), 0, 0, CLI_NO_DEFAULT, "a title", .given = 0},
-    {CLI_SECTION, .help = "Other:"},
-    {CLI_FLAG, "json", NULL, CLI_OFF(plot_args, json), .help = "print the result as one JSON document"},
-    {CLI_FLAG, "quiet", NULL, CLI_OFF(plot_args, quiet), .help = "print nothing on success"},
-    {CLI_END},
-};
-
-static const cli_table plot_tables[] = {{plot_rows, 0}, {NULL, 0}};
 
 enum { MAX_COLS = 4096, MAX_Y = 8 };
 
@@ -53,17 +52,46 @@ static int find_col(char **hdr, int n, const char *name)
     return -1;
 }
 
+/* A cell as a number (0), or not one (-1). */
+static int number(const char *s, double *v)
+{
+    char *end;
+    *v = strtod(s, &end);
+    return end == s || *end || !isfinite(*v) ? -1 : 0;
+}
+
 int cmd_plot(int argc, char **argv)
 {
     const char *cmd = "plot";
     plot_args a;
     memset(&a, 0, sizeof a);
-    int help, first;
-    if (cli_parse(cmd, plot_tables, argc, argv, &a, &help, &first)) return PF_EINPUT;
+    static const struct option opts[] = {
+        {"x", required_argument, NULL, 'x'},      {"y", required_argument, NULL, 'y'},
+        {"out", required_argument, NULL, 'o'},    {"title", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},         {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int help = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': a.x = optarg; break;
+        case 'y': a.y = optarg; break;
+        case 'o': a.out = optarg; break;
+        case 't': a.title = optarg; break;
+        case 'j': a.json = 1; break;
+        case 'q': a.quiet = 1; break;
+        case 'h': help = 1; break;
+        case ':': return cli_usage_error(cmd, "'%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error(cmd, "unknown or ambiguous option '%s'", argv[optind - 1]);
+        }
+    }
     if (help) {
-        cli_print_help(stdout, plot_usage, plot_tables, &a, CLI_EXIT_HELP);
+        fputs(plot_help, stdout);
         return PF_OK;
     }
+    int first = optind;
     if (first != argc - 1) return cli_usage_error(cmd, "expected exactly one CSV file");
     if (!a.x || !a.y || !a.out) return cli_usage_error(cmd, "--x, --y and --out are required");
     const char *xname = a.x, *ynames = a.y, *out = a.out, *title = a.title;
@@ -137,8 +165,8 @@ int cmd_plot(int argc, char **argv)
             }
         }
         double v;
-        x[n] = cli_parse_double(f[xcol], &v) ? NAN : v;
-        for (int k = 0; k < ny; k++) ys[k][n] = cli_parse_double(f[ycol[k]], &v) ? NAN : v;
+        x[n] = number(f[xcol], &v) ? NAN : v;
+        for (int k = 0; k < ny; k++) ys[k][n] = number(f[ycol[k]], &v) ? NAN : v;
         n++;
     }
     rc = pf_fig_curves(out, x, n, (const double *const *)ys, labels, ny, xname, title, &err);
@@ -153,7 +181,10 @@ int cmd_plot(int argc, char **argv)
             cJSON_AddItemToArray(figs, cJSON_CreateString(name));
         }
         cJSON_AddNumberToObject(o, "rows", (double)n);
-        cli_print_json(o);
+        char *line = cJSON_PrintUnformatted(o);
+        if (line) puts(line);
+        free(line);
+        cJSON_Delete(o);
     } else if (!rc && !a.quiet) {
         printf("%s.png (.pdf, .svg): %ld rows\n", out, n);
     }

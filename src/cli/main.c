@@ -11,11 +11,12 @@ static const char *const usage =
     "Usage: pathfinder COMMAND [OPTIONS]\n"
     "Probe the error landscape of MLPs with (shifted) L2 regularization.\n\n"
     "Commands:\n"
-    "  train      train a model at one L2 strength and write a checkpoint\n"
-    "  eval       metrics of a checkpoint on train and test data\n"
+    "  train        train a model at one L2 strength and write a checkpoint\n"
+    "  eval         metrics of a checkpoint on train and test data\n"
     "  hessian      extreme Hessian eigenvalues and saddle index of E and L_beta at a model\n"
     "  sweep        quasi-static beta sweep: phase diagram, transitions, hierarchy\n"
     "  transitions  detect transitions and phases in a sweep folder\n"
+    "  refine       bisect one transition of a finished sweep again, to a finer tolerance\n"
     "  connect      Pathfinder paths between minima: certified barriers vs the straight line\n"
     "  probe        Pathfinder path from a minimum toward a saddle: the transitions it crosses\n"
     "  hierarchy    merge the phases of several sweeps into one hierarchy\n"
@@ -67,15 +68,9 @@ int main(int argc, char **argv)
         printf("pathfinder %s\n", PF_VERSION);
         return PF_OK;
     }
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
-    if (strcmp(cmd, "hessian") == 0) return cmd_hessian(argc - 1, argv + 1);
-    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 1, argv + 1);
-    if (strcmp(cmd, "connect") == 0) return cmd_connect(argc - 1, argv + 1);
-    if (strcmp(cmd, "probe") == 0) return cmd_probe(argc - 1, argv + 1);
-    if (strcmp(cmd, "transitions") == 0) return cmd_transitions(argc - 1, argv + 1);
-    if (strcmp(cmd, "hierarchy") == 0) return cmd_hierarchy(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 1, argv + 1);
+    for (int i = 0; pf_command_name(i); i++)
+        if (strcmp(cmd, pf_command_name(i)) == 0) return cli_run_command(cmd, argc - 1, argv + 1);
     fprintf(stderr, "pathfinder: unknown command '%s' (see pathfinder --help)\n", cmd);
     return PF_EINPUT;
 }

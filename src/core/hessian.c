@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "act.h"
 #include "sparse.h"
 #include "team.h"

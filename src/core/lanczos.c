@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 #include "team.h"
 
 static const double PI = 3.14159265358979323846;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "../core/sparse.h"
 #include "../core/team.h"
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 void pf_lerp(float *out, const float *a, const float *b, size_t n, double t)
 {

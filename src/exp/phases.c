@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 #define SET_WORDS (PF_MAX_CLASSES / 64)
 

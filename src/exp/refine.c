@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_dataset *test,
                          const pf_train_config *base, float *theta_from, double beta_from,
@@ -49,5 +50,6 @@ int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_datase
     out->from = m_from;
     out->to = m_to;
     out->seconds = pf_now() - t0;
+    out->tol = tol;
     return rc;
 }

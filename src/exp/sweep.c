@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 static int cmp_double(const void *a, const void *b)
 {

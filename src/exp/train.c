@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 #include "../core/sparse.h"
 #include "../core/team.h"
 
@@ -364,7 +365,7 @@ static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
         sum += loss / c.B;
         if (s == 0) *first = loss / c.B;
         if (cfg->progress && ((s & 63) == 63 || s == steps - 1)) {
-            pf_progress p = {epoch, cfg->max_epochs, s + 1, steps, sum / (double)(s + 1),
+            pf_progress p = {cfg->beta, epoch, cfg->max_epochs, s + 1, steps, sum / (double)(s + 1),
                              pf_now() - t0};
             cfg->progress(cfg->progress_ctx, &p);
         }

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "pathfinder/exp.h"
+#include "exp/results.h"
 
 void pf_detect_config_default(pf_detect_config *c)
 {

@@ -1,17 +1,15 @@
 /* Named and on-disk datasets: find the files, load train and test, normalize
  * with training statistics, and take a fixed seeded training subset. */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "pathfinder/io.h"
-
-#ifndef PF_DATA_DIR
-#define PF_DATA_DIR "data"
-#endif
 
 #define PATH_LEN 4096
 
@@ -36,11 +34,6 @@ void pf_data_options_default(pf_data_options *o)
     o->subset_seed = 0;
 }
 
-const char *pf_data_root(void)
-{
-    const char *env = getenv("PATHFINDER_DATA");
-    return env && *env ? env : PF_DATA_DIR;
-}
 
 static int is_dir(const char *path)
 {
@@ -134,8 +127,12 @@ static void scale_all(pf_dataset *d, double mean, double std)
     for (size_t i = 0; i < count; i++) d->x[i] = (d->x[i] - m) / s;
 }
 
+/* A std we divide by: zero or below FLT_MIN (subnormal as a float, the type
+ * the data is scaled in) would turn the inputs into Inf or rounding noise. */
+static int usable_std(double std) { return isfinite(std) && std >= FLT_MIN; }
+
 /* One mean and std over every value of the training set. */
-static void scalar_stats(const pf_dataset *d, double *mean, double *std)
+static int scalar_stats(const pf_dataset *d, double *mean, double *std, pf_error *err)
 {
     size_t count = d->n * (size_t)d->dim;
     double sum = 0, sq = 0;
@@ -143,10 +140,15 @@ static void scalar_stats(const pf_dataset *d, double *mean, double *std)
     *mean = sum / (double)count;
     for (size_t i = 0; i < count; i++) sq += (d->x[i] - *mean) * (d->x[i] - *mean);
     *std = sqrt(sq / (double)count);
-    if (!(*std > 0)) *std = 1;
+    if (!usable_std(*std))
+        return pf_fail(err, PF_EINPUT, "%s: training values have std %g (mean %g): too small to "
+                       "normalize by; use --normalize none or MEAN,STD", d->name, *std, *mean);
+    return PF_OK;
 }
 
-/* Per-feature z-score with the training set's mean and std (0 std -> 1). */
+/* Per-feature z-score with the training set's mean and std. A constant
+ * feature (std 0) keeps std 1, so it becomes 0 in training; a std that is
+ * not 0 but below FLT_MIN is refused, naming the feature. */
 static int zscore_features(pf_dataset *train, pf_dataset *test, pf_error *err)
 {
     int dim = train->dim;
@@ -166,7 +168,15 @@ static int zscore_features(pf_dataset *train, pf_dataset *test, pf_error *err)
         }
     for (int j = 0; j < dim; j++) {
         std[j] = sqrt(std[j] / (double)train->n);
-        if (!(std[j] > 0)) std[j] = 1;
+        if (std[j] == 0) std[j] = 1;
+        if (!usable_std(std[j])) {
+            int rc = pf_fail(err, PF_EINPUT, "%s: feature %d has std %g (mean %g) in training: "
+                             "too small to normalize by; use --normalize none or MEAN,STD",
+                             train->name, j + 1, std[j], mean[j]);
+            free(mean);
+            free(std);
+            return rc;
+        }
     }
     pf_dataset *sets[2] = {train, test};
     for (int s = 0; s < 2; s++)
@@ -190,9 +200,9 @@ static int normalize(const pf_data_options *o, source_kind src, pf_dataset *trai
     case PF_NORM_NONE:
         return PF_OK;
     case PF_NORM_FIXED:
-        if (!(std > 0) || !isfinite(mean) || !isfinite(std))
-            return pf_fail(err, PF_EINPUT, "normalization needs a finite mean and std > 0, "
-                           "not %g and %g", mean, std);
+        if (!usable_std(std) || !isfinite(mean))
+            return pf_fail(err, PF_EINPUT, "%s: normalization needs a finite mean and a finite "
+                           "std of at least %g, not %g and %g", train->name, FLT_MIN, mean, std);
         break;
     case PF_NORM_AUTO:
         if (src == SRC_TABLE) return zscore_features(train, test, err);
@@ -200,7 +210,8 @@ static int normalize(const pf_data_options *o, source_kind src, pf_dataset *trai
             mean = PF_MNIST_MEAN;
             std = PF_MNIST_STD;
         } else {
-            scalar_stats(train, &mean, &std);
+            int rc = scalar_stats(train, &mean, &std, err);
+            if (rc) return rc;
         }
         break;
     }
@@ -262,24 +273,45 @@ static int check_agree(const char *name, pf_dataset *train, pf_dataset *test, pf
     return PF_OK;
 }
 
+/* Auto-detection made one CSV file's targets class labels and the other's
+ * regression values (a stray -1, say). Read the regression one again as
+ * class labels, so the error names the file and line of the first value
+ * that is not a label. */
+static int csv_disagreement(const pf_data_options *o, char paths[][PATH_LEN],
+                            const pf_dataset *train, pf_error *err)
+{
+    const char *odd = train->labels ? paths[1] : paths[0];
+    const char *other = train->labels ? paths[0] : paths[1];
+    pf_dataset again;
+    pf_error why;
+    pf_error_clear(&why);
+    int rc = pf_csv_read(odd, o->n_targets, PF_TARGET_CLASS, &again, &why);
+    pf_dataset_free(&again);
+    if (rc == PF_OK) return PF_OK;  /* cannot happen; check_agree still reports it */
+    if (rc != PF_EINPUT) {
+        *err = why;
+        return rc;
+    }
+    return pf_fail(err, PF_EINPUT, "%s, while %s has class labels (use --target to choose)",
+                   why.msg, other);
+}
+
 /* Find and read the files; *src says how to normalize. */
 static int load_files(const pf_data_options *o, const char *name, source_kind *src,
                       pf_dataset *train, pf_dataset *test, pf_error *err)
 {
     char paths[4][PATH_LEN];
     char dir[PATH_LEN];
-    const char *root = pf_data_root();
     if (strcmp(o->spec, "mnist") == 0) {
-        snprintf(dir, sizeof dir, "%s/mnist", root);
+        pf_data_dir("mnist", dir, sizeof dir);
         if (!find_set(paths, dir, idx_names, 4, 1))
-            return pf_fail(err, PF_EINPUT, "MNIST not found in %s: run `make data` "
-                           "(scripts/fetch-mnist.sh)", dir);
+            return pf_fail(err, PF_EINPUT, "MNIST not found in %s: run `make data` in the source "
+                           "tree (scripts/fetch-mnist.sh), or set PATHFINDER_DATA", dir);
         *src = SRC_MNIST;
         return load_idx(paths, train, test, err);
     }
     if (strcmp(o->spec, "fashion-mnist") == 0) {
-        snprintf(dir, sizeof dir, "%s/fashion-mnist", root);
-        if (!is_dir(dir)) snprintf(dir, sizeof dir, "%s", FASHION_SYSTEM_DIR);
+        if (!pf_data_dir("fashion-mnist", dir, sizeof dir)) snprintf(dir, sizeof dir, "%s", FASHION_SYSTEM_DIR);
         if (!find_set(paths, dir, idx_names, 4, 1))
             return pf_fail(err, PF_EINPUT, "Fashion-MNIST not found in %s: install the Debian "
                            "package dataset-fashion-mnist or put the IDX files there", dir);
@@ -300,7 +332,9 @@ static int load_files(const pf_data_options *o, const char *name, source_kind *s
     }
     if (find_set(paths, o->spec, csv_names, 2, 0)) {
         int rc = pf_csv_read(paths[0], o->n_targets, o->target, train, err);
-        return rc ? rc : pf_csv_read(paths[1], o->n_targets, o->target, test, err);
+        if (!rc) rc = pf_csv_read(paths[1], o->n_targets, o->target, test, err);
+        if (!rc && !train->labels != !test->labels) rc = csv_disagreement(o, paths, train, err);
+        return rc;
     }
     if (find_set(paths, o->spec, npy_names, 4, 0)) {
         int rc = pf_npy_read_dataset(paths[0], paths[1], o->target, train, err);
@@ -311,16 +345,71 @@ static int load_files(const pf_data_options *o, const char *name, source_kind *s
                    "test_y.npy)", name, idx_names[0]);
 }
 
+/* A copy of caller's arrays (pf_data_options.train_arrays/test_arrays),
+ * checked as a file's contents are: a shape, one kind of target, labels
+ * that are class indices, finite values. which names it in errors. */
+static int copy_arrays(const pf_dataset *a, const char *which, pf_dataset *d, pf_error *err)
+{
+    memset(d, 0, sizeof *d);
+    if (!a) return pf_fail(err, PF_EINPUT, "arrays: %s set missing (give both train and test)",
+                           which);
+    if (a->n == 0 || a->dim <= 0 || !a->x)
+        return pf_fail(err, PF_EINPUT, "arrays: %s set has no samples or no features", which);
+    if (!a->labels == !a->targets)
+        return pf_fail(err, PF_EINPUT, "arrays: %s set needs either class labels or regression "
+                       "targets", which);
+    if (a->targets && a->n_targets <= 0)
+        return pf_fail(err, PF_EINPUT, "arrays: %s set has targets but n_targets = %d", which,
+                       a->n_targets);
+    if (a->n > INT_MAX || (size_t)a->dim > SIZE_MAX / sizeof(float) / a->n)
+        return pf_fail(err, PF_EINPUT, "arrays: %s set is too large (%zu x %d)", which, a->n,
+                       a->dim);
+    size_t nx = a->n * (size_t)a->dim;
+    for (size_t i = 0; i < nx; i++)
+        if (!isfinite(a->x[i]))
+            return pf_fail(err, PF_EINPUT, "arrays: %s feature %zu of sample %zu is not finite",
+                           which, i % (size_t)a->dim, i / (size_t)a->dim);
+    int top = -1;
+    if (a->labels) {
+        for (size_t i = 0; i < a->n; i++) {
+            int y = a->labels[i];
+            if (y < 0 || (a->n_classes > 0 && y >= a->n_classes))
+                return pf_fail(err, PF_EINPUT, "arrays: %s label %d of sample %zu is not a class "
+                               "index%s", which, y, i, a->n_classes > 0 ? " below n_classes" : "");
+            if (y > top) top = y;
+        }
+    } else {
+        for (size_t i = 0; i < a->n * (size_t)a->n_targets; i++)
+            if (!isfinite(a->targets[i]))
+                return pf_fail(err, PF_EINPUT, "arrays: %s target %zu of sample %zu is not "
+                               "finite", which, i % (size_t)a->n_targets, i / (size_t)a->n_targets);
+    }
+    int *idx = malloc(a->n * sizeof *idx);
+    if (!idx) return pf_fail(err, PF_ERUNTIME, "arrays: out of memory copying the %s set", which);
+    for (size_t i = 0; i < a->n; i++) idx[i] = (int)i;
+    int rc = pf_dataset_subset(d, a, idx, a->n, err);
+    free(idx);
+    if (rc) return rc;
+    if (d->labels && d->n_classes <= 0) d->n_classes = top + 1;
+    return PF_OK;
+}
+
 int pf_data_load(const pf_data_options *o, pf_dataset *train, pf_dataset *test,
                  pf_error *err)
 {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
-    const char *name = o->spec ? o->spec : "mnist";
+    const char *name = o->train_arrays || o->test_arrays ? "arrays" : o->spec ? o->spec : "mnist";
     pf_data_options opt = *o;
     opt.spec = name;
     source_kind src = SRC_TABLE;
-    int rc = load_files(&opt, name, &src, train, test, err);
+    int rc;
+    if (o->train_arrays || o->test_arrays) {
+        rc = copy_arrays(o->train_arrays, "train", train, err);
+        if (!rc) rc = copy_arrays(o->test_arrays, "test", test, err);
+    } else {
+        rc = load_files(&opt, name, &src, train, test, err);
+    }
     if (!rc) {
         snprintf(train->name, sizeof train->name, "%s", name);
         snprintf(test->name, sizeof test->name, "%s", name);

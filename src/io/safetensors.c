@@ -19,9 +19,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 
@@ -48,6 +45,10 @@ static int bad(pf_error *err, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    /* Names and values quoted from the header may hold control characters
+     * (JSON's \n); the message stays one line. */
+    for (char *c = what; *c; c++)
+        if ((unsigned char)*c < 0x20) *c = '?';
     return pf_fail(err, PF_EINPUT, "%s: %s", path, what);
 }
 
@@ -218,7 +219,7 @@ static char *build_header(const pf_arch *arch, const pf_ckpt_meta *meta,
         pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
         return NULL;
     }
-    if (meta && meta->extra[0] && add_extra(md, meta->extra, path, err) != PF_OK) {
+    if (meta && meta->extra && meta->extra[0] && add_extra(md, meta->extra, path, err) != PF_OK) {
         cJSON_Delete(root);
         return NULL;
     }
@@ -337,48 +338,6 @@ static int cmp_in_tensor(const void *a, const void *b)
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return 0;
-}
-
-/* The whole file in memory, refusing anything that is not a regular file
- * of at most MAX_FILE_BYTES. */
-static int read_whole_file(const char *path, unsigned char **out, size_t *size,
-                           pf_error *err)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return pf_fail(err, PF_EINPUT, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return pf_fail(err, PF_EINPUT, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return bad(err, path, "not a regular file");
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > MAX_FILE_BYTES) {
-        fclose(f);
-        return bad(err, path, "file is %lld bytes; checkpoints over 4 GiB are refused",
-                   (long long)st.st_size);
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *buf = malloc(n ? n : 1);
-    if (!buf) {
-        fclose(f);
-        return pf_fail(err, PF_ERUNTIME, "%s: out of memory (%zu bytes)", path, n);
-    }
-    size_t got = fread(buf, 1, n, f);
-    int e = ferror(f) ? errno : 0;
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        if (e) return pf_fail(err, PF_ERUNTIME, "%s: %s", path, strerror(e));
-        return bad(err, path, "file shrank while being read");
-    }
-    *out = buf;
-    *size = n;
-    return PF_OK;
 }
 
 /* One header entry: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}
@@ -593,6 +552,9 @@ static int fill_meta(const cJSON *md, pf_ckpt_meta *meta, const char *path, pf_e
         meta->beta = strtod(s, &end);
         if (end == s || *end || errno == ERANGE || !isfinite(meta->beta))
             return bad(err, path, "beta metadata '%.40s' is not a finite number", s);
+        /* An L2 strength below zero makes a negative regularized loss. */
+        if (meta->beta < 0)
+            return bad(err, path, "beta metadata '%.40s' is negative; the L2 strength is >= 0", s);
     }
     s = md_get(md, "seed");
     if (s) {
@@ -620,39 +582,36 @@ static int fill_meta(const cJSON *md, pf_ckpt_meta *meta, const char *path, pf_e
     return PF_OK;
 }
 
-/* Everything after the raw bytes are in memory: header, tensors, metadata,
- * architecture, values. On success *theta is set. */
-static int parse_checkpoint(const unsigned char *file, size_t size, const char *path,
-                            const pf_arch *fallback, const pf_arch *expect, pf_arch *arch,
-                            float **theta, pf_ckpt_meta *meta, cJSON **root_out,
-                            pf_error *err)
+/* A header that passed every check: its tensors (sorted by offset, tiling
+ * the data buffer), the architecture and the metadata. Tensor names point
+ * into root. */
+typedef struct {
+    cJSON *root;
+    in_tensor tensors[MAX_TENSORS];
+    int n;
+    pf_arch arch;
+    pf_ckpt_meta meta;
+} parsed_header;
+
+/* Everything that can be checked before the data is read: the header text
+ * (hlen bytes), its tensors against a data buffer of data_len bytes,
+ * metadata and architecture. */
+static int parse_header(const char *htext, uint64_t hlen, uint64_t data_len, const char *path,
+                        const pf_arch *fallback, const pf_arch *expect, parsed_header *ph,
+                        pf_error *err)
 {
-    if (size < 8)
-        return bad(err, path, "file is %zu bytes, too short for a safetensors header", size);
-    uint64_t hlen = load_le64(file);
-    if (hlen > MAX_HEADER_BYTES)
-        return bad(err, path, "header length %" PRIu64 " is absurd (file is %zu bytes)", hlen,
-                   size);
-    if (hlen > size - 8)
-        return bad(err, path,
-                   "header length %" PRIu64 " runs past the end of the file (%zu bytes): "
-                   "truncated?",
-                   hlen, size);
-    const char *htext = (const char *)file + 8;
     if (!valid_utf8((const unsigned char *)htext, (size_t)hlen))
         return bad(err, path, "header is not valid UTF-8 text");
     const char *parse_end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(htext, (size_t)hlen, &parse_end, 0);
-    *root_out = root;
+    ph->root = root;
     if (!root) return bad(err, path, "header is not valid JSON");
     for (const char *p = parse_end; p < htext + hlen; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
             return bad(err, path, "header has text after its JSON object");
     if (!cJSON_IsObject(root)) return bad(err, path, "header is not a JSON object");
 
-    uint64_t data_len = (uint64_t)size - 8 - hlen;
-    const unsigned char *data = file + 8 + hlen;
-    in_tensor tensors[MAX_TENSORS] = {{0}};
+    in_tensor *tensors = ph->tensors;
     in_tensor *by_layer[PF_MAX_LAYERS][2] = {{NULL}};
     const cJSON *md = NULL;
     int n = 0;
@@ -687,39 +646,50 @@ static int parse_checkpoint(const unsigned char *file, size_t size, const char *
         if (rc != PF_OK) return rc;
         by_layer[k - 1][is_bias] = t;
     }
+    /* So the data buffer is exactly file size - 8 - header length. */
     int rc = check_coverage(tensors, n, data_len, path, err);
     if (rc != PF_OK) return rc;
+    ph->n = n;
     /* Sorting moved the tensors; point the table at their new places. */
     for (int i = 0; i < n; i++) by_layer[tensors[i].layer - 1][tensors[i].is_bias] = &tensors[i];
 
     int n_layers = 0, bias = 0, sizes[PF_MAX_LAYERS + 1];
     rc = infer_shapes(by_layer, &n_layers, sizes, &bias, path, err);
     if (rc != PF_OK) return rc;
-    rc = arch_from_metadata(md, n_layers, sizes, bias, fallback, expect, arch, path, err);
+    rc = arch_from_metadata(md, n_layers, sizes, bias, fallback, expect, &ph->arch, path, err);
     if (rc != PF_OK) return rc;
-    if (expect && !pf_arch_equal(arch, expect)) {
+    if (expect && !pf_arch_equal(&ph->arch, expect)) {
         char got[256], want[256];
-        describe_arch(arch, expect, got, sizeof got);
-        describe_arch(expect, arch, want, sizeof want);
+        describe_arch(&ph->arch, expect, got, sizeof got);
+        describe_arch(expect, &ph->arch, want, sizeof want);
         return bad(err, path, "architecture %s does not match the expected %s", got, want);
     }
+    return fill_meta(md, &ph->meta, path, err);
+}
 
-    pf_ckpt_meta parsed_meta;
-    rc = fill_meta(md, &parsed_meta, path, err);
-    if (rc != PF_OK) return rc;
-
-    float *values = malloc(arch->n_params * sizeof *values);
+/* The tensors' values, read in file order straight into their places in
+ * theta (the tensors tile the data buffer, so reading is sequential). */
+static int read_values(FILE *f, const parsed_header *ph, const char *path, float **theta,
+                       pf_error *err)
+{
+    const pf_arch *arch = &ph->arch;
+    float *values = malloc(arch->n_params * sizeof *values + 1);
     if (!values)
         return pf_fail(err, PF_ERUNTIME, "%s: out of memory for %zu parameters", path,
                        arch->n_params);
-    for (int i = 0; i < n; i++) {
-        const in_tensor *t = &tensors[i];
+    for (int i = 0; i < ph->n; i++) {
+        const in_tensor *t = &ph->tensors[i];
         int l = t->layer - 1;
         float *dst = values + (t->is_bias ? arch->b_off[l] : arch->w_off[l]);
         size_t count = (size_t)((t->end - t->begin) / 4);
-        const unsigned char *src = data + t->begin;
+        if (fread(dst, 4, count, f) != count) {
+            int e = ferror(f) ? errno : 0;
+            free(values);
+            if (e) return pf_fail(err, PF_ERUNTIME, "%s: %s", path, strerror(e));
+            return bad(err, path, "file shrank while being read");
+        }
         for (size_t j = 0; j < count; j++) {
-            float v = load_le32(src + 4 * j);
+            float v = load_le32((const unsigned char *)(dst + j));
             if (!isfinite(v)) {
                 free(values);
                 return bad(err, path, "tensor %s holds %s at index %zu", t->name,
@@ -729,24 +699,54 @@ static int parse_checkpoint(const unsigned char *file, size_t size, const char *
         }
     }
     *theta = values;
-    if (meta) *meta = parsed_meta;
     return PF_OK;
 }
 
+/* The length and header are read and checked first, and the data only after
+ * the header has proven sane: a large file of garbage costs a few bytes of
+ * reading, not its size in memory. */
 int pf_ckpt_read(const char *path, const pf_arch *fallback, const pf_arch *expect,
                  pf_arch *arch, float **theta, pf_ckpt_meta *meta, pf_error *err)
 {
     *theta = NULL;
-    unsigned char *file = NULL;
-    size_t size = 0;
-    int rc = read_whole_file(path, &file, &size, err);
+    FILE *f;
+    uint64_t size;
+    int rc = pf_open_input(path, &f, &size, err);
     if (rc != PF_OK) return rc;
-    pf_arch parsed;
-    cJSON *root = NULL;
-    rc = parse_checkpoint(file, size, path, fallback, expect, &parsed, theta, meta, &root,
-                          err);
-    cJSON_Delete(root);
-    free(file);
-    if (rc == PF_OK) *arch = parsed;
+    parsed_header *ph = calloc(1, sizeof *ph);
+    char *htext = NULL;
+    unsigned char len8[8];
+    uint64_t hlen = 0;
+    if (!ph) {
+        rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    } else if (size > MAX_FILE_BYTES) {
+        rc = bad(err, path, "file is %" PRIu64 " bytes; checkpoints over 4 GiB are refused", size);
+    } else if (size < 8) {
+        rc = bad(err, path, "file is %" PRIu64 " bytes, too short for a safetensors header", size);
+    } else if (fread(len8, 1, 8, f) != 8) {
+        rc = bad(err, path, "file shrank while being read");
+    } else if ((hlen = load_le64(len8)) > MAX_HEADER_BYTES) {
+        rc = bad(err, path, "header length %" PRIu64 " is absurd (file is %" PRIu64 " bytes)",
+                 hlen, size);
+    } else if (hlen > size - 8) {
+        rc = bad(err, path, "header length %" PRIu64 " runs past the end of the file (%" PRIu64
+                 " bytes): truncated?", hlen, size);
+    } else if (!(htext = malloc((size_t)hlen + 1))) {
+        rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory for a %" PRIu64 "-byte header", path,
+                     hlen);
+    } else if (fread(htext, 1, (size_t)hlen, f) != (size_t)hlen) {
+        rc = bad(err, path, "file shrank while being read");
+    } else {
+        rc = parse_header(htext, hlen, size - 8 - hlen, path, fallback, expect, ph, err);
+        if (rc == PF_OK) rc = read_values(f, ph, path, theta, err);
+        if (rc == PF_OK) {
+            *arch = ph->arch;
+            if (meta) *meta = ph->meta;
+        }
+    }
+    fclose(f);
+    if (ph) cJSON_Delete(ph->root);
+    free(ph);
+    free(htext);
     return rc;
 }

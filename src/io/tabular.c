@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "pathfinder/io.h"
 
@@ -22,13 +21,18 @@
 
 static int is_label_value(float v) { return v >= 0 && v <= MAX_LABEL && v == floorf(v); }
 
-/* Turn n target values into labels; n_classes = max + 1. */
-static int make_labels(const char *path, const float *v, size_t n, pf_dataset *d, pf_error *err)
+/* Turn n target values into labels; n_classes = max + 1. A bad value is
+ * named by its line (lines[i], CSV) or else by its sample number. */
+static int make_labels(const char *path, const float *v, size_t n, const long *lines,
+                       pf_dataset *d, pf_error *err)
 {
     d->labels = malloc(n * sizeof(int) + 1);
     if (!d->labels) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
     int max = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!is_label_value(v[i]) && lines)
+            return pf_fail(err, PF_EINPUT, "%s:%ld: target %g is not a class label "
+                           "(an integer in 0..%d)", path, lines[i], v[i], MAX_LABEL);
         if (!is_label_value(v[i]))
             return pf_fail(err, PF_EINPUT, "%s: target %g of sample %zu is not a class label "
                            "(an integer in 0..%d)", path, v[i], i + 1, MAX_LABEL);
@@ -41,7 +45,7 @@ static int make_labels(const char *path, const float *v, size_t n, pf_dataset *d
 
 /* Labels or regression targets from n rows of k values, as kind asks. */
 static int set_targets(const char *path, const float *v, size_t n, int k, int integer_dtype,
-                       pf_target_kind kind, pf_dataset *d, pf_error *err)
+                       const long *lines, pf_target_kind kind, pf_dataset *d, pf_error *err)
 {
     int labels = kind == PF_TARGET_CLASS;
     if (kind == PF_TARGET_AUTO && k == 1) {
@@ -53,7 +57,7 @@ static int set_targets(const char *path, const float *v, size_t n, int k, int in
     }
     if (labels && k != 1)
         return pf_fail(err, PF_EINPUT, "%s: class labels need one target column, not %d", path, k);
-    if (labels) return make_labels(path, v, n, d, err);
+    if (labels) return make_labels(path, v, n, lines, d, err);
     d->targets = malloc(n * (size_t)k * sizeof(float) + 1);
     if (!d->targets) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
     memcpy(d->targets, v, n * (size_t)k * sizeof(float));
@@ -120,22 +124,36 @@ static int is_blank(const char *s)
     return !*s;
 }
 
+/* Whether no cell of the line reads as a number (nan and inf count as
+ * numbers): only such a line is a header of names. */
+static int all_names(char *line)
+{
+    for (char *s = line;;) {
+        char *end = strchr(s, ',');
+        if (!end) end = s + strlen(s);
+        double v;
+        if (parse_number(s, end, &v)) return 0;
+        if (!*end) return 1;
+        s = end + 1;
+    }
+}
+
 int pf_csv_read(const char *path, int n_targets, pf_target_kind kind, pf_dataset *out,
                 pf_error *err)
 {
     memset(out, 0, sizeof *out);
     if (n_targets < 1) return pf_fail(err, PF_EINPUT, "%s: need at least one target column", path);
-    FILE *f = fopen(path, "r");
-    if (!f) return pf_fail(err, PF_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    int rc = pf_open_input(path, &f, NULL, err);
+    if (rc) return rc;
 
     floatbuf b = {0};
     char *line = NULL;
     size_t line_cap = 0;
-    long cols = 0, lineno = 0, blank_at = 0;
-    size_t rows = 0;
-    int seen_first = 0;
+    long cols = 0, lineno = 0, blank_at = 0, first_line = 0;
+    long *row_line = NULL;  /* (rows) the line each row came from, for messages */
+    size_t rows = 0, row_cap = 0;
     ssize_t len;
-    int rc = PF_OK;
     while ((len = getline(&line, &line_cap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
@@ -147,23 +165,23 @@ int pf_csv_read(const char *path, int n_targets, pf_target_kind kind, pf_dataset
             rc = pf_fail(err, PF_EINPUT, "%s:%ld: blank line inside the data", path, blank_at);
             goto done;
         }
-        size_t mark = b.n;
+        if (!first_line) {
+            first_line = lineno;
+            if (all_names(line)) continue;  /* a header line of names */
+        }
         char *bad = NULL;
         long k = parse_row(line, &b, &bad);
         if (k == ROW_OOM) {
             rc = pf_fail(err, PF_ERUNTIME, "%s:%ld: out of memory", path, lineno);
             goto done;
         }
-        if (k == ROW_NOT_NUMBER && !seen_first) {  /* a header line of names */
-            b.n = mark;
-            seen_first = 1;
-            continue;
-        }
-        seen_first = 1;
         if (k < 0) {
+            /* A first line mixing numbers and names is a broken row, not a header. */
+            int mixed = k == ROW_NOT_NUMBER && lineno == first_line;
             char *comma = strchr(bad, ',');
             if (comma) *comma = '\0';
-            rc = pf_fail(err, PF_EINPUT, "%s:%ld: '%.40s' is not a finite number", path, lineno, bad);
+            rc = pf_fail(err, PF_EINPUT, "%s:%ld: '%.40s' is not a finite number%s", path, lineno,
+                         bad, mixed ? " (a header line holds only names)" : "");
             goto done;
         }
         if (rows == 0) {
@@ -177,7 +195,17 @@ int pf_csv_read(const char *path, int n_targets, pf_target_kind kind, pf_dataset
             rc = pf_fail(err, PF_EINPUT, "%s:%ld: %ld columns, expected %ld", path, lineno, k, cols);
             goto done;
         }
-        rows++;
+        if (rows == row_cap) {
+            size_t cap = row_cap ? 2 * row_cap : 1024;
+            long *grown = realloc(row_line, cap * sizeof *row_line);
+            if (!grown) {
+                rc = pf_fail(err, PF_ERUNTIME, "%s:%ld: out of memory", path, lineno);
+                goto done;
+            }
+            row_line = grown;
+            row_cap = cap;
+        }
+        row_line[rows++] = lineno;
     }
     if (ferror(f)) {
         rc = pf_fail(err, PF_EINPUT, "%s: read error", path);
@@ -206,11 +234,12 @@ int pf_csv_read(const char *path, int n_targets, pf_target_kind kind, pf_dataset
     out->n = rows;
     out->dim = dim;
     snprintf(out->name, sizeof out->name, "%s", path);
-    rc = set_targets(path, y, rows, n_targets, -1, kind, out, err);
+    rc = set_targets(path, y, rows, n_targets, -1, row_line, kind, out, err);
     free(y);
 
 done:
     free(line);
+    free(row_line);
     free(b.v);
     fclose(f);
     if (rc) pf_dataset_free(out);
@@ -247,13 +276,20 @@ static const char *dict_value(const char *h, const char *key)
     return NULL;
 }
 
+/* 'ok#' with o the byte order, k the kind and # the size in bytes. The
+ * header may end anywhere (even right after the opening quote), so each
+ * character is looked at only once the one before it proved not the end. */
 static int parse_descr(const char *p, npy_header *h)
 {
     if (!p || (*p != '\'' && *p != '"')) return 0;
-    char order = p[1], kind = p[2];
+    char order = p[1];
+    if (order != '<' && order != '|') return 0;
+    char kind = p[2];
+    if (!kind || !isdigit((unsigned char)p[3])) return 0;
     char *end;
+    errno = 0;
     long size = strtol(p + 3, &end, 10);
-    if (*end != p[0] || (order != '<' && order != '|')) return 0;
+    if (errno || *end != p[0]) return 0;
     h->kind = kind;
     h->size = (int)size;
     switch (kind) {
@@ -289,14 +325,13 @@ static int parse_shape(const char *p, npy_header *h)
 static int npy_open(const char *path, FILE **fp, npy_header *h, pf_error *err)
 {
     memset(h, 0, sizeof *h);
-    FILE *f = fopen(path, "rb");
-    if (!f) return pf_fail(err, PF_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    uint64_t file_size;
+    int rc = pf_open_input(path, &f, &file_size, err);
+    if (rc) return rc;
     unsigned char pre[12];
     char *dict = NULL;
-    int rc = PF_OK;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || fread(pre, 1, 10, f) != 10 ||
-        memcmp(pre, "\x93NUMPY", 6) != 0) {
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         rc = pf_fail(err, PF_EINPUT, "%s: not an NPY file (bad magic)", path);
         goto done;
     }
@@ -314,7 +349,7 @@ static int npy_open(const char *path, FILE **fp, npy_header *h, pf_error *err)
         rc = pf_fail(err, PF_EINPUT, "%s: unsupported NPY format version %d", path, major);
         goto done;
     }
-    if ((uint64_t)pre_len + hlen > (uint64_t)st.st_size) {
+    if ((uint64_t)pre_len + hlen > file_size) {
         rc = pf_fail(err, PF_EINPUT, "%s: truncated NPY header", path);
         goto done;
     }
@@ -353,7 +388,7 @@ static int npy_open(const char *path, FILE **fp, npy_header *h, pf_error *err)
     }
     h->count = count;
     h->data_offset = pre_len + (long)hlen;
-    uint64_t held = (uint64_t)st.st_size - (uint64_t)h->data_offset;
+    uint64_t held = file_size - (uint64_t)h->data_offset;
     if ((uint64_t)count * (uint64_t)h->size != held) {
         rc = pf_fail(err, PF_EINPUT, "%s: shape declares %llu bytes of data but file holds %llu",
                      path, (unsigned long long)count * (unsigned long long)h->size,
@@ -367,20 +402,21 @@ done:
     return rc;
 }
 
-static float npy_decode(const unsigned char *p, const npy_header *h)
+/* One element, in double so a too-large f8 can be told from a finite one. */
+static double npy_decode(const unsigned char *p, const npy_header *h)
 {
     /* Little-endian host assumed, like NumPy's '<' on every platform we build for. */
     union { uint8_t u1; int8_t i1; int16_t i2; int32_t i4; int64_t i8; float f4; double f8; } v;
     memcpy(&v, p, (size_t)h->size);
     switch (h->kind) {
-    case 'f': return h->size == 4 ? v.f4 : (float)v.f8;
-    case 'u': case 'b': return (float)v.u1;
+    case 'f': return h->size == 4 ? (double)v.f4 : v.f8;
+    case 'u': case 'b': return (double)v.u1;
     default:
         switch (h->size) {
-        case 1: return (float)v.i1;
-        case 2: return (float)v.i2;
-        case 4: return (float)v.i4;
-        default: return (float)v.i8;
+        case 1: return (double)v.i1;
+        case 2: return (double)v.i2;
+        case 4: return (double)v.i4;
+        default: return (double)(float)v.i8;  /* rounded once, as before */
         }
     }
 }
@@ -407,7 +443,19 @@ static int npy_read(const char *path, npy_header *h, float **data, pf_error *err
             fclose(f);
             return pf_fail(err, PF_EINPUT, "%s: data truncated", path);
         }
-        for (size_t i = 0; i < m; i++) (*data)[done + i] = npy_decode(buf + i * h->size, h);
+        for (size_t i = 0; i < m; i++) {
+            double v = npy_decode(buf + i * h->size, h);
+            /* NaN or Inf would poison training and normalization alike. */
+            if (!isfinite(v) || fabs(v) > FLT_MAX) {
+                free(*data);
+                *data = NULL;
+                fclose(f);
+                return pf_fail(err, PF_EINPUT, "%s: element %zu is %s; values must be finite "
+                               "floats", path, done + i, isnan(v) ? "NaN" : isinf(v) ? "Inf" :
+                               "beyond float range");
+            }
+            (*data)[done + i] = (float)v;
+        }
         done += m;
     }
     fclose(f);
@@ -449,7 +497,7 @@ int pf_npy_read_dataset(const char *x_path, const char *y_path, pf_target_kind k
         rc = pf_fail(err, PF_EINPUT, "%s: targets have no columns", y_path);
         goto done;
     }
-    rc = set_targets(y_path, y, n, k, hy.kind != 'f', kind, out, err);
+    rc = set_targets(y_path, y, n, k, hy.kind != 'f', NULL, kind, out, err);
 done:
     free(y);
     if (rc) pf_dataset_free(out);
