@@ -1165,6 +1165,8 @@ static int paths_run(pf_plan *p, pf_ctx *ctx, long k, pf_error *err)
     env.ctx = ctx;
     env.grid = q->grid, env.n_grid = q->n_grid;
     env.cfg = a->protocol;
+    /* auto resolved on the training set, so that summary.json records the path taken */
+    env.cfg.input_layer = pf_input_layer_resolve(env.cfg.input_layer, q->train.x, q->train.n, q->train.dim);
     if (a->progress && q->n_pairs > 1) {
         char text[8400];
         snprintf(text, sizeof text, "%s %ld of %d: %s -> %s", q->probe ? "probe" : "pair", k + 1, q->n_pairs,

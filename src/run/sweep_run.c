@@ -232,6 +232,8 @@ int pf_sweep_run_part(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf
     if ((rc = pf_data_load(&c->data, &train, &test, err))) goto done;
     if ((rc = pf_model_setup(&c->model, &train, c->protocol.batch, &arch, &theta, &anchor, err))) goto done;
     pf_train_config cfg = c->protocol;
+    /* auto resolved on the training set, so that config.json records the path taken */
+    cfg.input_layer = pf_input_layer_resolve(cfg.input_layer, train.x, train.n, train.dim);
     cfg.anchor = anchor;
     cfg.progress = c->progress ? epoch_event : NULL;
     cfg.progress_ctx = &s;
