@@ -121,7 +121,12 @@ static int check_config(const char *dir, cJSON *settings, const pf_sweep_config 
     cJSON_AddStringToObject(doc, "pathfinder_version", PF_VERSION);
     cJSON_AddStringToObject(doc, "command", "sweep");
     cJSON *args = cJSON_AddArrayToObject(doc, "arguments");
-    for (int i = 0; i < c->argc; i++) cJSON_AddItemToArray(args, cJSON_CreateString(c->argv[i]));
+    /* the program by its name, not by the path it was started from, so
+     * that a folder does not depend on where the tool sits */
+    for (int i = 0; i < c->argc; i++) {
+        const char *a = c->argv[i], *slash = i == 0 ? strrchr(a, '/') : NULL;
+        cJSON_AddItemToArray(args, cJSON_CreateString(slash && slash[1] ? slash + 1 : a));
+    }
     cJSON_AddItemToObject(doc, "settings", cJSON_Duplicate(settings, 1));
     int rc = pf_write_json(path, doc, err);
     cJSON_Delete(doc);
