@@ -756,6 +756,8 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
                               pf_shuffle_seed(a->seed), err)))
         goto done;
     trainer_ready = 1;
+    /* the ends are measured before any training: on the chosen input layer too */
+    trainer.work.input_layer = trainer.eval_work.input_layer = cfg.input_layer;
 
     pf_path_config pc;
     memset(&pc, 0, sizeof pc);
