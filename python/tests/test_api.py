@@ -141,8 +141,14 @@ def test_ctrl_c_is_seen_when_the_call_returns(tmp_path, tiny):
         if len(epochs) == 1:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(KeyboardInterrupt):
-        pathfinder.train(out, data=tiny, max_epochs=3, batch=60, progress=progress)
+    # Python's own Ctrl-C handler, as an interactive session has it (a job
+    # started in the background of a shell inherits SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pathfinder.train(out, data=tiny, max_epochs=3, batch=60, progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert out.exists()
 
 
