@@ -39,7 +39,15 @@ rm -rf "$run"
 mkdir -p "$run"
 t0=$(date +%s)
 # the sweep, stopped after a few seconds and run again: it resumes
-( timeout -s KILL 6 "$bin/sweep_refine" "$run/sweep" > "$run/sweep-1.log" 2>&1 || true ) 2>/dev/null
+# (killed and reaped here: timeout -s KILL kills itself with it and returns
+# while the killed process may still be exiting, holding the folder's lock)
+(
+    "$bin/sweep_refine" "$run/sweep" > "$run/sweep-1.log" 2>&1 &
+    pid=$!
+    sleep 6
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" || true
+) 2>/dev/null
 "$bin/sweep_refine" "$run/sweep" > "$run/sweep-2.log" 2>&1 ||
     { cat "$run/sweep-2.log"; echo "examples: sweep_refine failed" >&2; exit 1; }
 grep -q "^resuming" "$run/sweep-2.log" ||
