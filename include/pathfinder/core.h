@@ -118,7 +118,8 @@ int pf_dataset_split(const pf_dataset *src, double fraction, uint64_t seed, pf_d
                      pf_dataset *val, pf_error *err);
 /* Keep, in place, the first n_keep samples (0: all), then of those rank's
  * contiguous block [n_keep*rank/size, n_keep*(rank+1)/size) of `size`
- * shares; the other rows are freed. PF_EINPUT if a share would be empty. */
+ * shares; the other rows are freed. PF_EINPUT if any share would be empty
+ * (fewer rows than shares), whichever rank asks. */
 int pf_dataset_shard(pf_dataset *d, size_t n_keep, int rank, int size, pf_error *err);
 
 /* ------------------------------------------------------------------- mlp */

@@ -101,7 +101,7 @@ int pf_dataset_shard(pf_dataset *d, size_t n_keep, int rank, int size, pf_error 
     size_t n = n_keep ? n_keep : d->n;
     if (n > d->n) return pf_fail(err, PF_EINPUT, "%s has %zu samples, not %zu", d->name, d->n, n);
     size_t lo = n * (size_t)rank / (size_t)size, hi = n * (size_t)(rank + 1) / (size_t)size;
-    if (hi == lo)
+    if (n < (size_t)size) /* some share would be empty: the same answer on every rank */
         return pf_fail(err, PF_EINPUT, "%zu samples of %s cannot be shared among %d processes", n,
                        d->name, size);
     size_t m = hi - lo;
