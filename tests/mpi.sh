@@ -3,7 +3,8 @@
 # gives, on 2 and 3 ranks, the folders one process writes (apart from wall
 # times); more tasks than ranks and fewer; a whole job killed with SIGKILL
 # and run again completes to the same results; a failing task ends the job
-# with a summary and a non-zero status and leaves finished results alone.
+# with a summary and a non-zero status and leaves finished results alone;
+# --data-parallel hessian, eval and L-BFGS training agree with one process.
 # Tiny problems on MNIST subsets. Prints "mpi: N passed, N failed".
 set -u
 BUILD=${BUILD:-build}
@@ -113,6 +114,68 @@ check "and gives the results of one uninterrupted process" $same s_serial s_kill
 # one task under mpirun: rank 0 runs it, once
 mpi 2 train $small --max-epochs 1 --seed 9 --out one.safetensors >one.txt
 check "a single-task command runs once under mpirun" [ "$(grep -c '"command":"train"' one.txt)" = 1 ]
+
+# --data-parallel: every rank runs the one command on its share of the
+# samples, the full-batch sums added up across them. Eigenvalues, losses
+# and metrics agree with one process within 1e-6 relative; the same rank
+# count gives the same bits again (apart from the times).
+agree() { # A.json B.json KEY...: the numbers under each key agree within 1e-6 relative
+    /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+def load(f):  # a JSON file, or the first line of a report
+    text = open(f).read()
+    try: return json.loads(text)
+    except ValueError: return json.loads(text.splitlines()[0])
+a, b = (load(f) for f in sys.argv[1:3])
+def nums(x):
+    if isinstance(x, dict): return [v for k in sorted(x) for v in nums(x[k])]
+    if isinstance(x, list): return [v for e in x for v in nums(e)]
+    return [float(x)] if isinstance(x, (int, float)) and not isinstance(x, bool) else []
+worst = 0.0
+for key in sys.argv[3:]:
+    u, v = nums(a[key]), nums(b[key])
+    if len(u) != len(v) or not u: sys.exit(f"{key}: {len(u)} vs {len(v)} numbers")
+    for p, q in zip(u, v):
+        worst = max(worst, abs(p - q) / max(abs(p), abs(q), 1e-300))
+print(f"  (worst relative difference {worst:.1e})")
+sys.exit(worst > 1e-6)
+PY
+}
+untimed() { sed -E 's/"[a-z_]*seconds[a-z_]*":[^,}]*[,]?//g' "$1"; }
+dp="m1.safetensors --subset 1500 --k 3 --threads 1 --json"
+"$tool" hessian $dp >dh_1.json
+for n in 2 3; do
+    mpi "$n" hessian $dp --data-parallel >dh_$n.json 2>dh_$n.err
+    check "hessian --data-parallel on $n ranks agrees with one process" \
+        agree dh_1.json dh_$n.json eigenvalues_E eigenvalues_L loss reg_loss samples
+    check "rank 0 alone printed, on $n ranks" [ "$(wc -l <dh_$n.json)" = 1 ]
+done
+check "the allreduce's time is reported" grep -q 'data-parallel on 2 ranks: [0-9]* sums took' dh_2.err
+mpi 2 hessian $dp --data-parallel >dh_2b.json 2>/dev/null
+check "hessian --data-parallel on 2 ranks again: the same bits" cmp -s <(untimed dh_2.json) <(untimed dh_2b.json)
+mpi 3 hessian $dp --data-parallel --out dh3.json >/dev/null 2>&1
+check "hessian --data-parallel --out: rank 0 wrote the file" agree dh_3.json dh3.json eigenvalues_E
+ev="m1.safetensors --train-subset 1700 --threads 1"
+"$tool" eval $ev >de_1.json
+for n in 2 3; do
+    mpi "$n" eval $ev --data-parallel >de_$n.json 2>/dev/null
+    check "eval --data-parallel on $n ranks agrees with one process" agree de_1.json de_$n.json train test r reg_loss
+done
+mpi 3 eval $ev --data-parallel >de_3b.json 2>/dev/null
+check "eval --data-parallel on 3 ranks again: the same bits" cmp -s de_3.json de_3b.json
+lb="--train-subset 2000 --arch 784,16,10 --threads 1 --quiet --optimizer lbfgs --max-epochs 4"
+"$tool" train $lb --out dl_1.safetensors >dl_1.json
+for n in 2 3; do
+    mpi "$n" train $lb --data-parallel --out dl_$n.safetensors >dl_$n.json
+    check "train --optimizer lbfgs --data-parallel on $n ranks agrees with one process" \
+        agree dl_1.json dl_$n.json last_epoch_loss train test
+done
+mpi 2 train $lb --data-parallel --out dl_2b.safetensors >/dev/null
+check "train --data-parallel on 2 ranks again: the same checkpoint" cmp -s dl_2.safetensors dl_2b.safetensors
+mpi 2 train $small --max-epochs 1 --data-parallel --out dl_adam.safetensors >/dev/null 2>dl_adam.err
+status=$?
+check "minibatch training refuses --data-parallel ($status)" \
+    sh -c "[ $status = 2 ] && grep -q 'full-batch work only' dl_adam.err && [ ! -e dl_adam.safetensors ]"
 
 echo "mpi: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -116,6 +116,11 @@ int pf_dataset_subset(pf_dataset *dst, const pf_dataset *src, const int *idx, si
  * validation set; rest holds the others. Both keep the samples' order. */
 int pf_dataset_split(const pf_dataset *src, double fraction, uint64_t seed, pf_dataset *rest,
                      pf_dataset *val, pf_error *err);
+/* Keep, in place, the first n_keep samples (0: all), then of those rank's
+ * contiguous block [n_keep*rank/size, n_keep*(rank+1)/size) of `size`
+ * shares; the other rows are freed. PF_EINPUT if any share would be empty
+ * (fewer rows than shares), whichever rank asks. */
+int pf_dataset_shard(pf_dataset *d, size_t n_keep, int rank, int size, pf_error *err);
 
 /* ------------------------------------------------------------------- mlp */
 
@@ -218,7 +223,9 @@ double pf_backward_block(pf_work *w, const float *theta, const float *x, const i
 /* Loss and gradient over a whole dataset (blocks of w->max_batch, split
  * across the thread team), with the gradient being d(mean loss)/dtheta.
  * Returns the mean loss. grad may be NULL. The input layer runs as
- * w->input_layer decides for d. */
+ * w->input_layer decides for d. With a reducer on w's context, d is this
+ * process's share: the loss and gradient are over every process's rows
+ * (NaN if the reducer failed). */
 double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad);
 
 /* -------------------------------------------------------------- contexts */
@@ -232,6 +239,25 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
 int pf_ctx_create(pf_ctx **ctx, int n_threads, pf_error *err);
 void pf_ctx_free(pf_ctx *ctx);
 int pf_ctx_threads(const pf_ctx *ctx);
+
+/* Data parallelism across processes. A context may be one of `size` that
+ * each hold a share of every dataset its calls see (rank k: a contiguous
+ * block, see pf_dataset_shard). Then the full-batch sums (pf_full_gradient
+ * and so L-BFGS, pf_evaluate, the Hessian products and their loss) are
+ * accumulated in double over this process's rows and handed to `sum`,
+ * which must replace buf[0..n) by its sum over all the processes, in the
+ * same order on each of them, so that every process gets the same bits
+ * (an MPI_Allreduce in double, for one); the results are normalized by the
+ * global sample count. The library calls `sum` only from the thread that
+ * called it (never from team members) and in the same sequence on every
+ * process; a non-zero return fails the call with PF_ERUNTIME. Without a
+ * reducer (the default, or sum NULL) nothing changes. The library itself
+ * never talks to other processes. PF_EINPUT on a bad rank or size. */
+typedef int (*pf_reduce_fn)(double *buf, size_t n, void *user);
+int pf_ctx_set_reducer(pf_ctx *ctx, pf_reduce_fn sum, void *user, int rank, int size,
+                       pf_error *err);
+int pf_ctx_rank(const pf_ctx *ctx);    /* 0 without a reducer */
+int pf_ctx_ranks(const pf_ctx *ctx);   /* 1 without a reducer */
 
 /* OpenBLAS picks its kernels by CPU model when it loads, and versions
  * before 0.3.25 fall back to their SSE3 kernels ("Prescott", 2-3x slower

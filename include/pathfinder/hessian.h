@@ -15,7 +15,9 @@
  * H_E v + beta v, by Pearlmutter's R-operator with sgemm in blocks of
  * w->max_batch rows, split across the thread team; every sum over samples
  * and team members is finished in double. Same thread count -> bit-identical
- * hv. w's buffers hold member 0's activations. PF_EINPUT on bad sizes. */
+ * hv. w's buffers hold member 0's activations. PF_EINPUT on bad sizes.
+ * With a reducer on w's context (core.h) d is this process's share and the
+ * product is over every process's rows. */
 int pf_hvp(pf_work *w, const float *theta, const pf_dataset *d, size_t n_samples, double beta,
            const float *v, float *hv, pf_error *err);
 
@@ -33,7 +35,7 @@ int pf_hessian_create(pf_hessian **h, pf_work *w, const float *theta, const pf_d
                       size_t n_samples, pf_error *err);
 void pf_hessian_free(pf_hessian *h);
 size_t pf_hessian_dim(const pf_hessian *h);      /* n_params */
-size_t pf_hessian_samples(const pf_hessian *h);  /* rows used */
+size_t pf_hessian_samples(const pf_hessian *h);  /* rows used (by all the processes of a data-parallel run) */
 /* hv = H_E v + beta v in float. */
 int pf_hessian_apply(pf_hessian *h, double beta, const float *v, float *hv, pf_error *err);
 /* Mean loss E over the rows used, found by the last product's forward pass

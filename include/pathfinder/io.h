@@ -87,6 +87,14 @@ int pf_data_dir(const char *name, char *buf, size_t n);
 int pf_data_load(const pf_data_options *o, pf_dataset *train, pf_dataset *test,
                  pf_error *err);
 
+/* Data parallelism (pf_ctx_set_reducer): when ctx is one of several
+ * processes, keep only this one's share of train (of its first n_keep
+ * rows; 0: all of them) and of test (if non-NULL), as pf_dataset_shard
+ * cuts them. Each process loads the files whole, then frees the other
+ * shares. Nothing happens when ctx is alone. */
+int pf_data_shard(const pf_ctx *ctx, pf_dataset *train, size_t n_keep, pf_dataset *test,
+                  pf_error *err);
+
 /* ---------------------------------------------------------------- models */
 
 /* A model as the options describe it. */

@@ -316,6 +316,12 @@ void pf_command_figures(pf_command *cmd, pf_figures_fn fn);
 void pf_command_line(pf_command *cmd, int argc, char *const *argv);
 int pf_command_quiet(const pf_command *cmd);
 int pf_command_json(const pf_command *cmd);
+/* 1 if --data-parallel was given: the caller then runs the command in
+ * every one of several processes, each with a reducer (pf_ctx_set_reducer)
+ * handed over here, before pf_command_run; the command loads its share of
+ * the samples in each and writes its files in rank 0 only. */
+int pf_command_data_parallel(const pf_command *cmd);
+void pf_command_reducer(pf_command *cmd, pf_reduce_fn sum, void *user, int rank, int size);
 /* --help, with the defaults the library sets (allocated). */
 char *pf_command_help(const pf_command *cmd);
 int pf_command_run(pf_command *cmd, pf_report *out, pf_error *err);

@@ -12,7 +12,16 @@
  * Only the main thread of a rank calls MPI (MPI_THREAD_FUNNELED), and a
  * rank that waits does so by testing its request between short sleeps:
  * MPI's blocking calls spin, and a spinning rank would take a core from
- * the rank that works beside it. */
+ * the rank that works beside it.
+ *
+ * With --data-parallel the command is not dealt: every rank runs it on its
+ * share of the samples, with a reducer (core.h, pf_ctx_set_reducer) that
+ * sums the library's full-batch partial sums by MPI_Allreduce in double on
+ * a communicator of its own. The library calls the reducer from the
+ * thread that runs the command, the main one. Those waits are blocking:
+ * the ranks do equal work between two sums, so they arrive together, and
+ * a sleep would cost more than the sum (one per Hessian product). Rank 0
+ * alone writes and prints. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +282,80 @@ static int run_plan(const char *name, pf_command *cmd, int rank, int size, pf_re
     return rc;
 }
 
+/* ---- data-parallel ---------------------------------------------------------- */
+
+/* The reducer: in-place sums over the ranks, on a communicator of its own
+ * (so that the agreement at the end of a run cannot be taken for one of
+ * them), timed for the summary line. */
+typedef struct {
+    MPI_Comm comm;
+    long calls;
+    double seconds;
+} sum_state;
+
+static int mpi_sum(double *buf, size_t n, void *user)
+{
+    sum_state *st = user;
+    double t0 = MPI_Wtime();
+    int rc = MPI_SUCCESS;
+    /* (counts above INT_MAX in pieces) */
+    for (size_t off = 0; off < n && rc == MPI_SUCCESS; off += (size_t)1 << 30) {
+        size_t len = n - off < (size_t)1 << 30 ? n - off : (size_t)1 << 30;
+        rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)len, MPI_DOUBLE, MPI_SUM, st->comm);
+    }
+    st->seconds += MPI_Wtime() - t0;
+    st->calls++;
+    return rc == MPI_SUCCESS ? 0 : -1;
+}
+
+/* A rank that failed while the others may still be summing: they would
+ * wait for it forever, so after this long it ends the job. */
+enum { FAILED_RANK_WAIT_SECONDS = 60 };
+
+/* Every rank runs the command; then they agree on how it went. */
+static int run_data_parallel(const char *name, pf_command *cmd, int rank, int size, pf_report *report,
+                             pf_error *err)
+{
+    sum_state st = {MPI_COMM_NULL, 0, 0.0};
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &st.comm) != MPI_SUCCESS)
+        return pf_fail(err, PF_ERUNTIME, "MPI_Comm_dup failed");
+    pf_command_reducer(cmd, mpi_sum, &st, rank, size);
+    double t0 = MPI_Wtime();
+    int rc = pf_command_run(cmd, report, err);
+    double seconds = MPI_Wtime() - t0;
+    /* [worst code, rank 0's code] */
+    int mine[2] = {rc, rank == 0 ? rc : 0}, all[2] = {0, 0};
+    MPI_Request req;
+    MPI_Iallreduce(mine, all, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req);
+    if (rc) {
+        double until = MPI_Wtime() + FAILED_RANK_WAIT_SECONDS;
+        int done = 0;
+        while (!done && MPI_Wtime() < until) {
+            MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+            struct timespec t = {0, 2000000};
+            if (!done) nanosleep(&t, NULL);
+        }
+        if (!done) {
+            fprintf(stderr, "pathfinder %s: rank %d failed alone: %s; ending the job\n", name, rank, err->msg);
+            MPI_Abort(MPI_COMM_WORLD, rc);
+        }
+    } else {
+        lazy_wait(&req);
+    }
+    if (rank != 0 && rc && !all[1]) /* rank 0 went on: this one's message is news */
+        fprintf(stderr, "pathfinder %s: rank %d: %s\n", name, rank, err->msg);
+    if (rank == 0 && !rc && all[0]) {
+        pf_report_free(report);
+        rc = pf_fail(err, all[0], "another rank failed (its message is above)");
+    }
+    if (rank == 0 && !rc && size > 1 && !pf_command_quiet(cmd))
+        fprintf(stderr, "pathfinder %s: data-parallel on %d ranks: %ld sums took %.3f s of %.3f s (%.1f%%)\n",
+                name, size, st.calls, st.seconds, seconds, seconds > 0 ? 100.0 * st.seconds / seconds : 0.0);
+    pf_command_reducer(cmd, NULL, NULL, 0, 1);
+    MPI_Comm_free(&st.comm);
+    return rc;
+}
+
 /* A command that is one task: rank 0 runs it, the others wait. */
 static int run_single(pf_command *cmd, int rank, pf_report *report, pf_error *err)
 {
@@ -295,6 +378,8 @@ int cli_mpi_run(const char *name, pf_command *cmd, pf_report *report, int *print
     int rc;
     if (provided < MPI_THREAD_FUNNELED) {
         rc = pf_fail(err, PF_ERUNTIME, "the MPI library offers no thread support (FUNNELED)");
+    } else if (pf_command_data_parallel(cmd)) {
+        rc = run_data_parallel(name, cmd, rank, size, report, err);
     } else if (pf_command_has_tasks(cmd)) {
         rc = run_plan(name, cmd, rank, size, report, err);
     } else {

@@ -84,3 +84,30 @@ int pf_dataset_split(const pf_dataset *src, double fraction, uint64_t seed, pf_d
     snprintf(val->name, sizeof val->name, "%.200s (validation split)", src->name);
     return PF_OK;
 }
+
+/* Move rows [lo, lo + m) of one array to its front and shrink it. */
+static void *keep_rows(void *a, size_t lo, size_t m, size_t row_bytes)
+{
+    if (!a) return NULL;
+    memmove(a, (char *)a + lo * row_bytes, m * row_bytes);
+    void *shrunk = realloc(a, m * row_bytes + 1);
+    return shrunk ? shrunk : a;
+}
+
+int pf_dataset_shard(pf_dataset *d, size_t n_keep, int rank, int size, pf_error *err)
+{
+    if (size < 1 || rank < 0 || rank >= size)
+        return pf_fail(err, PF_EINPUT, "share %d of %d does not exist", rank, size);
+    size_t n = n_keep ? n_keep : d->n;
+    if (n > d->n) return pf_fail(err, PF_EINPUT, "%s has %zu samples, not %zu", d->name, d->n, n);
+    size_t lo = n * (size_t)rank / (size_t)size, hi = n * (size_t)(rank + 1) / (size_t)size;
+    if (n < (size_t)size) /* some share would be empty: the same answer on every rank */
+        return pf_fail(err, PF_EINPUT, "%zu samples of %s cannot be shared among %d processes", n,
+                       d->name, size);
+    size_t m = hi - lo;
+    d->x = keep_rows(d->x, lo, m, (size_t)d->dim * sizeof(float));
+    d->labels = keep_rows(d->labels, lo, m, sizeof(int));
+    d->targets = keep_rows(d->targets, lo, m, (size_t)d->n_targets * sizeof(float));
+    d->n = m;
+    return PF_OK;
+}

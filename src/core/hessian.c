@@ -78,6 +78,9 @@ struct pf_hessian {
     const float *theta;
     const pf_dataset *d;
     size_t n;                     /* rows used: the first n of d */
+    double norm;                  /* rows used by all the processes (n when alone) */
+    double *sums;                 /* data-parallel: this process's H_E v, then its loss sum
+                                   * (n_params + 1), for the context's reducer; else NULL */
     int n_members;                /* members with buffers */
     hvp_member m[PF_MAX_THREADS];
     float *vbuf;                  /* float copy of a double input (n_params) */
@@ -399,7 +402,7 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B)
     }
 
     double loss = output_r(A->loss, e[L - 1], m->re, act[L - 1], m->ra[L - 1], labels, targets, B, K,
-                           (double)h->n);
+                           h->norm);
     r_delta(A->act[L - 1], w->d[L - 1], m->rd[L - 1], e[L - 1], m->re, m->rz[L - 1], act[L - 1],
             (size_t)B * K);
     for (int l = L - 1; l > 0; l--) {
@@ -498,6 +501,10 @@ static void hvp_task(void *vctx, int tid, int nt)
     for (size_t i = plo; i < phi; i++) {
         double s = h->m[0].acc[i];
         for (int k = 1; k < nt; k++) s += h->m[k].acc[i];
+        if (h->sums) { /* the other processes' parts come first (hessian_run) */
+            h->sums[i] = s;
+            continue;
+        }
         s += h->beta * (double)h->v[i];
         if (h->out_d) h->out_d[i] = s;
         if (h->out_f) h->out_f[i] = (float)s;
@@ -543,7 +550,22 @@ static int hessian_create(pf_hessian **out, pf_work *w, const float *theta, cons
     h->theta = theta;
     h->d = d;
     h->n = n_samples ? n_samples : d->n;
+    h->norm = (double)h->n;
     h->mean_loss = NAN;
+    if (pf_ctx_sharded(w->ctx)) {
+        /* every product is normalized by the rows of all the processes */
+        h->sums = malloc((A->n_params + 1) * sizeof *h->sums);
+        if (!h->sums) {
+            free(h);
+            return pf_fail(err, PF_ERUNTIME, "out of memory for the Hessian operator");
+        }
+        int rc = pf_ctx_reduce(w->ctx, &h->norm, 1, err);
+        if (rc) {
+            free(h->sums);
+            free(h);
+            return rc;
+        }
+    }
     h->m[0].w = w;
     sparse_setup(h);
     h->vbuf = malloc(A->n_params * sizeof *h->vbuf);
@@ -595,6 +617,7 @@ void pf_hessian_free(pf_hessian *h)
     if (!h) return;
     for (int k = 0; k < h->n_members; k++) member_free(&h->m[k], k == 0);
     free(h->vbuf);
+    free(h->sums);
     free(h->theta_t), free(h->v_t);
     free(h->wv_t), free(h->wv_bg);
     for (int l = 0; l < PF_MAX_LAYERS; l++) free(h->cache_a[l]), free(h->cache_e[l]);
@@ -602,7 +625,7 @@ void pf_hessian_free(pf_hessian *h)
 }
 
 size_t pf_hessian_dim(const pf_hessian *h) { return h->arch->n_params; }
-size_t pf_hessian_samples(const pf_hessian *h) { return h->n; }
+size_t pf_hessian_samples(const pf_hessian *h) { return (size_t)h->norm; }
 double pf_hessian_loss(const pf_hessian *h) { return h->mean_loss; }
 int pf_hessian_sparse_input(const pf_hessian *h) { return h->sparse; }
 
@@ -631,7 +654,20 @@ static int hessian_run(pf_hessian *h, double beta, const float *v, float *out_f,
     double loss = 0.0;
     for (int k = 0; k < nt; k++) loss += h->m[k].loss;
     h->cache_ready = h->cache_a[0] != NULL;
-    h->mean_loss = loss / (double)h->n;
+    if (h->sums) {
+        /* H_E v and the loss summed over the processes, then + beta v */
+        size_t n = h->arch->n_params;
+        h->sums[n] = loss;
+        int rc = pf_ctx_reduce(h->m[0].w->ctx, h->sums, n + 1, err);
+        if (rc) return rc;
+        for (size_t i = 0; i < n; i++) {
+            double s = h->sums[i] + beta * (double)v[i];
+            if (out_d) out_d[i] = s;
+            if (out_f) out_f[i] = (float)s;
+        }
+        loss = h->sums[n];
+    }
+    h->mean_loss = loss / h->norm;
     return PF_OK;
 }
 

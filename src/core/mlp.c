@@ -310,6 +310,7 @@ typedef struct {
     double *loss;         /* (n_threads) summed losses */
     const float *theta;
     const pf_dataset *d;
+    double norm;          /* samples the mean is over (d->n, or all the processes') */
     size_t n_params;
     const pf_sparse_set *set;   /* sparse input layer, or NULL */
     const float *wt, *c;
@@ -341,10 +342,10 @@ static void pass_task(void *vctx, int tid, int nt)
         }
         int first = start == lo;
         if (!c->set) {
-            total += pf_backward_block(w, c->theta, x, lab, tgt, B, (double)d->n, grad, first);
+            total += pf_backward_block(w, c->theta, x, lab, tgt, B, c->norm, grad, first);
             continue;
         }
-        total += pf_output_delta_rows(w, lab, tgt, 0, B, (double)d->n);
+        total += pf_output_delta_rows(w, lab, tgt, 0, B, c->norm);
         for (int l = A->n_layers - 1; l > 0; l--) pf_delta_cols(w, c->theta, B, l, 0, A->sizes[l]);
         for (int l = 1; l < A->n_layers; l++) pf_weight_grad(w, x, B, l, 0, A->sizes[l + 1], grad, first);
         pf_sparse_grad0(w, &v, B, gt, A->bias ? grad + A->b_off[0] : NULL, 0, A->sizes[1], first,
@@ -365,6 +366,25 @@ static pf_sparse_scratch *sparse_member(pf_work *w, const pf_sparse_set *set)
 {
     (void)set;
     return pf_sparse_scratch_get(w);
+}
+
+/* Data-parallel: this process's gradient (float) and loss sum, summed over
+ * the processes in double and the gradient rounded back to float. Returns
+ * the summed loss, NaN (and the gradient NaN) if the reducer failed. */
+static double reduce_gradient(pf_ctx *ctx, float *grad, size_t n, double loss)
+{
+    size_t m = grad ? n : 0;
+    double *buf = malloc((m + 1) * sizeof *buf);
+    int rc = PF_ERUNTIME;
+    if (buf) {
+        for (size_t i = 0; i < m; i++) buf[i] = (double)grad[i];
+        buf[m] = loss;
+        rc = pf_ctx_reduce(ctx, buf, m + 1, NULL);
+    }
+    for (size_t i = 0; i < m; i++) grad[i] = rc ? NAN : (float)buf[i];
+    loss = rc ? NAN : buf[m];
+    free(buf);
+    return loss;
 }
 
 double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad)
@@ -394,7 +414,11 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
     }
     if (ready < nt) nt = 1; /* out of memory for the team: do it alone */
     if (set) pf_sparse_weights(A, theta, set->background, s->wt, s->c);
-    pass_ctx c = {works, grad ? grads : NULL, loss, theta, d, A->n_params, set,
+    double norm = (double)d->n;
+    int sharded = pf_ctx_sharded(w->ctx);
+    /* data-parallel: the mean is over every process's rows */
+    if (sharded && pf_ctx_reduce(w->ctx, &norm, 1, NULL)) norm = NAN;
+    pass_ctx c = {works, grad ? grads : NULL, loss, theta, d, norm, A->n_params, set,
                   set ? s->wt : NULL, set ? s->c : NULL};
     if (nt == 1)
         pass_task(&c, 0, 1);
@@ -406,7 +430,8 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
         pf_work_free(&works[k]);
         if (grad) free(grads[k]);
     }
-    return total / (double)d->n;
+    if (sharded) total = reduce_gradient(w->ctx, grad, A->n_params, total);
+    return total / norm;
 }
 
 /* ---- shifted L2 ---------------------------------------------------------- */

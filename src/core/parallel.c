@@ -34,6 +34,10 @@ struct pf_ctx {
     void *arg;
     atomic_int stop;
     unsigned start_generation;
+    /* data parallelism across processes (core.h): NULL when alone */
+    pf_reduce_fn reduce;
+    void *reduce_user;
+    int rank, ranks;
 };
 
 /* The team whose task this thread is running (pf_barrier's). */
@@ -160,6 +164,34 @@ void pf_ctx_free(pf_ctx *ctx)
 }
 
 int pf_ctx_threads(const pf_ctx *ctx) { return ctx ? ctx->n : 1; }
+
+int pf_ctx_set_reducer(pf_ctx *ctx, pf_reduce_fn sum, void *user, int rank, int size, pf_error *err)
+{
+    if (!ctx) return pf_fail(err, PF_EINPUT, "a reducer needs a context");
+    if (!sum) {
+        ctx->reduce = NULL, ctx->reduce_user = NULL, ctx->rank = 0, ctx->ranks = 0;
+        return PF_OK;
+    }
+    if (size < 1 || rank < 0 || rank >= size)
+        return pf_fail(err, PF_EINPUT, "rank %d of %d processes does not exist", rank, size);
+    ctx->reduce = sum;
+    ctx->reduce_user = user;
+    ctx->rank = rank;
+    ctx->ranks = size;
+    return PF_OK;
+}
+
+int pf_ctx_rank(const pf_ctx *ctx) { return ctx && ctx->reduce ? ctx->rank : 0; }
+int pf_ctx_ranks(const pf_ctx *ctx) { return ctx && ctx->reduce ? ctx->ranks : 1; }
+int pf_ctx_sharded(const pf_ctx *ctx) { return ctx && ctx->reduce; }
+
+int pf_ctx_reduce(pf_ctx *ctx, double *buf, size_t n, pf_error *err)
+{
+    if (!ctx || !ctx->reduce) return PF_OK;
+    if (ctx->reduce(buf, n, ctx->reduce_user) != 0)
+        return pf_fail(err, PF_ERUNTIME, "the sum over the processes failed");
+    return PF_OK;
+}
 
 void pf_parallel(pf_ctx *ctx, pf_task_fn fn, void *arg)
 {

@@ -49,6 +49,24 @@ static void eval_task(void *vctx, int tid, int nt)
     c->loss[tid] = total;
 }
 
+/* Data-parallel: the loss sum, the sample count and the per-class counts
+ * summed over the processes (counts are exact in double up to 2^53). */
+static int reduce_counts(pf_ctx *ctx, double *total, double *n, long *seen, long *right, int C,
+                         pf_error *err)
+{
+    double *buf = malloc((2 + 2 * (size_t)C) * sizeof *buf);
+    if (!buf) return pf_fail(err, PF_ERUNTIME, "out of memory");
+    buf[0] = *total, buf[1] = *n;
+    for (int j = 0; j < C; j++) buf[2 + j] = (double)seen[j], buf[2 + C + j] = (double)right[j];
+    int rc = pf_ctx_reduce(ctx, buf, 2 + 2 * (size_t)C, err);
+    if (!rc) {
+        *total = buf[0], *n = buf[1];
+        for (int j = 0; j < C; j++) seen[j] = (long)buf[2 + j], right[j] = (long)buf[2 + C + j];
+    }
+    free(buf);
+    return rc;
+}
+
 int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *out, pf_error *err)
 {
     const pf_arch *A = w->arch;
@@ -101,19 +119,24 @@ int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *ou
     double total = 0.0;
     long correct = 0;
     for (int k = 0; k < nt; k++) total += c.loss[k];
-    out->loss = total / (double)d->n;
+    for (int k = 1; k < nt; k++)
+        for (int j = 0; j < C; j++) {
+            c.seen[j] += c.seen[(size_t)k * C + j];
+            c.right[j] += c.right[(size_t)k * C + j];
+        }
+    double n_all = (double)d->n;
+    if (pf_ctx_sharded(w->ctx) && (rc = reduce_counts(w->ctx, &total, &n_all, c.seen, c.right, C, err)))
+        goto done;
+    out->n = (size_t)n_all;
+    out->loss = total / n_all;
     if (d->labels) {
         out->n_classes = C;
         for (int j = 0; j < C; j++) {
-            long seen = 0, right = 0;
-            for (int k = 0; k < nt; k++) {
-                seen += c.seen[(size_t)k * C + j];
-                right += c.right[(size_t)k * C + j];
-            }
+            long seen = c.seen[j], right = c.right[j];
             correct += right;
             out->class_accuracy[j] = seen ? 100.0 * (double)right / (double)seen : -1.0;
         }
-        out->accuracy = 100.0 * (double)correct / (double)d->n;
+        out->accuracy = 100.0 * (double)correct / n_all;
     }
 done:
     for (int k = 1; k < made; k++) pf_work_free(&works[k]);

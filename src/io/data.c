@@ -423,3 +423,13 @@ int pf_data_load(const pf_data_options *o, pf_dataset *train, pf_dataset *test,
     }
     return rc;
 }
+
+int pf_data_shard(const pf_ctx *ctx, pf_dataset *train, size_t n_keep, pf_dataset *test,
+                  pf_error *err)
+{
+    int rank = pf_ctx_rank(ctx), size = pf_ctx_ranks(ctx);
+    if (size == 1) return PF_OK;
+    int rc = pf_dataset_shard(train, n_keep, rank, size, err);
+    if (!rc && test && test->n) rc = pf_dataset_shard(test, 0, rank, size, err);
+    return rc;
+}

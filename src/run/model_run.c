@@ -99,7 +99,8 @@ static int train_one(pf_ctx *ctx, const pf_train_run_config *c, uint64_t seed, c
              "\"init\":\"%s\"}",
              pf_opt_name(cfg.opt.kind), cfg.opt.lr, cfg.batch, res.epochs, c->data.train_subset,
              spec.init ? "checkpoint" : "nn.Linear default");
-    if ((rc = pf_ckpt_write(out, &arch, theta, &meta, err))) goto done;
+    /* data-parallel: every process holds the same model; one writes it */
+    if (pf_ctx_rank(ctx) == 0 && (rc = pf_ckpt_write(out, &arch, theta, &meta, err))) goto done;
     cJSON *o = pf_json_metrics(&m);
     cJSON_AddStringToObject(o, "command", "train");
     cJSON_AddStringToObject(o, "out", out);
@@ -160,6 +161,9 @@ int pf_run_train(pf_ctx *ctx, const char *out, const uint64_t *seeds, long n_see
     if (!seeds && strstr(out, "{seed}"))
         return pf_fail(err, PF_EINPUT, "%s contains {seed}: give the seeds", out);
     long n = seeds ? n_seeds : 1;
+    if (pf_ctx_ranks(ctx) > 1 && c->protocol.batch > 0 && c->protocol.opt.kind != PF_OPT_LBFGS)
+        return pf_fail(err, PF_EINPUT, "data-parallel training splits full-batch work only: use "
+                       "--optimizer lbfgs or --batch 0 (minibatch training stays one model per process)");
     pf_dataset train = {0}, test = {0};
     pf_text t;
     if (pf_text_begin(&t)) return pf_fail(err, PF_ERUNTIME, "out of memory");
@@ -172,14 +176,24 @@ int pf_run_train(pf_ctx *ctx, const char *out, const uint64_t *seeds, long n_see
         else
             rc = pf_check_output_file(seeds ? path : out, err);
     }
+    /* the seeds done in an earlier run, found before any is written (the
+     * processes of a data-parallel run must all skip the same ones) */
+    unsigned char *done = calloc((size_t)n, 1);
+    if (!rc && !done) rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+    for (long k = 0; k < n && !rc && seeds; k++) {
+        char path[4096];
+        pf_seed_path(path, sizeof path, out, seeds[k]);
+        done[k] = access(path, F_OK) == 0;
+    }
     if (!rc) rc = pf_data_load(&c->data, &train, &test, err);
+    if (!rc) rc = pf_data_shard(ctx, &train, 0, &test, err);
     for (long k = 0; k < n && !rc; k++) {
         char path[4096];
         uint64_t seed = seeds ? seeds[k] : c->model.seed;
         if (seeds) pf_seed_path(path, sizeof path, out, seed);
         else snprintf(path, sizeof path, "%s", out);
         cJSON *o = NULL;
-        if (seeds && access(path, F_OK) == 0) {
+        if (done[k]) {
             /* done in an earlier run: resume past it */
             o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "command", "train");
@@ -192,6 +206,7 @@ int pf_run_train(pf_ctx *ctx, const char *out, const uint64_t *seeds, long n_see
         }
         rc = add_line(&t, o, err);
     }
+    free(done);
     pf_dataset_free(&train);
     pf_dataset_free(&test);
     return finish_lines(&t, rc, report, err);
@@ -224,6 +239,7 @@ int pf_run_eval(pf_ctx *ctx, const char *path, const pf_data_options *data, doub
     }
     if (isnan(beta)) beta = meta.beta;
     if ((rc = pf_data_load(data, &train, &test, err))) goto done;
+    if ((rc = pf_data_shard(ctx, &train, 0, &test, err))) goto done;
     if ((rc = pf_work_init(&w, ctx, &arch, 2000, err))) goto done;
     w.input_layer = input_layer;
     pf_metrics m;

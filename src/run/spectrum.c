@@ -169,7 +169,7 @@ static double cpu_now(void)
 static int time_products(const pf_spectrum_config *a, const char *model, int threads, pf_work *w,
                          const float *theta, const pf_dataset *train, pf_report *out, pf_error *err)
 {
-    size_t n = w->arch->n_params, rows = a->subset > 0 ? (size_t)a->subset : train->n;
+    size_t n = w->arch->n_params, rows = 0;
     float *v = malloc(n * sizeof *v), *hv = malloc(n * sizeof *hv);
     if (!v || !hv) {
         free(v), free(hv);
@@ -208,6 +208,7 @@ static int time_products(const pf_spectrum_config *a, const char *model, int thr
     }
     if (!rc) {
         loss = pf_hessian_loss(h);
+        rows = pf_hessian_samples(h);
         sparse = pf_hessian_sparse_input(h);
         double vhv = 0.0, hn = 0.0;
         for (size_t i = 0; i < n; i++) {
@@ -246,7 +247,8 @@ static int time_products(const pf_spectrum_config *a, const char *model, int thr
     return rc;
 }
 
-static int write_density(const pf_spectrum_config *a, pf_hessian *h, pf_error *err)
+/* (the file is written only if `writes`: one process of several writes it) */
+static int write_density(const pf_spectrum_config *a, pf_hessian *h, int writes, pf_error *err)
 {
     pf_slq_result q;
     int rc = pf_slq(pf_hessian_matvec, h, pf_hessian_dim(h), &a->slq, &q, err);
@@ -264,7 +266,7 @@ static int write_density(const pf_spectrum_config *a, pf_hessian *h, pf_error *e
     char *buf = malloc((size_t)ng * 64 + 64);
     if (!grid || !dens || !buf) {
         rc = pf_fail(err, PF_ERUNTIME, "out of memory for the density grid");
-    } else {
+    } else if (writes) {
         for (int g = 0; g < ng; g++) grid[g] = lo + (hi - lo) * g / (ng - 1);
         pf_slq_density(&q, sigma, grid, ng, dens);
         size_t len = (size_t)sprintf(buf, "lambda,density\n");
@@ -361,6 +363,13 @@ int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *cf
                      train.name);
         goto done;
     }
+    /* data-parallel: this process's share of the rows used; the test set is not needed */
+    int writes = pf_ctx_rank(ctx) == 0;
+    if (pf_ctx_ranks(ctx) > 1) {
+        if ((rc = pf_data_shard(ctx, &train, (size_t)c.subset, NULL, err))) goto done;
+        pf_dataset_free(&test);
+        c.subset = 0;
+    }
     if ((rc = pf_work_init(&w, ctx, &arch, (int)c.block, err))) goto done;
     c.lanczos.ctx = ctx;
     c.slq.ctx = ctx;
@@ -391,20 +400,20 @@ int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *cf
     s.index_lower_bound = n_small == 0 || (s.index_E >= n_small && res.n_values < (int)arch.n_params);
 
     cJSON *doc = results_json(&c, model, threads, &arch, &res, &s);
-    if (c.out) {
+    if (c.out && writes) {
         if (has_ext(c.out, ".csv")) {
             rc = write_csv(c.out, &c, &res, beta, err);
         } else {
             rc = pf_write_json(c.out, doc, err);
         }
     }
-    if (!rc && c.vectors) rc = write_npy(c.vectors, res.vectors, res.n_values, arch.n_params, err);
+    if (!rc && c.vectors && writes) rc = write_npy(c.vectors, res.vectors, res.n_values, arch.n_params, err);
     if (!rc && !res.all_converged && c.progress) {
         pf_event e = {.kind = PF_EVENT_WARNING, .run = model, .beta = NAN,
                       .text = "not every requested eigenvalue converged within the Krylov dimension cap"};
         c.progress(c.progress_ctx, &e);
     }
-    if (!rc && c.density) rc = write_density(&c, h, err);
+    if (!rc && c.density) rc = write_density(&c, h, writes, err);
     if (!rc) {
         pf_text t;
         if (pf_text_begin(&t)) {
