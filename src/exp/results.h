@@ -50,10 +50,20 @@ typedef struct {
     double seconds;
     int diverged;                      /* training blew up here (pf_train_result.diverged) */
     double start_reg_loss, final_reg_loss;   /* L_beta before and after training here */
-    int has_hessian;                   /* the next three were measured (sweep --hessian) */
+    int has_hessian;                   /* the next three were measured (sweep --hessian, --certify) */
     double lambda_min_E, lambda_max_E; /* extreme eigenvalues of H_E; H_L's are these + beta */
     int hessian_converged;
+    int has_certificate;               /* --certify: the point was checked (the Hessian columns
+                                        * then hold the certificate's extremes, on all samples) */
+    double grad_norm;                  /* ||grad L_beta||_inf */
+    int certified;                     /* gradient, lambda_min(H_L) >= -eps and Lanczos all passed */
+    int escapes;                       /* escapes along negative curvature before that */
+    double certify_eps;                /* the eps it was held to */
 } pf_point_result;
+
+/* Copy a training's epochs, divergence, losses, time and certificate into a
+ * point's record (its metrics are measured apart). */
+void pf_point_from_train(pf_point_result *res, const pf_train_result *tr, double beta);
 
 /* Called after every point with the model just trained there; a non-zero
  * return stops the sweep with that code. */
@@ -66,6 +76,26 @@ int pf_sweep(pf_trainer *t, float *theta, const pf_dataset *train, const pf_data
              const pf_train_config *base, const pf_grid_point *points, long n, long start,
              pf_point_fn on_point, void *ctx, pf_error *err);
 
+
+/* ------------------------------------------------ second order (certify.c) */
+
+/* One training at one beta, as pf_train_beta runs it before certification. */
+typedef int (*pf_train_fn)(pf_trainer *t, float *theta, const pf_dataset *train,
+                           const pf_train_config *cfg, pf_train_result *res, pf_error *err);
+
+/* Newton-CG on L_beta over train from theta (the trainer's objective). */
+int pf_train_newton(pf_trainer *t, float *theta, const pf_dataset *train, const pf_train_config *cfg,
+                    pf_train_result *res, pf_error *err);
+/* Certify theta (res->cert), escaping and converging again with train_fn. */
+int pf_train_certify(pf_trainer *t, float *theta, const pf_dataset *train, const pf_train_config *cfg,
+                     pf_train_result *res, pf_train_fn train_fn, pf_error *err);
+void pf_second_order_free(struct pf_second_order *s);
+/* The last certified point's modes (2n), or NULL (returns 0). */
+int pf_second_order_modes(const pf_trainer *t, const double **modes);
+/* Put them back (NULL: forget them). */
+int pf_second_order_set_modes(pf_trainer *t, const double *modes, pf_error *err);
+/* The lowest mode of the last certified point (n), or NULL. */
+const double *pf_trainer_soft_mode(const pf_trainer *t);
 
 /* --------------------------------------------------------- refinement */
 
