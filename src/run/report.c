@@ -277,6 +277,14 @@ cJSON *pf_json_protocol(const pf_train_config *cfg, int threads)
     cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
     cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
     cJSON_AddNumberToObject(p, "threads", threads);
+    if (cfg->certify) {
+        /* only when on, so that older folders' settings still compare equal */
+        cJSON *c = cJSON_AddObjectToObject(p, "certify");
+        cJSON_AddNumberToObject(c, "lanczos_tol", cfg->certificate.lanczos.tol);
+        cJSON_AddNumberToObject(c, "lanczos_max_dim", cfg->certificate.lanczos.max_dim);
+        cJSON_AddNumberToObject(c, "eps_factor", cfg->certificate.eps_factor);
+        cJSON_AddNumberToObject(c, "max_escapes", cfg->certificate.max_escapes);
+    }
     return p;
 }
 
