@@ -11,7 +11,9 @@ packages=(
     libcjson-dev        # safetensors headers, JSON results
     libcmocka-dev       # unit tests
     libplplot-dev plplot-driver-cairo   # figures (PNG, PDF, SVG)
-    python3-torch python3-numpy   # PyTorch reference for cross-checks and bench/
+    python3-torch python3-numpy   # PyTorch reference for cross-checks and bench/; numpy for python/
+    python3-pytest                # the Python package's tests (make python-check)
+    python3-setuptools python3-pip python3-venv   # pip install ./python
     dataset-fashion-mnist         # Fashion-MNIST IDX files
     clang libclang-rt-14-dev      # libFuzzer + ASan/UBSan runtimes for make fuzz / fuzz-check
 )

@@ -866,6 +866,23 @@ static void test_probe_and_hessian(void **state)
                      min_e, max_e, hm, hx);
     }
     free(csv);
+    /* two anchors: one probe each, in anchor_<k>/; the first equals the
+     * single probe above */
+    run(&r, "probe --anchor %s,%s --from %s --data %s %s --max-points 12 --hessian 0 --out %s/probe2",
+        ck_b, ck_c, ck_a, data_dir, common_opts, tmpdir);
+    if (r.status != 0) fail_msg("probe with two anchors failed (%d): %s", r.status, r.err);
+    assert_true(exists("%s/probe2/anchor_0/path.csv", tmpdir));
+    assert_true(exists("%s/probe2/anchor_1/path.csv", tmpdir));
+    char *one, *first;
+    snprintf(path, sizeof path, "%s/probe/path.csv", tmpdir);
+    assert_int_equal(pf_read_file(path, &one, NULL, 1 << 24, &err), PF_OK);
+    snprintf(path, sizeof path, "%s/probe2/anchor_0/path.csv", tmpdir);
+    assert_int_equal(pf_read_file(path, &first, NULL, 1 << 24, &err), PF_OK);
+    strip_seconds(one);
+    strip_seconds(first);
+    assert_string_equal(one, first);
+    free(one);
+    free(first);
 }
 
 /* Malformed, mismatched, missing checkpoints and bad options: exit 2, one

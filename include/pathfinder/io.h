@@ -180,6 +180,11 @@ int pf_check_output_file(const char *path, pf_error *err);
  * folder and the holder's pid. */
 typedef struct pf_dir_lock pf_dir_lock;
 int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err);
+/* The same lock shared: several holders (tasks that write separate files
+ * of one folder) keep an exclusive holder out, and it them. */
+int pf_dir_lock_shared(const char *dir, pf_dir_lock **lock, pf_error *err);
+/* An exclusive lock on the lock file path itself (one task of a folder). */
+int pf_file_lock_acquire(const char *path, pf_dir_lock **lock, pf_error *err);
 void pf_dir_lock_release(pf_dir_lock *lock);
 /* Remove temporary files (NAME.tmp.PID[.SEQ]) in dir and, depth levels
  * down, its subfolders; counts them into *removed (may be NULL). */

@@ -318,4 +318,39 @@ int pf_command_json(const pf_command *cmd);
 char *pf_command_help(const pf_command *cmd);
 int pf_command_run(pf_command *cmd, pf_report *out, pf_error *err);
 
+/* ------------------------------------------------------------------ plans */
+
+/* A command's work as independent tasks, for running them on many
+ * processes (the MPI driver) or one after another: stages of tasks, each
+ * task into folders of its own, then a finishing step that merges (the
+ * hierarchy of several seeds, the table of several pairs). The tasks of a
+ * stage may depend on what the stages before it wrote, so a stage is
+ * prepared only once they are all done; a task's results never depend on
+ * which process runs it or in what order. Every task resumes as the
+ * command does: a finished task is a quick no-op when run again.
+ *
+ * sweep: 0: the sweep of each seed (--seeds; else the one sweep), 1: the
+ * bisection of each transition found, 2: each sweep's analysis; finish: the
+ * merged hierarchy of several seeds. connect and probe: 0: each pair (each
+ * anchor); finish: the table. hessian: 0: each checkpoint; finish: the
+ * table. Other commands: one task, and the finish prints its report. */
+typedef struct pf_plan pf_plan;
+
+/* The plan of a command whose options are set (the command must outlive it). */
+int pf_command_plan(pf_command *cmd, pf_plan **plan, pf_error *err);
+void pf_plan_free(pf_plan *p);
+int pf_plan_stages(const pf_plan *p);
+/* Prepare stage s (every task of the stages before it done): its tasks. */
+int pf_plan_prepare(pf_plan *p, int stage, long *n_tasks, pf_error *err);
+/* The prepared stage's task i: its name (a folder, a transition) and run. */
+const char *pf_plan_task(const pf_plan *p, long i);
+int pf_plan_run(pf_plan *p, long i, pf_error *err);
+/* After the last stage, in one process: merge and report. */
+int pf_plan_finish(pf_plan *p, pf_report *out, pf_error *err);
+/* Every stage's tasks in order in this process, then the finish. */
+int pf_plan_run_all(pf_plan *p, pf_report *out, pf_error *err);
+/* 1 if the command splits into several tasks (its plan is more than the
+ * command run once). */
+int pf_command_has_tasks(const pf_command *cmd);
+
 #endif

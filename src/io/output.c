@@ -221,17 +221,18 @@ struct pf_dir_lock {
     int fd;
 };
 
-int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err)
+/* Lock the file path (made if missing) exclusively or shared, without
+ * waiting; what names it in messages. An exclusive holder writes its pid
+ * there for the message a second process gets. */
+static int lock_file(const char *path, const char *what, int shared, pf_dir_lock **lock, pf_error *err)
 {
     *lock = NULL;
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path)
-        return pf_fail(err, PF_EINPUT, "%s: path too long", dir);
+    const char *dir = what;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0)
         return pf_fail(err, errno == EACCES || errno == EROFS ? PF_EINPUT : PF_ERUNTIME,
                        "%s: cannot lock the folder: %s", dir, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         int e = errno;
         char holder[32] = "";
         ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
@@ -247,7 +248,7 @@ int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err)
     /* who holds it, for the message a second process gets */
     char me[32];
     int len = snprintf(me, sizeof me, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, me, (size_t)len, 0) < 0) { /* the lock holds anyway */ }
+    if (!shared && ftruncate(fd, 0) == 0 && pwrite(fd, me, (size_t)len, 0) < 0) { /* the lock holds anyway */ }
     pf_dir_lock *l = malloc(sizeof *l);
     if (!l) {
         close(fd);
@@ -256,6 +257,30 @@ int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err)
     l->fd = fd;
     *lock = l;
     return PF_OK;
+}
+
+static int lock_dir(const char *dir, int shared, pf_dir_lock **lock, pf_error *err)
+{
+    *lock = NULL;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path)
+        return pf_fail(err, PF_EINPUT, "%s: path too long", dir);
+    return lock_file(path, dir, shared, lock, err);
+}
+
+int pf_dir_lock_acquire(const char *dir, pf_dir_lock **lock, pf_error *err)
+{
+    return lock_dir(dir, 0, lock, err);
+}
+
+int pf_dir_lock_shared(const char *dir, pf_dir_lock **lock, pf_error *err)
+{
+    return lock_dir(dir, 1, lock, err);
+}
+
+int pf_file_lock_acquire(const char *path, pf_dir_lock **lock, pf_error *err)
+{
+    return lock_file(path, path, 0, lock, err);
 }
 
 void pf_dir_lock_release(pf_dir_lock *lock)

@@ -57,12 +57,58 @@ int pf_write_point_checkpoint(const char *dir, const pf_point_result *res, const
     meta.extra = extra;
     return pf_ckpt_write(path, arch, theta, &meta, err);
 }
-/* Reuse refinements already recorded in DIR/transitions.json for the same
- * pair of sweep points. */
+/* A refinement read back from its JSON (a record, or transitions.json's
+ * "refined" object). */
+static void refined_from_json(const cJSON *ref, pf_refined *f)
+{
+    memset(f, 0, sizeof *f);
+#define NUM(key) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, key))
+    f->beta_from = NUM("beta_from");
+    f->beta_to = NUM("beta_to");
+    f->from.r = NUM("r_from");
+    f->to.r = NUM("r_to");
+    f->from.test.accuracy = NUM("test_accuracy_from");
+    f->to.test.accuracy = NUM("test_accuracy_to");
+    f->from.train.loss = NUM("train_loss_from");
+    f->to.train.loss = NUM("train_loss_to");
+    f->steps = (int)NUM("steps");
+    f->seconds = NUM("seconds");
+    f->tol = NUM("tol");   /* NaN in folders from before it was recorded */
+#undef NUM
+}
+
+/* DIR/transitions/refined_<leg>_<below>_<above>.json: the record of one
+ * refinement, named by the sweep points around the transition, written
+ * with its two checkpoints; a refinement done in another process (a task
+ * of a plan) reaches the analysis through it. */
+static void record_path(char *buf, size_t n, const char *dir, const pf_leg *g, long k)
+{
+    snprintf(buf, n, "%s/transitions/refined_%s_%ld_%ld.json", dir, pf_leg_name(g),
+             g->sorted[g->t[k].below].index, g->sorted[g->t[k].above].index);
+}
+
+static int read_record(const char *path, pf_refined *f)
+{
+    char *text;
+    pf_error err;
+    if (access(path, F_OK) != 0 || pf_read_file(path, &text, NULL, 1 << 20, &err)) return 0;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (o) refined_from_json(o, f);
+    cJSON_Delete(o);
+    return o && isfinite(f->beta_from) && isfinite(f->beta_to);
+}
+
+/* Reuse the refinements already made for the same pair of sweep points:
+ * their records, else (folders from before records) DIR/transitions.json. */
 static void reuse_refinements(const char *dir, pf_leg *g)
 {
     char path[4096], *text;
     pf_error err;
+    for (long k = 0; k < g->nt; k++) {
+        record_path(path, sizeof path, dir, g, k);
+        g->has_refined[k] = read_record(path, &g->refined[k]);
+    }
     snprintf(path, sizeof path, "%s/transitions.json", dir);
     if (access(path, F_OK) != 0 || pf_read_file(path, &text, NULL, 1 << 26, &err)) return;
     cJSON *root = cJSON_Parse(text);
@@ -76,106 +122,131 @@ static void reuse_refinements(const char *dir, pf_leg *g)
         double ib = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "index_below"));
         double ia = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "index_above"));
         for (long k = 0; k < g->nt; k++) {
-            if ((double)g->sorted[g->t[k].below].index != ib ||
+            if (g->has_refined[k] || (double)g->sorted[g->t[k].below].index != ib ||
                 (double)g->sorted[g->t[k].above].index != ia)
                 continue;
-            pf_refined *f = &g->refined[k];
-            memset(f, 0, sizeof *f);
-#define NUM(key) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ref, key))
-            f->beta_from = NUM("beta_from");
-            f->beta_to = NUM("beta_to");
-            f->from.r = NUM("r_from");
-            f->to.r = NUM("r_to");
-            f->from.test.accuracy = NUM("test_accuracy_from");
-            f->to.test.accuracy = NUM("test_accuracy_to");
-            f->from.train.loss = NUM("train_loss_from");
-            f->to.train.loss = NUM("train_loss_to");
-            f->steps = (int)NUM("steps");
-            f->seconds = NUM("seconds");
-            f->tol = NUM("tol");   /* NaN in folders from before it was recorded */
-#undef NUM
-            g->has_refined[k] = isfinite(f->beta_from) && isfinite(f->beta_to);
+            refined_from_json(ref, &g->refined[k]);
+            g->has_refined[k] = isfinite(g->refined[k].beta_from) && isfinite(g->refined[k].beta_to);
         }
     }
     cJSON_Delete(root);
 }
-static int refine_leg(const pf_analysis_input *pc, pf_leg *g, int *found, pf_error *err)
+
+/* Bisect transition k of leg g from the checkpoints either side of it and
+ * write its two models and its record. */
+static int refine_one(const pf_analysis_input *pc, pf_leg *g, long k, pf_error *err)
+{
+    char label[32], p_from[4096], p_to[4096], out_from[4096], out_to[4096], record[4096];
+    pf_leg_label(label, sizeof label, g, k);
+    const char *side_from = g->direction > 0 ? "below" : "above";
+    const char *side_to = g->direction > 0 ? "above" : "below";
+    snprintf(out_from, sizeof out_from, "%s/transitions/%s_%s.safetensors", pc->dir, label, side_from);
+    snprintf(out_to, sizeof out_to, "%s/transitions/%s_%s.safetensors", pc->dir, label, side_to);
+    record_path(record, sizeof record, pc->dir, g, k);
+    const pf_point_result *a = &g->sorted[g->direction > 0 ? g->t[k].below : g->t[k].above];
+    const pf_point_result *b = &g->sorted[g->direction > 0 ? g->t[k].above : g->t[k].below];
+    pf_checkpoint_path(p_from, sizeof p_from, pc->dir, a->index);
+    pf_checkpoint_path(p_to, sizeof p_to, pc->dir, b->index);
+    float *th_from = NULL, *th_to = NULL;
+    pf_arch tmp;
+    int rc;
+    if ((rc = pf_ckpt_read(p_from, pc->arch, pc->arch, &tmp, &th_from, NULL, err)) ||
+        (rc = pf_ckpt_read(p_to, pc->arch, pc->arch, &tmp, &th_to, NULL, err))) {
+        free(th_from);
+        return rc;
+    }
+    /* a refinement is reproducible on its own: its shuffling stream
+     * depends only on the seed and the points it starts from (and the
+     * trainer's state is the sweep's last, restored before each one) */
+    pf_rng_seed(&pc->trainer->rng, pc->seed * 1000003u + (uint64_t)a->index * 7919u + 17u);
+    if (pc->progress) {
+        char text[160];
+        snprintf(text, sizeof text, "refining %s (%s) between beta %.6g and %.6g", label, pf_leg_name(g),
+                 a->point.beta, b->point.beta);
+        pf_event e = {.kind = PF_EVENT_NOTE, .run = pc->dir, .text = text, .beta = NAN};
+        pc->progress(pc->progress_ctx, &e);
+    }
+    pf_refined *f = &g->refined[k];
+    rc = pf_refine_transition(pc->trainer, pc->train, pc->test, pc->protocol, th_from, a->point.beta,
+                              th_to, b->point.beta, pc->cfg->refine_tol, f, err);
+    pf_ckpt_meta meta;
+    char extra[160];
+    memset(&meta, 0, sizeof meta);
+    snprintf(meta.anchor, sizeof meta.anchor, "%s", pc->anchor_path ? pc->anchor_path : "origin");
+    meta.seed = pc->seed;
+    snprintf(meta.dataset, sizeof meta.dataset, "%s", pc->train->name);
+    meta.extra = extra;
+    if (!rc) {
+        meta.beta = f->beta_from;
+        snprintf(extra, sizeof extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_from);
+        rc = pf_ckpt_write(out_from, pc->arch, th_from, &meta, err);
+    }
+    if (!rc) {
+        meta.beta = f->beta_to;
+        snprintf(extra, sizeof extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_to);
+        rc = pf_ckpt_write(out_to, pc->arch, th_to, &meta, err);
+    }
+    if (!rc) {   /* last: a record means both models are there */
+        cJSON *o = pf_json_refined(f);
+        rc = o ? pf_write_json(record, o, err) : pf_fail(err, PF_ERUNTIME, "out of memory");
+        cJSON_Delete(o);
+    }
+    if (!rc) g->has_refined[k] = 1;
+    free(th_from);
+    free(th_to);
+    return rc;
+}
+
+/* The refinements a leg of dir's table has recorded. */
+static int recorded_refinements(const char *dir, pf_leg *g, pf_error *err)
 {
     if (g->nt == 0) return PF_OK;
     g->refined = calloc((size_t)g->nt, sizeof *g->refined);
     g->has_refined = calloc((size_t)g->nt, sizeof *g->has_refined);
     if (!g->refined || !g->has_refined) return pf_fail(err, PF_ERUNTIME, "out of memory");
-    reuse_refinements(pc->dir, g);
-    if (!pc->cfg->refine || !pc->trainer) return PF_OK;
-    size_t np = pc->arch->n_params;
-    int rc = PF_OK;
+    reuse_refinements(dir, g);
+    return PF_OK;
+}
+
+static int refine_leg(const pf_analysis_input *pc, pf_leg *g, const pf_trainer_state *start, int *found,
+                      pf_error *err)
+{
+    if (g->nt == 0) return PF_OK;
+    int rc = recorded_refinements(pc->dir, g, err);
+    if (rc || !pc->cfg->refine || !pc->trainer) return rc;
     for (long k = 0; k < g->nt && !rc; k++) {
-        char label[32], p_from[4096], p_to[4096];
+        char label[32], out_from[4096], out_to[4096];
         pf_leg_label(label, sizeof label, g, k);
-        const char *side_from = g->direction > 0 ? "below" : "above";
-        const char *side_to = g->direction > 0 ? "above" : "below";
-        char out_from[4096], out_to[4096];
-        snprintf(out_from, sizeof out_from, "%s/transitions/%s_%s.safetensors", pc->dir, label, side_from);
-        snprintf(out_to, sizeof out_to, "%s/transitions/%s_%s.safetensors", pc->dir, label, side_to);
+        snprintf(out_from, sizeof out_from, "%s/transitions/%s_%s.safetensors", pc->dir, label,
+                 g->direction > 0 ? "below" : "above");
+        snprintf(out_to, sizeof out_to, "%s/transitions/%s_%s.safetensors", pc->dir, label,
+                 g->direction > 0 ? "above" : "below");
+        int done = g->has_refined[k] && access(out_from, F_OK) == 0 && access(out_to, F_OK) == 0;
         if (pc->refine_only) {
             if (strcmp(label, pc->refine_only) != 0) continue;
             *found = 1;
-        } else if (g->has_refined[k] && access(out_from, F_OK) == 0 && access(out_to, F_OK) == 0) {
+            if (pc->record_only && done) continue;   /* a task done before */
+        } else if (done) {
             continue;
         }
-        const pf_point_result *a = &g->sorted[g->direction > 0 ? g->t[k].below : g->t[k].above];
-        const pf_point_result *b = &g->sorted[g->direction > 0 ? g->t[k].above : g->t[k].below];
-        pf_checkpoint_path(p_from, sizeof p_from, pc->dir, a->index);
-        pf_checkpoint_path(p_to, sizeof p_to, pc->dir, b->index);
-        float *th_from = NULL, *th_to = NULL;
-        pf_arch tmp;
-        if ((rc = pf_ckpt_read(p_from, pc->arch, pc->arch, &tmp, &th_from, NULL, err)) ||
-            (rc = pf_ckpt_read(p_to, pc->arch, pc->arch, &tmp, &th_to, NULL, err))) {
-            free(th_from);
-            break;
+        pf_dir_lock *lock = NULL;
+        if (pc->record_only) {   /* tasks of one folder on several processes: one per transition */
+            char path[4096];
+            snprintf(path, sizeof path, "%s/transitions/.refine_%s_%ld_%ld.lock", pc->dir, pf_leg_name(g),
+                     g->sorted[g->t[k].below].index, g->sorted[g->t[k].above].index);
+            if ((rc = pf_file_lock_acquire(path, &lock, err))) break;
         }
-        /* a refinement is reproducible on its own: its shuffling stream
-         * depends only on the seed and the points it starts from */
-        pf_rng_seed(&pc->trainer->rng, pc->seed * 1000003u + (uint64_t)a->index * 7919u + 17u);
-        if (pc->progress) {
-            char text[160];
-            snprintf(text, sizeof text, "refining %s (%s) between beta %.6g and %.6g", label,
-                     pf_leg_name(g), a->point.beta, b->point.beta);
-            pf_event e = {.kind = PF_EVENT_NOTE, .run = pc->dir, .text = text, .beta = NAN};
-            pc->progress(pc->progress_ctx, &e);
-        }
-        rc = pf_refine_transition(pc->trainer, pc->train, pc->test, pc->protocol, th_from, a->point.beta,
-                                  th_to, b->point.beta, pc->cfg->refine_tol, &g->refined[k], err);
-        pf_ckpt_meta meta;
-        char extra[160];
-        memset(&meta, 0, sizeof meta);
-        snprintf(meta.anchor, sizeof meta.anchor, "%s", pc->anchor_path ? pc->anchor_path : "origin");
-        meta.seed = pc->seed;
-        snprintf(meta.dataset, sizeof meta.dataset, "%s", pc->train->name);
-        if (!rc) {
-            meta.beta = g->refined[k].beta_from;
-            snprintf(extra, sizeof extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_from);
-            meta.extra = extra;
-            rc = pf_ckpt_write(out_from, pc->arch, th_from, &meta, err);
-        }
-        if (!rc) {
-            meta.beta = g->refined[k].beta_to;
-            snprintf(extra, sizeof extra, "{\"transition\":\"%s\",\"side\":\"%s\"}", label, side_to);
-            meta.extra = extra;
-            rc = pf_ckpt_write(out_to, pc->arch, th_to, &meta, err);
-        }
-        if (!rc) g->has_refined[k] = 1;
-        free(th_from);
-        free(th_to);
-        (void)np;
+        if (start) rc = pf_trainer_set_state(pc->trainer, start, err);
+        if (!rc) rc = refine_one(pc, g, k, err);
+        pf_dir_lock_release(lock);
     }
     return rc;
 }
+
 /* Keep every save_every-th checkpoint and those beside transitions. */
 static void prune_checkpoints(const pf_analysis_input *pc, const pf_leg *legs, int n_legs)
 {
-    /* a refinement of one transition leaves the sweep's checkpoints as they are */
-    if (pc->cfg->keep_checkpoints || !pc->cfg->refine || !pc->trainer || pc->refine_only) return;
+    if (!pc->prune || pc->cfg->keep_checkpoints || !pc->cfg->refine) return;
     for (long i = 0; i < pc->n_rows; i++) {
         long idx = pc->rows[i].index;
         int keep = (pc->cfg->save_every > 0 && idx % pc->cfg->save_every == 0) || i == pc->n_rows - 1;
@@ -266,12 +337,20 @@ int pf_analyze(const pf_analysis_input *pc, pf_report *out, pf_error *err)
     for (int l = 0; l < 2 && !rc; l++)
         rc = pf_leg_build(&legs[l], pc->rows, pc->n_rows, l == 0 ? 1 : -1, &pc->cfg->detect,
                             &pc->cfg->encoding, err);
-    int found = 0;
-    for (int l = 0; l < 2 && !rc; l++) rc = refine_leg(pc, &legs[l], &found, err);
+    /* every refinement starts from the trainer's state after the sweep, so
+     * that each is the same whether made here, alone, or as a task elsewhere */
+    int found = 0, have_start = 0;
+    pf_trainer_state start;
+    if (!rc && pc->cfg->refine && pc->trainer && (legs[0].nt || legs[1].nt)) {
+        rc = pf_trainer_get_state(pc->trainer, &start, err);
+        have_start = !rc;
+    }
+    for (int l = 0; l < 2 && !rc; l++) rc = refine_leg(pc, &legs[l], have_start ? &start : NULL, &found, err);
+    if (have_start) pf_trainer_state_free(&start);
     if (!rc && pc->refine_only && !found)
         rc = pf_fail(err, PF_EINPUT, "%s: no transition %s (the up leg has %ld, T1..; the down leg %ld, "
                      "D1..)", pc->dir, pc->refine_only, legs[0].nt, legs[1].nt);
-    if (rc) goto done;
+    if (rc || pc->record_only) goto done;
 
     const pf_phase *runs[2];
     long counts[2];
@@ -352,25 +431,60 @@ static int read_rows(const char *dir, pf_point_result **rows, long *n, pf_error 
     return rc;
 }
 
-int pf_run_analysis(const char *dir, const pf_analysis_config *c, pf_figures_fn figures,
-                    pf_report *out, pf_error *err)
+/* The analysis of a folder from its table and recorded refinements. */
+static int analyze_folder(const char *dir, const pf_analysis_config *cfg, pf_figures_fn figures,
+                          const char *command, int prune, pf_report *out, pf_error *err)
 {
     memset(out, 0, sizeof *out);
     pf_point_result *rows = NULL;
     long n = 0;
     pf_dir_lock *lock = NULL;
-    pf_analysis_config cfg = *c;
-    cfg.refine = 0;   /* refinements need the sweep's data: only a sweep run makes them */
     /* it rewrites the folder's analysis: not while a sweep works in it */
     int rc = read_rows(dir, &rows, &n, err);
     if (!rc) rc = pf_run_folder_open(dir, &lock, err);
     if (!rc) rc = pf_sweep_folder_make(dir, err);
     if (!rc) {
-        pf_analysis_input in = {.dir = dir, .rows = rows, .n_rows = n, .cfg = &cfg, .figures = figures,
-                                .command = "transitions"};
+        pf_analysis_input in = {.dir = dir, .rows = rows, .n_rows = n, .cfg = cfg, .figures = figures,
+                                .command = command, .prune = prune};
         rc = pf_analyze(&in, out, err);
     }
     pf_dir_lock_release(lock);
+    free(rows);
+    return rc;
+}
+
+int pf_run_analysis(const char *dir, const pf_analysis_config *c, pf_figures_fn figures,
+                    pf_report *out, pf_error *err)
+{
+    pf_analysis_config cfg = *c;
+    cfg.refine = 0;   /* refinements need the sweep's data: only a sweep run makes them */
+    return analyze_folder(dir, &cfg, figures, "transitions", 0, out, err);
+}
+
+int pf_sweep_final_analysis(const char *dir, const pf_analysis_config *c, pf_figures_fn figures,
+                            pf_report *out, pf_error *err)
+{
+    return analyze_folder(dir, c, figures, "sweep", 1, out, err);
+}
+
+int pf_sweep_transition_labels(const char *dir, const pf_analysis_config *c, char (**labels)[16],
+                               long *n, pf_error *err)
+{
+    *labels = NULL;
+    *n = 0;
+    pf_point_result *rows = NULL;
+    long n_rows = 0;
+    pf_leg legs[2];
+    memset(legs, 0, sizeof legs);
+    int rc = read_rows(dir, &rows, &n_rows, err);
+    for (int l = 0; l < 2 && !rc; l++)
+        rc = pf_leg_build(&legs[l], rows, n_rows, l == 0 ? 1 : -1, &c->detect, &c->encoding, err);
+    long total = rc ? 0 : legs[0].nt + legs[1].nt;
+    if (total > 0 && !(*labels = calloc((size_t)total, sizeof **labels)))
+        rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+    for (int l = 0; l < 2 && !rc; l++)
+        for (long k = 0; k < legs[l].nt; k++) pf_leg_label((*labels)[(*n)++], 16, &legs[l], k);
+    for (int l = 0; l < 2; l++) pf_leg_free(&legs[l]);
     free(rows);
     return rc;
 }
@@ -405,6 +519,7 @@ int pf_run_hierarchy(const char *const *dirs, int n_dirs, const char *out_dir,
         for (int l = 0; l < 2 && !rc; l++) {
             pf_leg *g = &legs[2 * d + l];
             rc = pf_leg_build(g, rows[d], n, l == 0 ? 1 : -1, &c->detect, &c->encoding, err);
+            if (!rc) rc = recorded_refinements(dirs[d], g, err);
             if (!rc && g->ph) runs[n_runs] = g->ph, counts[n_runs++] = g->nph;
         }
     }
@@ -439,7 +554,8 @@ int pf_run_hierarchy(const char *const *dirs, int n_dirs, const char *out_dir,
     }
     if (out_dir) {
         char path[4200];
-        if ((rc = pf_run_folder_open(out_dir, &lock, err)) || (rc = pf_sweep_folder_make(out_dir, err))) {
+        snprintf(path, sizeof path, "%s/figures", out_dir);
+        if ((rc = pf_run_folder_open(out_dir, &lock, err)) || (rc = pf_make_dirs(path, err))) {
             free(pf_text_end(&t));
             goto done;
         }

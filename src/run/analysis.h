@@ -26,9 +26,20 @@ typedef struct {
     /* Refine only the transition with this label ("T2", "D1"; NULL: all),
      * and again even if it is recorded; PF_EINPUT if there is none. */
     const char *refine_only;
+    int record_only;         /* with refine_only: refine it (once), write nothing else */
+    int prune;               /* afterwards keep only the checkpoints the config keeps (every
+                              * transition refined by then) */
 } pf_analysis_input;
 
 int pf_analyze(const pf_analysis_input *in, pf_report *out, pf_error *err);
+
+/* The last part of a sweep run as a plan does it: the analysis from the
+ * table and the recorded refinements, then the checkpoints pruned. */
+int pf_sweep_final_analysis(const char *dir, const pf_analysis_config *c, pf_figures_fn figures,
+                            pf_report *out, pf_error *err);
+/* The labels (T1.., D1..) of the transitions of a sweep folder's table. */
+int pf_sweep_transition_labels(const char *dir, const pf_analysis_config *c, char (**labels)[16],
+                               long *n, pf_error *err);
 
 /* The run folder and its checkpoints/, figures/, transitions/ (mkdir -p). */
 int pf_sweep_folder_make(const char *dir, pf_error *err);

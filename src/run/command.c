@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "run/options.h"
+#include "run/plan.h"
 #include "pathfinder/run.h"
 
 /* ---- options every command takes ---------------------------------------- */
@@ -500,10 +501,12 @@ static int eval_run(void *o, char **args, int n_args, const hooks *h, pf_report 
 
 static const char *const hessian_usage =
     "Usage: pathfinder hessian [OPTIONS] FILE.safetensors\n"
+    "       pathfinder hessian [OPTIONS] --out DIR FILE.safetensors FILE.safetensors...\n"
     "Extreme eigenvalues of the Hessian of the training error E at a checkpoint, and of\n"
     "L_beta = E + (beta/2)||theta - anchor||^2 (the same shifted by beta), by Lanczos with\n"
     "full reorthogonalization on exact Hessian-vector products (Pearlmutter's R-operator).\n"
-    "Prints a table (or one JSON line with --json).\n\n";
+    "Prints a table (or one JSON line with --json). With several checkpoints, one task each\n"
+    "(shared out among the processes of mpirun), their results in DIR and one table of all.\n\n";
 
 typedef struct {
     common_opts common;
@@ -523,7 +526,7 @@ static int has_ext(const char *path, const char *ext)
 static const char *parse_out(void *opts, const char *arg)
 {
     hessian_args *a = opts;
-    if (!has_ext(arg, ".json") && !has_ext(arg, ".csv")) return "a .json or .csv file";
+    if (!*arg) return "a .json or .csv file, or a folder";
     a->s.out = arg;
     return NULL;
 }
@@ -581,7 +584,9 @@ static const pf_option hessian_rows[] = {
     {OPT_LONG, "block", "N", OPT_OFF(hessian_args, s.block), 1, 1 << 20, 0, "samples per sgemm block", .given = 0},
     {.kind = OPT_SECTION, .help = "Output:"},
     {OPT_CUSTOM, "out", "FILE", 0, 0, 0, OPT_NO_DEFAULT,
-     "also write the results as FILE.json or FILE.csv (by extension)", .parse = parse_out},
+     "also write the results as FILE.json or FILE.csv (by extension); with several checkpoints the "
+     "folder of their results (required): FILE/model_<i>.json each and FILE/spectra.csv",
+     .parse = parse_out},
     {OPT_CUSTOM, "vectors", "FILE.npy", 0, 0, 0, OPT_NO_DEFAULT,
      "also compute the eigenvectors (checked with one product each) and write them as float32 rows, "
      "in the order of the table", .parse = parse_vectors},
@@ -618,15 +623,40 @@ static void hessian_defaults(void *o)
     a->beta = -1;
 }
 
-static int hessian_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+static void hessian_setup(hessian_args *a, const hooks *h)
 {
-    hessian_args *a = o;
-    if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected exactly one checkpoint file");
     a->s.data = a->common.data;
     a->s.lanczos.which = (pf_eig_which)a->which;
     a->s.beta = a->beta < 0 ? NAN : a->beta;
     a->s.progress = h->progress;
     a->s.progress_ctx = h->progress_ctx;
+}
+
+/* Several checkpoints: one task each (spectrum.c); one: no plan (NULL). */
+static int hessian_plan_of(void *o, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err)
+{
+    hessian_args *a = o;
+    *plan = NULL;
+    if (n_args < 1) return pf_fail(err, PF_EINPUT, "expected a checkpoint file (or several)");
+    if (n_args == 1) return PF_OK;
+    hessian_setup(a, h);
+    return pf_spectra_plan(a->s.out, (const char *const *)args, n_args, &a->s, a->common.threads, plan, err);
+}
+
+static int hessian_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    hessian_args *a = o;
+    if (n_args > 1) {
+        pf_plan *plan = NULL;
+        int rc = hessian_plan_of(o, args, n_args, h, &plan, err);
+        if (!rc) rc = pf_plan_run_all(plan, out, err);
+        pf_plan_free(plan);
+        return rc;
+    }
+    if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected a checkpoint file (or several)");
+    if (a->s.out && !has_ext(a->s.out, ".json") && !has_ext(a->s.out, ".csv"))
+        return pf_fail(err, PF_EINPUT, "--out %s: one checkpoint's results go to a .json or .csv file", a->s.out);
+    hessian_setup(a, h);
     pf_ctx *ctx = NULL;
     int rc = with_ctx(a->common.threads, &ctx, err);
     if (!rc) rc = pf_run_spectrum(ctx, args[0], &a->s, out, err);
@@ -649,7 +679,7 @@ static const char *const sweep_tail =
 typedef struct {
     common_opts common;
     model_opts model;
-    const char *grid, *out;
+    const char *grid, *out, *seeds_spec;
     int direction;   /* index into directions */
     pf_analysis_config post;
     int no_refine;
@@ -675,6 +705,10 @@ static const pf_option sweep_rows[] = {
      "up, down, or loop (up, then back down: hysteresis)", .choices = directions},
     {OPT_STR, "out", "DIR", OPT_OFF(sweep_args, out), 0, 0, OPT_REQUIRED,
      "run folder, made if missing; rerunning the same command resumes it", .given = 0},
+    {OPT_STR, "seeds", "SPEC", OPT_OFF(sweep_args, seeds_spec), 0, 0, OPT_NO_DEFAULT,
+     "one sweep per seed (a range like 0-3 or a list like 0,3,7) into DIR/seed<S>/, then their "
+     "merged hierarchy in DIR (phases.json, figures/); under mpirun the seeds, and every sweep's "
+     "transitions, are shared out among the processes", .given = 0},
     {OPT_LONG, "save-every", "N", OPT_OFF(sweep_args, post.save_every), 0, 1e15, 0,
      "keep the checkpoint of every N-th point (0: only those beside transitions and the last)", .given = 0},
     {OPT_FLAG, "keep-checkpoints", NULL, OPT_OFF(sweep_args, post.keep_checkpoints), .help =
@@ -710,11 +744,22 @@ static void sweep_defaults(void *o)
     a->hessian = -1;
 }
 
-static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+/* The sweep the options describe (and its seeds, allocated, or NULL). */
+static int sweep_setup(sweep_args *a, char **args, int n_args, const hooks *h, pf_sweep_config *cp,
+                       uint64_t **seeds, long *n_seeds, pf_error *err)
 {
-    sweep_args *a = o;
+    *seeds = NULL;
+    *n_seeds = 0;
     if (n_args > 0) return pf_fail(err, PF_EINPUT, "unexpected argument '%s'", args[0]);
     if (!a->out) return pf_fail(err, PF_EINPUT, "--out DIR is required");
+    if (a->seeds_spec && (parse_seeds(a->seeds_spec, seeds, n_seeds) || *n_seeds == 0))
+        return pf_fail(err, PF_EINPUT, "--seeds takes a range like 0-4 or a list like 0,1,2, got '%s'",
+                       a->seeds_spec);
+    if (*seeds && a->model.seed_given) {
+        free(*seeds);
+        *seeds = NULL;
+        return pf_fail(err, PF_EINPUT, "give either --seed or --seeds, not both");
+    }
     if (a->no_refine) a->post.refine = 0;
     pf_sweep_config c;
     pf_sweep_config_default(&c);
@@ -730,8 +775,38 @@ static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report
     c.progress = h->progress;
     c.progress_ctx = h->progress_ctx;
     c.figures = h->figures;
+    *cp = c;
+    return PF_OK;
+}
+
+static int sweep_plan_of(void *o, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err)
+{
+    sweep_args *a = o;
+    pf_sweep_config c;
+    uint64_t *seeds;
+    long n_seeds;
+    int rc = sweep_setup(a, args, n_args, h, &c, &seeds, &n_seeds, err);
+    if (!rc) rc = pf_sweep_plan(&c, a->out, seeds, n_seeds, a->common.threads, plan, err);
+    free(seeds);
+    return rc;
+}
+
+static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    sweep_args *a = o;
+    if (a->seeds_spec) {   /* several sweeps: their plan, one task after another */
+        pf_plan *plan = NULL;
+        int rc = sweep_plan_of(o, args, n_args, h, &plan, err);
+        if (!rc) rc = pf_plan_run_all(plan, out, err);
+        pf_plan_free(plan);
+        return rc;
+    }
+    pf_sweep_config c;
+    uint64_t *seeds;
+    long n_seeds;
+    int rc = sweep_setup(a, args, n_args, h, &c, &seeds, &n_seeds, err);
     pf_ctx *ctx = NULL;
-    int rc = with_ctx(a->common.threads, &ctx, err);
+    if (!rc) rc = with_ctx(a->common.threads, &ctx, err);
     if (!rc) rc = pf_run_sweep(ctx, a->out, &c, out, err);
     pf_ctx_free(ctx);
     return rc;
@@ -888,8 +963,9 @@ typedef struct {
     long hessian;               /* -1: off; else samples (0: all) */
     double val_fraction;        /* 0: the training set steers */
     pf_analysis_config post;
-    char **files;
+    char **files;               /* the models (path_setup) */
     int n_files;
+    char *anchors;              /* probe: a copy of --anchor, cut into the anchors */
 } connect_args;
 
 static const char *const connect_usage =
@@ -947,8 +1023,9 @@ static const pf_option connect_rows[] = {
 };
 
 static const pf_option probe_rows[] = {
-    {OPT_STR, "anchor", "FILE", OPT_OFF(connect_args, model.anchor), 0, 0, OPT_REQUIRED,
-     "the saddle model", .given = 0},
+    {OPT_STR, "anchor", "FILE[,FILE...]", OPT_OFF(connect_args, model.anchor), 0, 0, OPT_REQUIRED,
+     "the saddle model; several (a comma-separated list): one probe each, into DIR/anchor_<k>/ "
+     "(k from 0), shared out among the processes under mpirun, and a table of them in DIR", .given = 0},
     {OPT_STR, "from", "FILE", OPT_OFF(connect_args, from), 0, 0, OPT_REQUIRED, "the start model", .given = 0},
     {OPT_STR, "out", "DIR", OPT_OFF(connect_args, out), 0, 0, OPT_REQUIRED,
      "output folder, made if missing; done when DIR/summary.json exists; a probe stopped midway "
@@ -1090,9 +1167,11 @@ static void probe_defaults(void *o)
     a->probe = 1;
 }
 
-static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+/* The paths the options describe: c, and the models (connect: the
+ * arguments; probe: --from, then every --anchor) in a->files. */
+static int path_setup(connect_args *a, char **args, int n_args, const hooks *h, pf_path_run_config *cp,
+                      pf_error *err)
 {
-    connect_args *a = o;
     if (!a->max_ratio_set) a->sched.max_ratio = a->sched.ratio;
     if (a->sched.min_ratio > a->sched.ratio)
         return pf_fail(err, PF_EINPUT, "--min-ratio %g is above --ratio %g", a->sched.min_ratio, a->sched.ratio);
@@ -1100,14 +1179,35 @@ static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report 
         return pf_fail(err, PF_EINPUT, "--max-ratio %g is below --ratio %g", a->sched.max_ratio, a->sched.ratio);
     if (a->sched.max_beta < a->sched.beta_start) return pf_fail(err, PF_EINPUT, "--max-beta is below --beta-start");
     if (!a->out) return pf_fail(err, PF_EINPUT, "--out DIR is required");
+    free(a->files);
+    free(a->anchors);
+    a->files = NULL;
+    a->anchors = NULL;
+    a->n_files = 0;
     if (a->probe) {
         if (n_args > 0) return pf_fail(err, PF_EINPUT, "unexpected argument '%s'", args[0]);
         if (!a->model.anchor || !a->from)
             return pf_fail(err, PF_EINPUT, "--anchor SADDLE.safetensors and --from MIN.safetensors are required");
+        /* --anchor A,B,...: one probe per anchor */
+        int n = 2;
+        for (const char *p = a->model.anchor; *p; p++) n += *p == ',';
+        a->files = calloc((size_t)n, sizeof *a->files);
+        a->anchors = strdup(a->model.anchor);
+        if (!a->files || !a->anchors) return pf_fail(err, PF_ERUNTIME, "out of memory");
+        a->files[a->n_files++] = (char *)a->from;
+        for (char *p = a->anchors, *end;; p = end + 1) {
+            end = strchr(p, ',');
+            if (end) *end = '\0';
+            if (!*p) return pf_fail(err, PF_EINPUT, "--anchor: an empty file name in the list");
+            a->files[a->n_files++] = p;
+            if (!end) break;
+        }
     } else {
         if (n_args < 2) return pf_fail(err, PF_EINPUT, "needs at least two checkpoints, got %d", n_args);
         if (a->star >= n_args)
             return pf_fail(err, PF_EINPUT, "--star %ld: there are only %d models (0-based)", a->star, n_args);
+        if (!(a->files = calloc((size_t)n_args, sizeof *a->files))) return pf_fail(err, PF_ERUNTIME, "out of memory");
+        for (int i = 0; i < n_args; i++) a->files[a->n_files++] = args[i];
     }
     pf_path_run_config c;
     pf_path_run_config_default(&c);
@@ -1124,16 +1224,30 @@ static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report 
     c.bridge_barrier = a->bridge_barrier;
     c.hessian_samples = a->hessian;
     c.analysis = a->post;
-    c.star = a->star;
+    c.star = a->probe ? -1 : a->star;
     c.progress = h->progress;
     c.progress_ctx = h->progress_ctx;
     c.figures = h->figures;
-    pf_ctx *ctx = NULL;
-    int rc = with_ctx(a->common.threads, &ctx, err);
-    if (!rc)
-        rc = a->probe ? pf_run_probe(ctx, a->out, a->from, a->model.anchor, &c, out, err)
-                      : pf_run_connect(ctx, a->out, (const char *const *)args, n_args, &c, out, err);
-    pf_ctx_free(ctx);
+    *cp = c;
+    return PF_OK;
+}
+
+static int path_plan_of(void *o, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err)
+{
+    connect_args *a = o;
+    pf_path_run_config c;
+    int rc = path_setup(a, args, n_args, h, &c, err);
+    if (!rc) rc = pf_paths_plan(a->out, (const char *const *)a->files, a->n_files, a->probe, &c,
+                                a->common.threads, plan, err);
+    return rc;
+}
+
+static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    pf_plan *plan = NULL;
+    int rc = path_plan_of(o, args, n_args, h, &plan, err);
+    if (!rc) rc = pf_plan_run_all(plan, out, err);
+    pf_plan_free(plan);
     return rc;
 }
 
@@ -1147,27 +1261,29 @@ typedef struct {
     void (*defaults)(void *opts);
     const pf_option_table *tables;
     int (*run)(void *opts, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err);
+    /* its work as a plan of tasks, or NULL: one task, the run */
+    int (*plan)(void *opts, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err);
 } command_def;
 
 static const command_def commands[] = {
     {"train", train_usage, EXIT_HELP, sizeof(train_args), offsetof(train_args, common), train_defaults,
-     train_tables, train_run},
+     train_tables, train_run, NULL},
     {"eval", eval_usage, EXIT_HELP, sizeof(eval_args), offsetof(eval_args, common), eval_defaults, eval_tables,
-     eval_run},
+     eval_run, NULL},
     {"hessian", hessian_usage, EXIT_HELP, sizeof(hessian_args), offsetof(hessian_args, common),
-     hessian_defaults, hessian_tables, hessian_run},
+     hessian_defaults, hessian_tables, hessian_run, hessian_plan_of},
     {"sweep", sweep_usage, sweep_tail, sizeof(sweep_args), offsetof(sweep_args, common), sweep_defaults,
-     sweep_tables, sweep_run},
+     sweep_tables, sweep_run, sweep_plan_of},
     {"transitions", transitions_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
-     transitions_tables, transitions_run},
+     transitions_tables, transitions_run, NULL},
     {"hierarchy", hierarchy_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
-     hierarchy_tables, hierarchy_run},
+     hierarchy_tables, hierarchy_run, NULL},
     {"refine", refine_usage, EXIT_HELP, sizeof(refine_args), (size_t)-1, refine_defaults, refine_tables,
-     refine_run},
+     refine_run, NULL},
     {"connect", connect_usage, connect_tail, sizeof(connect_args), offsetof(connect_args, common),
-     connect_defaults, connect_tables, path_run},
+     connect_defaults, connect_tables, path_run, path_plan_of},
     {"probe", probe_usage, probe_tail, sizeof(connect_args), offsetof(connect_args, common), probe_defaults,
-     probe_tables, path_run},
+     probe_tables, path_run, path_plan_of},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
@@ -1206,6 +1322,11 @@ int pf_command_new(const char *name, pf_command **out, pf_error *err)
 void pf_command_free(pf_command *c)
 {
     if (!c) return;
+    if (c->def->plan == path_plan_of) {
+        connect_args *a = c->opts;
+        free(a->files);
+        free(a->anchors);
+    }
     for (int i = 0; i < c->n_strings; i++) free(c->strings[i]);
     free(c->strings);
     free(c->args);
@@ -1322,4 +1443,77 @@ int pf_command_run(pf_command *c, pf_report *out, pf_error *err)
     memset(out, 0, sizeof *out);
     if (c->def->common != (size_t)-1) common_finish((common_opts *)((char *)c->opts + c->def->common));
     return c->def->run(c->opts, c->args, c->n_args, &c->h, out, err);
+}
+
+/* ---- plans ---------------------------------------------------------------------------- */
+
+/* A command without tasks of its own: one task that runs it, in whichever
+ * process gets it; the finish reports it there. */
+typedef struct {
+    pf_command *cmd;
+    pf_report report;
+    int ran;
+} single_plan;
+
+static void single_free(void *data)
+{
+    single_plan *s = data;
+    if (s) pf_report_free(&s->report);
+    free(s);
+}
+
+static int single_prepare(pf_plan *p, int stage, pf_error *err)
+{
+    single_plan *s = p->data;
+    (void)stage;
+    return pf_plan_add(p, err, "%s", s->cmd->def->name);
+}
+
+static int single_run(pf_plan *p, pf_ctx *ctx, long i, pf_error *err)
+{
+    single_plan *s = p->data;
+    (void)ctx, (void)i;
+    pf_report_free(&s->report);
+    int rc = pf_command_run(s->cmd, &s->report, err);
+    s->ran = !rc;
+    return rc;
+}
+
+static int single_finish(pf_plan *p, pf_report *out, pf_error *err)
+{
+    single_plan *s = p->data;
+    if (!s->ran) return pf_fail(err, PF_EINPUT, "%s: its one task ran in another process, which printed "
+                                "its report", s->cmd->def->name);
+    *out = s->report;
+    memset(&s->report, 0, sizeof s->report);
+    return PF_OK;
+}
+
+int pf_command_plan(pf_command *c, pf_plan **plan, pf_error *err)
+{
+    *plan = NULL;
+    if (c->def->common != (size_t)-1) common_finish((common_opts *)((char *)c->opts + c->def->common));
+    if (c->def->plan) {
+        int rc = c->def->plan(c->opts, c->args, c->n_args, &c->h, plan, err);
+        if (rc || *plan) return rc;
+    }
+    pf_plan *p = pf_plan_alloc(1, 1);
+    single_plan *s = calloc(1, sizeof *s);
+    if (!p || !s) {
+        free(p), free(s);
+        return pf_fail(err, PF_ERUNTIME, "out of memory");
+    }
+    s->cmd = c;
+    p->data = s;
+    p->free_data = single_free;
+    p->prepare = single_prepare;
+    p->run = single_run;
+    p->finish = single_finish;
+    *plan = p;
+    return PF_OK;
+}
+
+int pf_command_has_tasks(const pf_command *c)
+{
+    return c->def->plan && (c->def->plan != hessian_plan_of || c->n_args > 1);
 }

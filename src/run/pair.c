@@ -23,11 +23,14 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
 #include "pathfinder/hessian.h"
+#include "run/plan.h"
 #include "run/report.h"
 
 /* Read every model; the first defines the architecture, the others must
@@ -1057,108 +1060,215 @@ static int pairs_report(const char *cmd, const char *out_dir, int many, const pa
     return rc;
 }
 
+/* ---- the plan: one task per pair, then the table ------------------------------------ */
+
 /* Paths between the models: every pair i < j, or a star from one of them
- * (connect), or the one path from --from to --anchor (probe). */
+ * (connect), or from models[0] toward each of the others (probe: anchors). */
+typedef struct {
+    pf_path_run_config a;
+    const char *dir;
+    const char *const *files;
+    int n_files, probe, many;
+    pair_summary *sums;
+    int n_pairs;
+    struct timespec made;       /* a pair whose summary is older was done before this run */
+    /* what the tasks of one process share, read at its first task */
+    int loaded;
+    pf_arch arch;
+    float **thetas;
+    pf_dataset train, test, val;
+    double *grid;
+    long n_grid;
+} paths_plan;
+
+static void paths_plan_free(void *data)
+{
+    paths_plan *q = data;
+    if (!q) return;
+    for (int i = 0; q->thetas && i < q->n_files; i++) free(q->thetas[i]);
+    free(q->thetas);
+    free(q->grid);
+    free(q->sums);
+    pf_dataset_free(&q->train);
+    pf_dataset_free(&q->val);
+    pf_dataset_free(&q->test);
+    free(q);
+}
+
+/* The models, the data (and its validation split) and the grid. */
+static int paths_load(paths_plan *q, pf_error *err)
+{
+    if (q->loaded) return PF_OK;
+    const pf_path_run_config *a = &q->a;
+    int rc = PF_OK;
+    if (a->grid && (rc = pf_grid_parse(a->grid, &q->grid, &q->n_grid, err))) return rc;
+    if ((rc = read_models(a, q->files, q->n_files, &q->arch, q->thetas, err))) return rc;
+    if ((rc = pf_data_load(&a->data, &q->train, &q->test, err))) return rc;
+    const pf_arch *arch = &q->arch;
+    if (arch->sizes[0] != q->train.dim || arch->sizes[arch->n_layers] != pf_dataset_out_dim(&q->train) ||
+        (arch->loss == PF_LOSS_CE) != (q->train.labels != NULL))
+        return pf_fail(err, PF_EINPUT, "%s: model %d->%d (%s) does not fit %s (%d features, %d outputs)",
+                       q->files[0], arch->sizes[0], arch->sizes[arch->n_layers], pf_loss_name(arch->loss),
+                       q->train.name, q->train.dim, pf_dataset_out_dim(&q->train));
+    if (a->val_fraction > 0) {
+        /* the split steers the path; the model trains on the rest */
+        pf_dataset rest;
+        if ((rc = pf_dataset_split(&q->train, a->val_fraction, a->data.subset_seed ^ 0x56414cULL, &rest,
+                                   &q->val, err)))
+            return rc;
+        pf_dataset_free(&q->train);
+        q->train = rest;
+    }
+    q->loaded = 1;
+    return PF_OK;
+}
+
+static int paths_prepare(pf_plan *p, int stage, pf_error *err)
+{
+    paths_plan *q = p->data;
+    (void)stage;
+    int rc = PF_OK;
+    for (int k = 0; k < q->n_pairs && !rc; k++) rc = pf_plan_add(p, err, "%s", q->sums[k].dir);
+    return rc;
+}
+
+/* A probe's crossings as text, kept in its folder for the report. */
+static int write_crossings(const pair_summary *s, const pf_leg *leg, pf_error *err)
+{
+    pf_text t;
+    if (pf_text_begin(&t)) return pf_fail(err, PF_ERUNTIME, "out of memory");
+    fprintf(t.f, "Transitions crossed from %s toward %s (in order of rising beta):\n", s->a, s->b);
+    if (leg->nt == 0) fprintf(t.f, "  none detected along %ld points\n", leg->n);
+    else pf_report_leg(t.f, leg);
+    char *text = pf_text_end(&t), path[4200];
+    if (!text) return pf_fail(err, PF_ERUNTIME, "out of memory");
+    snprintf(path, sizeof path, "%s/transitions.txt", s->dir);
+    int rc = pf_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+static int paths_run(pf_plan *p, pf_ctx *ctx, long k, pf_error *err)
+{
+    paths_plan *q = p->data;
+    int rc = paths_load(q, err);
+    if (rc) return rc;
+    pair_summary *s = &q->sums[k];
+    const pf_path_run_config *a = &q->a;
+    pf_dir_lock *lock = NULL;
+    if ((rc = pf_run_folder_open(s->dir, &lock, err))) return rc;
+    run_env env;
+    memset(&env, 0, sizeof env);
+    env.a = a, env.cmd = q->probe ? "probe" : "connect", env.probe = q->probe, env.threads = pf_ctx_threads(ctx);
+    env.arch = &q->arch, env.train = &q->train, env.test = &q->test;
+    env.val = q->val.n ? &q->val : NULL;
+    env.ctx = ctx;
+    env.grid = q->grid, env.n_grid = q->n_grid;
+    env.cfg = a->protocol;
+    if (a->progress && q->n_pairs > 1) {
+        char text[8400];
+        snprintf(text, sizeof text, "%s %ld of %d: %s -> %s", q->probe ? "probe" : "pair", k + 1, q->n_pairs,
+                 s->a, s->b);
+        pf_event e = {.kind = PF_EVENT_NOTE, .run = s->dir, .text = text, .beta = NAN};
+        a->progress(a->progress_ctx, &e);
+    }
+    pf_leg leg;
+    rc = run_pair(&env, q->thetas[s->i], q->thetas[s->j], s, &leg, err);
+    if (!rc && q->probe && !s->skipped) rc = write_crossings(s, &leg, err);
+    if (!rc) pf_leg_free(&leg);
+    pf_dir_lock_release(lock);
+    return rc;
+}
+
+static int paths_finish(pf_plan *p, pf_report *out, pf_error *err)
+{
+    paths_plan *q = p->data;
+    pf_dir_lock *lock = NULL;
+    pf_text t = {0};
+    int rc = q->many ? pf_run_folder_open(q->dir, &lock, err) : PF_OK;
+    if (!rc && pf_text_begin(&t)) rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+    for (int k = 0; k < q->n_pairs && !rc; k++) {
+        pair_summary *s = &q->sums[k];
+        char path[4200];
+        snprintf(path, sizeof path, "%s/summary.json", s->dir);
+        struct stat st;
+        if ((rc = load_summary(path, s, err))) break;
+        s->skipped = stat(path, &st) == 0 && (st.st_mtim.tv_sec < q->made.tv_sec ||
+                                              (st.st_mtim.tv_sec == q->made.tv_sec &&
+                                               st.st_mtim.tv_nsec < q->made.tv_nsec));
+        if (q->probe) {
+            char *text = NULL;
+            snprintf(path, sizeof path, "%s/transitions.txt", s->dir);
+            if (file_exists(path) && !pf_read_file(path, &text, NULL, 1 << 24, err)) fputs(text, t.f);
+            else fprintf(t.f, "Transitions crossed from %s toward %s: see %s/transitions.json\n", s->a,
+                         s->b, s->dir);
+            free(text);
+        }
+    }
+    if (!rc && q->many) rc = write_pairs(q->dir, q->sums, q->n_pairs, err);
+    if (!rc) rc = pairs_report(q->probe ? "probe" : "connect", q->dir, q->many, q->sums, q->n_pairs, t.f,
+                               out, err);
+    out->text = t.f ? pf_text_end(&t) : NULL;
+    if (rc) pf_report_free(out);
+    else if (!out->text) rc = pf_fail(err, PF_ERUNTIME, "out of memory for the report");
+    pf_dir_lock_release(lock);
+    return rc;
+}
+
+int pf_paths_plan(const char *dir, const char *const *files, int n_files, int probe,
+                  const pf_path_run_config *c, int threads, pf_plan **plan, pf_error *err)
+{
+    *plan = NULL;
+    const char *cmd = probe ? "probe" : "connect";
+    if (n_files < 2) return pf_fail(err, PF_EINPUT, "%s needs at least two models, got %d", cmd, n_files);
+    if (!probe && c->star >= n_files)
+        return pf_fail(err, PF_EINPUT, "star %ld: there are only %d models (0-based)", c->star, n_files);
+    pf_plan *p = pf_plan_alloc(1, threads);
+    paths_plan *q = calloc(1, sizeof *q);
+    if (q) {
+        q->thetas = calloc((size_t)n_files, sizeof *q->thetas);
+        q->sums = calloc((size_t)n_files * (size_t)n_files, sizeof *q->sums);
+    }
+    if (!p || !q || !q->thetas || !q->sums) {
+        paths_plan_free(q);
+        free(p);
+        return pf_fail(err, PF_ERUNTIME, "out of memory");
+    }
+    q->a = *c;
+    clock_gettime(CLOCK_REALTIME, &q->made);
+    q->dir = dir, q->files = files, q->n_files = n_files, q->probe = probe;
+    q->many = n_files > 2;
+    for (int i = 0; i < n_files; i++)
+        for (int j = 0; j < n_files; j++) {
+            int want = probe ? (i == 0 && j > 0) : c->star >= 0 ? (i == c->star && j != i) : i < j;
+            if (!want) continue;
+            pair_summary *s = &q->sums[q->n_pairs++];
+            s->i = i, s->j = j, s->a = files[i], s->b = files[j];
+            if (!q->many) snprintf(s->dir, sizeof s->dir, "%s", dir);
+            else if (probe) snprintf(s->dir, sizeof s->dir, "%s/anchor_%d", dir, j - 1);
+            else snprintf(s->dir, sizeof s->dir, "%s/pair_%d_%d", dir, i, j);
+        }
+    p->data = q;
+    p->free_data = paths_plan_free;
+    p->prepare = paths_prepare;
+    p->run = paths_run;
+    p->finish = paths_finish;
+    *plan = p;
+    return PF_OK;
+}
+
 static int run_paths(pf_ctx *ctx, const char *dir, const char *const *files, int n_files, int probe,
                      const pf_path_run_config *a, pf_report *out, pf_error *err)
 {
     memset(out, 0, sizeof *out);
-    const char *cmd = probe ? "probe" : "connect";
-    if (n_files < 2) return pf_fail(err, PF_EINPUT, "%s needs at least two models, got %d", cmd, n_files);
-    if (a->star >= n_files)
-        return pf_fail(err, PF_EINPUT, "star %ld: there are only %d models (0-based)", a->star, n_files);
-    float **thetas = calloc((size_t)n_files, sizeof *thetas);
-    double *grid = NULL;
-    long n_grid = 0;
-    pf_dataset train = {0}, test = {0}, val = {0};
-    pf_arch arch;
-    pair_summary *sums = NULL;
-    int n_pairs = 0, rc = PF_OK;
-    pf_dir_lock *lock = NULL;
-    pf_text t = {0};
-    if (!thetas || pf_text_begin(&t)) {
-        free(thetas);
-        return pf_fail(err, PF_ERUNTIME, "out of memory");
-    }
-    if (a->grid && (rc = pf_grid_parse(a->grid, &grid, &n_grid, err))) goto done;
-    /* the output folder (made, writable, ours alone) and the models before
-     * the data, so a bad folder or file fails fast */
-    if ((rc = pf_run_folder_open(dir, &lock, err))) goto done;
-    if ((rc = read_models(a, files, n_files, &arch, thetas, err))) goto done;
-    if ((rc = pf_data_load(&a->data, &train, &test, err))) goto done;
-    if (arch.sizes[0] != train.dim || arch.sizes[arch.n_layers] != pf_dataset_out_dim(&train) ||
-        (arch.loss == PF_LOSS_CE) != (train.labels != NULL)) {
-        rc = pf_fail(err, PF_EINPUT, "%s: model %d->%d (%s) does not fit %s (%d features, %d outputs)",
-                     files[0], arch.sizes[0], arch.sizes[arch.n_layers], pf_loss_name(arch.loss),
-                     train.name, train.dim, pf_dataset_out_dim(&train));
-        goto done;
-    }
-    if (a->val_fraction > 0) {
-        /* the split steers the path; the model trains on the rest */
-        pf_dataset rest;
-        if ((rc = pf_dataset_split(&train, a->val_fraction, a->data.subset_seed ^ 0x56414cULL, &rest, &val,
-                                   err)))
-            goto done;
-        pf_dataset_free(&train);
-        train = rest;
-    }
-    run_env env;
-    memset(&env, 0, sizeof env);
-    env.a = a, env.cmd = cmd, env.probe = probe, env.threads = pf_ctx_threads(ctx);
-    env.arch = &arch, env.train = &train, env.test = &test;
-    env.val = val.n ? &val : NULL;
-    env.ctx = ctx;
-    env.grid = grid, env.n_grid = n_grid;
-    env.cfg = a->protocol;
-
-    int many = n_files > 2;
-    sums = calloc((size_t)n_files * (size_t)n_files, sizeof *sums);
-    if (!sums) {
-        rc = pf_fail(err, PF_ERUNTIME, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n_files; i++)
-        for (int j = 0; j < n_files; j++) {
-            int want = probe ? (i == 0 && j == 1) : a->star >= 0 ? (i == a->star && j != i) : i < j;
-            if (!want) continue;
-            pair_summary *s = &sums[n_pairs++];
-            s->i = i, s->j = j, s->a = files[i], s->b = files[j];
-            if (many) snprintf(s->dir, sizeof s->dir, "%s/pair_%d_%d", dir, i, j);
-            else snprintf(s->dir, sizeof s->dir, "%s", dir);
-        }
-    for (int k = 0; k < n_pairs; k++) {
-        pair_summary *s = &sums[k];
-        pf_leg leg;
-        if (a->progress && n_pairs > 1) {
-            char text[8400];
-            snprintf(text, sizeof text, "pair %d of %d: %s -> %s", k + 1, n_pairs, s->a, s->b);
-            pf_event e = {.kind = PF_EVENT_NOTE, .run = s->dir, .text = text, .beta = NAN};
-            a->progress(a->progress_ctx, &e);
-        }
-        if ((rc = run_pair(&env, thetas[s->i], thetas[s->j], s, &leg, err))) goto done;
-        if (probe && !s->skipped) {
-            fprintf(t.f, "Transitions crossed from %s toward %s (in order of rising beta):\n", s->a, s->b);
-            if (leg.nt == 0) fprintf(t.f, "  none detected along %ld points\n", leg.n);
-            else pf_report_leg(t.f, &leg);
-        } else if (probe) {
-            fprintf(t.f, "Done before: see %s/transitions.json\n", s->dir);
-        }
-        pf_leg_free(&leg);
-        if (many && (rc = write_pairs(dir, sums, k + 1, err))) goto done;
-    }
-    rc = pairs_report(cmd, dir, many, sums, n_pairs, t.f, out, err);
-done:
-    out->text = pf_text_end(&t);
-    if (rc) pf_report_free(out);
-    else if (!out->text) rc = pf_fail(err, PF_ERUNTIME, "out of memory for the report");
-    pf_dir_lock_release(lock);
-    for (int i = 0; i < n_files; i++) free(thetas[i]);
-    free(thetas);
-    free(grid);
-    free(sums);
-    pf_dataset_free(&train);
-    pf_dataset_free(&val);
-    pf_dataset_free(&test);
+    pf_plan *p = NULL;
+    int rc = pf_paths_plan(dir, files, n_files, probe, a, pf_ctx_threads(ctx), &p, err);
+    if (rc) return rc;
+    long n;
+    if (!(rc = pf_plan_prepare(p, 0, &n, err)))
+        for (long k = 0; k < n && !rc; k++) rc = p->run(p, ctx, k, err);   /* on the caller's context */
+    if (!rc) rc = pf_plan_finish(p, out, err);
+    pf_plan_free(p);
     return rc;
 }
 

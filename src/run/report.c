@@ -21,6 +21,23 @@ cJSON *pf_json_set(const uint64_t *set, int K)
         if (pf_set_has(set, k)) cJSON_AddItemToArray(a, cJSON_CreateNumber(k));
     return a;
 }
+cJSON *pf_json_refined(const pf_refined *f)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "beta_from", f->beta_from);
+    cJSON_AddNumberToObject(r, "beta_to", f->beta_to);
+    cJSON_AddNumberToObject(r, "r_from", f->from.r);
+    cJSON_AddNumberToObject(r, "r_to", f->to.r);
+    cJSON_AddNumberToObject(r, "test_accuracy_from", f->from.test.accuracy);
+    cJSON_AddNumberToObject(r, "test_accuracy_to", f->to.test.accuracy);
+    cJSON_AddNumberToObject(r, "train_loss_from", f->from.train.loss);
+    cJSON_AddNumberToObject(r, "train_loss_to", f->to.train.loss);
+    cJSON_AddNumberToObject(r, "steps", f->steps);
+    cJSON_AddNumberToObject(r, "seconds", f->seconds);
+    if (isfinite(f->tol)) cJSON_AddNumberToObject(r, "tol", f->tol);
+    return r;
+}
+
 cJSON *pf_json_transitions(const pf_leg *g)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -55,19 +72,8 @@ cJSON *pf_json_transitions(const pf_leg *g)
             cJSON_AddItemToObject(o, "classes_gained", pf_json_set(gained, g->n_classes));
         }
         if (g->has_refined && g->has_refined[k]) {
-            const pf_refined *f = &g->refined[k];
-            cJSON *r = cJSON_AddObjectToObject(o, "refined");
-            cJSON_AddNumberToObject(r, "beta_from", f->beta_from);
-            cJSON_AddNumberToObject(r, "beta_to", f->beta_to);
-            cJSON_AddNumberToObject(r, "r_from", f->from.r);
-            cJSON_AddNumberToObject(r, "r_to", f->to.r);
-            cJSON_AddNumberToObject(r, "test_accuracy_from", f->from.test.accuracy);
-            cJSON_AddNumberToObject(r, "test_accuracy_to", f->to.test.accuracy);
-            cJSON_AddNumberToObject(r, "train_loss_from", f->from.train.loss);
-            cJSON_AddNumberToObject(r, "train_loss_to", f->to.train.loss);
-            cJSON_AddNumberToObject(r, "steps", f->steps);
-            cJSON_AddNumberToObject(r, "seconds", f->seconds);
-            if (isfinite(f->tol)) cJSON_AddNumberToObject(r, "tol", f->tol);
+            cJSON *r = pf_json_refined(&g->refined[k]);
+            cJSON_AddItemToObject(o, "refined", r);
             char path[64];
             snprintf(path, sizeof path, "transitions/%s_%s.safetensors", label,
                      g->direction > 0 ? "below" : "above");

@@ -14,6 +14,8 @@
  * betas, r, losses, classes lost/gained, refinement), gaps and phases; the
  * hierarchy. */
 cJSON *pf_json_set(const uint64_t *set, int n_classes);
+/* A refinement's interval, metrics, steps, time and tolerance. */
+cJSON *pf_json_refined(const pf_refined *f);
 cJSON *pf_json_transitions(const pf_leg *g);
 cJSON *pf_json_gaps(const pf_leg *g);
 cJSON *pf_json_phases(const pf_leg *g);

@@ -3,13 +3,16 @@
  * saddle index, the eigenvectors, a spectral density by stochastic Lanczos
  * quadrature, or a timing of single products. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 
 #include "pathfinder/hessian.h"
+#include "run/plan.h"
 #include "run/report.h"
 
 /* Which end of the spectrum the i-th reported (ascending) value belongs to;
@@ -421,4 +424,199 @@ done:
     pf_dataset_free(&train);
     pf_dataset_free(&test);
     return rc;
+}
+
+/* ---- several checkpoints: a plan of one task each ------------------------------ */
+
+/* hessian A B C --out DIR: each checkpoint's spectrum into DIR/model_<k>.json
+ * (k its place in the list), made by one task, skipped when it is there
+ * from the same model and settings; the finish writes DIR/spectra.csv (one
+ * row per model, in the list's order) and reports the table. */
+typedef struct {
+    char *dir;
+    const char *const *models;
+    int n;
+    pf_spectrum_config c;
+} spectra_plan;
+
+static void spectra_free(void *data)
+{
+    spectra_plan *s = data;
+    if (s) free(s->dir);
+    free(s);
+}
+
+/* What a model's results depend on, beside the model: a rerun with other
+ * settings into the same folder is refused rather than mixed. */
+static void spectra_settings(const pf_spectrum_config *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "k=%d which=%s tol=%.17g max_dim=%d seed=%llu beta=%.17g anchor=%s act=%s "
+             "subset=%ld neg_tol=%.17g data=%s norm=%d train_subset=%ld subset_seed=%llu",
+             c->lanczos.k, pf_eig_which_name(c->lanczos.which), c->lanczos.tol, c->lanczos.max_dim,
+             (unsigned long long)c->lanczos.seed, c->beta, c->anchor ? c->anchor : "origin",
+             c->act ? c->act : "-", c->subset, c->neg_tol, c->data.spec ? c->data.spec : "arrays",
+             (int)c->data.norm, c->data.train_subset, (unsigned long long)c->data.subset_seed);
+}
+
+static void spectra_path(const spectra_plan *s, int k, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/model_%d.json", s->dir, k);
+}
+
+/* DIR/model_<k>.json read back: NULL (and *rc PF_OK) when it is not there */
+static cJSON *spectra_load(const spectra_plan *s, int k, int *rc, pf_error *err)
+{
+    char path[4096], want[2048];
+    spectra_path(s, k, path, sizeof path);
+    *rc = PF_OK;
+    if (access(path, F_OK) != 0) return NULL;
+    char *text;
+    if ((*rc = pf_read_file(path, &text, NULL, 1 << 24, err))) return NULL;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "settings");
+    spectra_settings(&s->c, want, sizeof want);
+    if (!cJSON_IsString(m) || !cJSON_IsString(st)) {
+        *rc = pf_fail(err, PF_EINPUT, "%s: not a pathfinder spectrum", path);
+    } else if (strcmp(m->valuestring, s->models[k])) {
+        *rc = pf_fail(err, PF_EINPUT, "%s: holds the spectrum of %s, not of %s; use another --out", path,
+                      m->valuestring, s->models[k]);
+    } else if (strcmp(st->valuestring, want)) {
+        *rc = pf_fail(err, PF_EINPUT, "%s: made with other settings (%s); use another --out", path,
+                      st->valuestring);
+    }
+    if (*rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int spectra_prepare(pf_plan *p, int stage, pf_error *err)
+{
+    spectra_plan *s = p->data;
+    (void)stage;
+    for (int k = 0; k < s->n; k++) {
+        int rc = pf_plan_add(p, err, "%s", s->models[k]);
+        if (rc) return rc;
+    }
+    return PF_OK;
+}
+
+static int spectra_run(pf_plan *p, pf_ctx *ctx, long i, pf_error *err)
+{
+    spectra_plan *s = p->data;
+    int rc;
+    cJSON *done = spectra_load(s, (int)i, &rc, err);
+    cJSON_Delete(done);
+    if (rc || done) return rc;
+    char path[4096], settings[2048];
+    spectra_path(s, (int)i, path, sizeof path);
+    spectra_settings(&s->c, settings, sizeof settings);
+    pf_spectrum_config c = s->c;
+    c.out = NULL;
+    pf_report r = {0};
+    rc = pf_run_spectrum(ctx, s->models[i], &c, &r, err);
+    cJSON *o = rc ? NULL : cJSON_Parse(r.json);
+    pf_report_free(&r);
+    if (!rc && !o) rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
+    if (!rc) {
+        cJSON_AddStringToObject(o, "settings", settings);
+        rc = pf_write_json(path, o, err);
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+static double spectra_num(const cJSON *o, const char *key)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static int spectra_finish(pf_plan *p, pf_report *out, pf_error *err)
+{
+    spectra_plan *s = p->data;
+    static const char *const cols[] = {"beta", "loss", "reg_loss", "r", "lambda_min_E", "lambda_max_E",
+                                       "lambda_min_L", "lambda_max_L", "saddle_index_E", "saddle_index_L",
+                                       "krylov_dim", "hvps", "seconds"};
+    enum { NC = sizeof cols / sizeof *cols };
+    pf_text csv, txt, js;
+    int rc = PF_OK;
+    if (pf_text_begin(&csv) || pf_text_begin(&txt) || pf_text_begin(&js))
+        return pf_fail(err, PF_ERUNTIME, "out of memory");
+    fprintf(csv.f, "index,model");
+    for (int j = 0; j < NC; j++) fprintf(csv.f, ",%s", cols[j]);
+    fprintf(csv.f, ",all_converged\n");
+    fprintf(txt.f, "Hessian spectra of %d models (beta of each model's L_beta; H_L = H_E + beta I):\n", s->n);
+    fprintf(txt.f, "%4s  %-10s  %14s  %14s  %14s  %7s  %7s  %s\n", "i", "beta", "E", "lambda_min(H_E)",
+            "lambda_max(H_E)", "index_E", "index_L", "model");
+    for (int k = 0; k < s->n && !rc; k++) {
+        cJSON *o = spectra_load(s, k, &rc, err);
+        if (!rc && !o) {
+            char path[4096];
+            spectra_path(s, k, path, sizeof path);
+            rc = pf_fail(err, PF_ERUNTIME, "%s: missing (its task did not finish)", path);
+        }
+        if (rc) break;
+        double v[NC];
+        for (int j = 0; j < NC; j++) v[j] = spectra_num(o, cols[j]);
+        const cJSON *conv = cJSON_GetObjectItemCaseSensitive(o, "all_converged");
+        fprintf(csv.f, "%d,%s", k, s->models[k]);
+        for (int j = 0; j < NC; j++) fprintf(csv.f, ",%.17g", v[j]);
+        fprintf(csv.f, ",%d\n", cJSON_IsTrue(conv));
+        fprintf(txt.f, "%4d  %-10.6g  %14.8g  %14.8g  %14.8g  %7.0f  %7.0f  %s%s\n", k, v[0], v[1], v[4], v[5],
+                v[8], v[9], s->models[k], cJSON_IsTrue(conv) ? "" : "  (not all converged)");
+        cJSON *line = cJSON_Duplicate(o, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(line, "settings");
+        char *l = cJSON_PrintUnformatted(line);
+        if (l) fprintf(js.f, "%s%s", k ? "\n" : "", l);
+        free(l);
+        cJSON_Delete(line);
+        cJSON_Delete(o);
+    }
+    fprintf(txt.f, "Results: %s/spectra.csv, %s/model_<i>.json\n", s->dir, s->dir);
+    char *c = pf_text_end(&csv);
+    out->text = pf_text_end(&txt);
+    out->json = pf_text_end(&js);
+    if (!rc && (!c || !out->text || !out->json)) rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+    if (!rc) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/spectra.csv", s->dir);
+        rc = pf_write_file_atomic(path, c, strlen(c), err);
+    }
+    free(c);
+    if (rc) pf_report_free(out);
+    return rc;
+}
+
+int pf_spectra_plan(const char *dir, const char *const *models, int n_models, const pf_spectrum_config *c,
+                    int threads, pf_plan **plan, pf_error *err)
+{
+    *plan = NULL;
+    if (c->vectors || c->density || c->time_hvp > 0)
+        return pf_fail(err, PF_EINPUT, "--vectors, --density and --time-hvp take one checkpoint, not %d",
+                       n_models);
+    if (!dir) return pf_fail(err, PF_EINPUT, "several checkpoints need --out DIR, the folder of their results");
+    int rc = pf_make_dirs(dir, err);
+    if (rc) return rc;
+    pf_plan *p = pf_plan_alloc(1, threads);
+    spectra_plan *s = calloc(1, sizeof *s);
+    if (s) s->dir = strdup(dir);
+    if (!p || !s || !s->dir) {
+        pf_plan_free(p);
+        spectra_free(s);
+        return pf_fail(err, PF_ERUNTIME, "out of memory");
+    }
+    s->models = models;
+    s->n = n_models;
+    s->c = *c;
+    p->data = s;
+    p->free_data = spectra_free;
+    p->prepare = spectra_prepare;
+    p->run = spectra_run;
+    p->finish = spectra_finish;
+    *plan = p;
+    return PF_OK;
 }

@@ -16,6 +16,7 @@
 
 #include "pathfinder/hessian.h"
 #include "run/analysis.h"
+#include "run/plan.h"
 #include "run/report.h"
 #include "run/settings.h"
 #include "run/tables.h"
@@ -201,10 +202,11 @@ static int on_point(void *vctx, const pf_point_result *res, const float *theta, 
     return PF_OK;
 }
 
-/* A sweep run, or (refine_only set) a refinement of one transition of a
- * finished sweep, which trains nothing else. */
-static int run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, const char *refine_only,
-                     pf_report *out, pf_error *err)
+/* A sweep run, whole or in the parts a plan runs as tasks, or (refine_only
+ * set) a refinement of one transition of a finished sweep, which trains
+ * nothing else. */
+int pf_sweep_run_part(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_sweep_part part,
+                      const char *refine_only, pf_report *out, pf_error *err)
 {
     memset(out, 0, sizeof *out);
     double *betas = NULL;
@@ -229,9 +231,9 @@ static int run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, con
     if ((rc = pf_grid_expand(betas, n_betas, c->direction, &points, &n_points, err))) goto done;
     /* the folder first: made, writable, ours alone, and holding a sweep
      * (or nothing) before an hour of work goes into it */
-    if ((rc = pf_run_folder_open(dir, &lock, err)) || (rc = pf_sweep_folder_make(dir, err)) ||
-        (rc = check_folder(dir, err)))
-        goto done;
+    /* refinement tasks of one folder run side by side: they share the lock */
+    rc = part == PF_SWEEP_REFINE_TASK ? pf_dir_lock_shared(dir, &lock, err) : pf_run_folder_open(dir, &lock, err);
+    if (rc || (rc = pf_sweep_folder_make(dir, err)) || (rc = check_folder(dir, err))) goto done;
     if ((rc = pf_data_load(&c->data, &train, &test, err))) goto done;
     if ((rc = pf_model_setup(&c->model, &train, c->protocol.batch, &arch, &theta, &anchor, err))) goto done;
     pf_train_config cfg = c->protocol;
@@ -298,12 +300,16 @@ static int run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, con
     s.train = &train, s.hwork = hwork_ready ? &hwork : NULL;
     if ((rc = pf_sweep(&trainer, theta, &train, &test, &cfg, points, n_points, start, on_point, &s, err)))
         goto done;
-    pf_analysis_input in = {.dir = dir, .rows = rows, .n_rows = n_points, .cfg = &c->analysis,
+    pf_analysis_config acfg = c->analysis;
+    if (part == PF_SWEEP_POINTS) acfg.refine = 0;   /* the refinements are tasks of their own */
+    pf_analysis_input in = {.dir = dir, .rows = rows, .n_rows = n_points, .cfg = &acfg,
                             .trainer = &trainer, .arch = &arch, .train = &train, .test = &test,
                             .protocol = &cfg, .anchor_path = c->model.anchor, .seed = c->model.seed,
                             .progress = c->progress, .progress_ctx = c->progress_ctx,
-                            .figures = c->figures, .command = refine_only ? "refine" : "sweep",
-                            .refine_only = refine_only};
+                            .figures = part == PF_SWEEP_POINTS ? NULL : c->figures,
+                            .command = refine_only && part != PF_SWEEP_REFINE_TASK ? "refine" : "sweep",
+                            .refine_only = refine_only, .record_only = part == PF_SWEEP_REFINE_TASK,
+                            .prune = part == PF_SWEEP_WHOLE && !refine_only};
     rc = pf_analyze(&in, out, err);
 done:
     pf_dir_lock_release(lock);
@@ -322,7 +328,7 @@ done:
 
 int pf_run_sweep(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf_report *out, pf_error *err)
 {
-    return run_sweep(ctx, dir, c, NULL, out, err);
+    return pf_sweep_run_part(ctx, dir, c, PF_SWEEP_WHOLE, NULL, out, err);
 }
 
 void pf_refine_config_default(pf_refine_config *c)
@@ -367,9 +373,137 @@ int pf_run_refine(pf_ctx *ctx, const char *dir, const pf_refine_config *c, pf_re
         sc.progress = c->progress;
         sc.progress_ctx = c->progress_ctx;
         sc.figures = c->figures;
-        rc = run_sweep(ctx, dir, &sc, c->transition, out, err);
+        rc = pf_sweep_run_part(ctx, dir, &sc, PF_SWEEP_WHOLE, c->transition, out, err);
     }
     pf_ctx_free(own);
     cJSON_Delete(settings);
     return rc;
+}
+
+/* ---- the plan: seeds, then refinements, then analyses ---------------------------- */
+
+typedef struct {
+    pf_sweep_config c;
+    const char *out;
+    int seeded;                 /* --seeds: folders out/seed<S> and a merged hierarchy */
+    long n_dirs;
+    char (*dirs)[4096];
+    uint64_t *seeds;            /* (n_dirs) */
+    long n_refine;              /* stage 1: folder and label of each transition */
+    long *refine_dir;
+    char (*refine_label)[16];
+} sweep_plan;
+
+static void sweep_plan_free(void *data)
+{
+    sweep_plan *s = data;
+    if (!s) return;
+    free(s->dirs);
+    free(s->seeds);
+    free(s->refine_dir);
+    free(s->refine_label);
+    free(s);
+}
+
+static pf_sweep_config seed_config(const sweep_plan *s, long d)
+{
+    pf_sweep_config c = s->c;
+    c.model.seed = s->seeds[d];
+    return c;
+}
+
+static int sweep_plan_prepare(pf_plan *p, int stage, pf_error *err)
+{
+    sweep_plan *s = p->data;
+    int rc = PF_OK;
+    if (stage == 0) {
+        for (long d = 0; d < s->n_dirs && !rc; d++) rc = pf_plan_add(p, err, "%s", s->dirs[d]);
+    } else if (stage == 1) {
+        s->n_refine = 0;
+        if (!s->c.analysis.refine) return PF_OK;
+        for (long d = 0; d < s->n_dirs && !rc; d++) {
+            char (*labels)[16] = NULL;
+            long n = 0;
+            rc = pf_sweep_transition_labels(s->dirs[d], &s->c.analysis, &labels, &n, err);
+            long *rd = rc ? NULL : realloc(s->refine_dir, (size_t)(s->n_refine + n + 1) * sizeof *rd);
+            char (*rl)[16] = rd ? realloc(s->refine_label, (size_t)(s->n_refine + n + 1) * sizeof *rl) : NULL;
+            if (rd) s->refine_dir = rd;
+            if (rl) s->refine_label = rl;
+            if (!rc && (!rd || !rl)) rc = pf_fail(err, PF_ERUNTIME, "out of memory");
+            for (long k = 0; k < n && !rc; k++) {
+                s->refine_dir[s->n_refine] = d;
+                memcpy(s->refine_label[s->n_refine++], labels[k], sizeof labels[k]);
+                rc = pf_plan_add(p, err, "%s %s", s->dirs[d], labels[k]);
+            }
+            free(labels);
+        }
+    } else if (s->seeded) {   /* stage 2: the analyses (one sweep: its analysis is the finish) */
+        for (long d = 0; d < s->n_dirs && !rc; d++) rc = pf_plan_add(p, err, "%s", s->dirs[d]);
+    }
+    return rc;
+}
+
+static int sweep_plan_run(pf_plan *p, pf_ctx *ctx, long i, pf_error *err)
+{
+    sweep_plan *s = p->data;
+    pf_report r = {0};
+    int rc;
+    if (p->stage == 0) {
+        pf_sweep_config c = seed_config(s, i);
+        rc = pf_sweep_run_part(ctx, s->dirs[i], &c, PF_SWEEP_POINTS, NULL, &r, err);
+    } else if (p->stage == 1) {
+        long d = s->refine_dir[i];
+        pf_sweep_config c = seed_config(s, d);
+        rc = pf_sweep_run_part(ctx, s->dirs[d], &c, PF_SWEEP_REFINE_TASK, s->refine_label[i], &r, err);
+    } else {
+        rc = pf_sweep_final_analysis(s->dirs[i], &s->c.analysis, s->c.figures, &r, err);
+    }
+    pf_report_free(&r);
+    return rc;
+}
+
+static int sweep_plan_finish(pf_plan *p, pf_report *out, pf_error *err)
+{
+    sweep_plan *s = p->data;
+    if (!s->seeded) return pf_sweep_final_analysis(s->dirs[0], &s->c.analysis, s->c.figures, out, err);
+    const char **dirs = malloc((size_t)s->n_dirs * sizeof *dirs);
+    if (!dirs) return pf_fail(err, PF_ERUNTIME, "out of memory");
+    for (long d = 0; d < s->n_dirs; d++) dirs[d] = s->dirs[d];
+    int rc = pf_run_hierarchy(dirs, (int)s->n_dirs, s->out, &s->c.analysis, s->c.figures, out, err);
+    free(dirs);
+    return rc;
+}
+
+int pf_sweep_plan(const pf_sweep_config *c, const char *out, const uint64_t *seeds, long n_seeds,
+                  int threads, pf_plan **plan, pf_error *err)
+{
+    *plan = NULL;
+    pf_plan *p = pf_plan_alloc(3, threads);
+    sweep_plan *s = calloc(1, sizeof *s);
+    long n = n_seeds > 0 ? n_seeds : 1;
+    if (s) {
+        s->dirs = calloc((size_t)n, sizeof *s->dirs);
+        s->seeds = calloc((size_t)n, sizeof *s->seeds);
+    }
+    if (!p || !s || !s->dirs || !s->seeds) {
+        sweep_plan_free(s);
+        free(p);
+        return pf_fail(err, PF_ERUNTIME, "out of memory");
+    }
+    s->c = *c;
+    s->out = out;
+    s->seeded = n_seeds > 0;
+    s->n_dirs = n;
+    for (long d = 0; d < n; d++) {
+        s->seeds[d] = n_seeds > 0 ? seeds[d] : c->model.seed;
+        if (n_seeds > 0) snprintf(s->dirs[d], sizeof s->dirs[d], "%s/seed%llu", out, (unsigned long long)seeds[d]);
+        else snprintf(s->dirs[d], sizeof s->dirs[d], "%s", out);
+    }
+    p->data = s;
+    p->free_data = sweep_plan_free;
+    p->prepare = sweep_plan_prepare;
+    p->run = sweep_plan_run;
+    p->finish = sweep_plan_finish;
+    *plan = p;
+    return PF_OK;
 }
