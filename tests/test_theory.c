@@ -26,6 +26,7 @@
 #include "pathfinder/core.h"
 #include "pathfinder/exp.h"
 #include "pathfinder/hessian.h"
+#include "exp/results.h"
 
 /* ---- the fold landscape ---------------------------------------------------------- */
 
@@ -216,6 +217,78 @@ static void test_power_fit_recovers_a_law(void **state)
     /* too few points: no fit, no error */
     assert_int_equal(pf_power_fit_run(beta, y, 2, PF_POWER_FREE, NAN, &pc, &a, &err), PF_OK);
     assert_false(a.ok);
+}
+
+/* The fold of a leg's transition: the old phase's certified points (the
+ * sweep's from the transition back to the boundary before, then the
+ * bisection's old-phase side) fitted with lambda_min = a (beta_c - beta)^g
+ * give beta_c inside the refined interval and g = 1/2; uncertified points
+ * and the phase before the previous transition are left out; a down leg
+ * is the mirror image. */
+static void test_leg_fold(void **state)
+{
+    (void)state;
+    const double beta_c = 0.04, a = 0.3;
+    enum { N = 30 };
+    for (int dir = 1; dir >= -1; dir -= 2) {
+        pf_point_result rows[N];
+        memset(rows, 0, sizeof rows);
+        /* ascending beta; up: the transition between 19 and 20, another between 4 and 5 */
+        for (int i = 0; i < N; i++) {
+            double d = 1e-3 * (20 - i) - 0.5e-3; /* beta_c - beta: positive below */
+            double beta = dir > 0 ? beta_c - d : beta_c + d;
+            rows[i].point.beta = beta;
+            rows[i].point.direction = dir;
+            rows[i].has_certificate = rows[i].has_hessian = 1;
+            rows[i].certified = i != 12;
+            /* the old phase follows the law; the new one does not */
+            rows[i].lambda_min_E = (d > 0 ? a * sqrt(d) : 0.5) * (i == 12 ? 10 : 1) - beta;
+        }
+        if (dir < 0) {
+            /* a down leg comes from above: sort ascending */
+            for (int i = 0; i < N / 2; i++) {
+                pf_point_result t = rows[i];
+                rows[i] = rows[N - 1 - i], rows[N - 1 - i] = t;
+            }
+        }
+        pf_transition t[2];
+        memset(t, 0, sizeof t);
+        long near = dir > 0 ? 19 : N - 20, far = dir > 0 ? 4 : N - 5;
+        t[0].below = dir > 0 ? far : far - 1, t[0].above = t[0].below + 1;
+        t[1].below = dir > 0 ? near : near - 1, t[1].above = t[1].below + 1;
+        pf_refined ref[2];
+        int has[2] = {0, 1};
+        memset(ref, 0, sizeof ref);
+        pf_refined *f = &ref[1];
+        double from = rows[near].point.beta;
+        f->beta_from = beta_c - dir * 1e-7, f->beta_to = beta_c + dir * 1e-7;
+        f->overlap = 0.9;
+        f->branch_beta[f->n_branch] = from, f->branch_lambda_min[f->n_branch] = 99, f->branch_certified[f->n_branch++] = 1;
+        for (int k = 0; k < 6; k++) {
+            double d = 0.5e-3 * pow(0.25, k + 1);
+            f->branch_beta[f->n_branch] = beta_c - dir * d;
+            f->branch_lambda_min[f->n_branch] = a * sqrt(d);
+            f->branch_certified[f->n_branch++] = 1;
+        }
+        pf_leg g;
+        memset(&g, 0, sizeof g);
+        g.direction = dir, g.n = N, g.sorted = rows, g.t = t, g.nt = 2, g.refined = ref, g.has_refined = has;
+        pf_power_fit_config pc;
+        pf_power_fit_config_default(&pc);
+        pf_fold fold;
+        pf_error err;
+        assert_int_equal(pf_leg_fold(&g, 1, &pc, &fold, &err), PF_OK);
+        /* the sweep's 15 of the phase (one uncertified) and the bisection's 6 */
+        assert_int_equal(fold.n_points, 14 + 6);
+        assert_true(fold.ok);
+        if (!(fabs(fold.fit.exponent - 0.5) < 1e-3)) fail_msg("dir %d: exponent %g", dir, fold.fit.exponent);
+        if (!(fabs(fold.fit.beta_c - beta_c) < 1e-8)) fail_msg("dir %d: beta_c %.12g", dir, fold.fit.beta_c);
+        assert_true(fold.fit.beta_c_lo <= fold.fit.beta_c + 1e-12 && fold.fit.beta_c_hi >= fold.fit.beta_c - 1e-12);
+        assert_true(fold.gap >= 0 && fold.gap < 1e-8);
+        assert_true(fabs(fold.half.beta_c - beta_c) < 1e-8);
+        assert_true(fold.overlap == 0.9);
+        pf_fold_free(&fold);
+    }
 }
 
 /* The saddle next to the metastable minimum: position, index 1, the
@@ -464,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_newton_finds_the_minimum),
         cmocka_unit_test(test_fold_exponent_and_beta_c),
         cmocka_unit_test(test_power_fit_recovers_a_law),
+        cmocka_unit_test(test_leg_fold),
         cmocka_unit_test(test_saddle_in_closed_form),
         cmocka_unit_test(test_escape_from_a_saddle),
         cmocka_unit_test(test_mlp_objective_derivatives),

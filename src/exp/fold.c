@@ -247,3 +247,76 @@ int pf_fold_ladder(pf_trainer *t, float *theta, const pf_dataset *train, const p
     }
     return PF_OK;
 }
+
+/* ---- the fold of a sweep's transition -------------------------------------------- */
+
+void pf_fold_free(pf_fold *f)
+{
+    free(f->points);
+    memset(f, 0, sizeof *f);
+}
+
+/* The old phase's points of transition k of g, walked from the transition
+ * away from it up to the boundary before (another transition or a gap,
+ * whose near point still belongs to the phase), then the bisection's. */
+int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, pf_fold *out, pf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->gap = out->overlap = NAN;
+    const pf_transition *t = &g->t[k];
+    const pf_refined *ref = g->has_refined && g->has_refined[k] ? &g->refined[k] : NULL;
+    int up = g->direction > 0;
+    long from = up ? t->below : t->above, step = up ? -1 : 1;
+    long cap = g->n + (ref ? ref->n_branch : 0) + 1;
+    if (!(out->points = malloc((size_t)cap * sizeof *out->points)))
+        return pf_fail(err, PF_ERUNTIME, "fold: out of memory");
+    for (long j = from; j >= 0 && j < g->n; j += step) {
+        const pf_point_result *r = &g->sorted[j];
+        if (r->has_certificate && r->certified)
+            out->points[out->n_points++] = (pf_fold_point){r->point.beta, r->lambda_min_E + r->point.beta, 0};
+        /* a boundary on the far side: j is its near point, the phase's first */
+        int boundary = 0;
+        for (long q = 0; q < g->nt && !boundary; q++)
+            if (q != k) boundary = up ? g->t[q].above == j : g->t[q].below == j;
+        for (long q = 0; q < g->ng && !boundary; q++) boundary = up ? g->gaps[q] + 1 == j : g->gaps[q] == j;
+        if (boundary) break;
+    }
+    /* the bisection's old-phase side; its first is the sweep's point again */
+    for (int i = ref ? 1 : 0; ref && i < ref->n_branch; i++)
+        if (ref->branch_certified[i])
+            out->points[out->n_points++] = (pf_fold_point){ref->branch_beta[i], ref->branch_lambda_min[i], 1};
+    if (ref) out->overlap = ref->overlap;
+    /* fit on the side where beta rises toward beta_c: -beta on a down leg */
+    long n = out->n_points;
+    double *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x), *y = malloc((size_t)(n > 0 ? n : 1) * sizeof *y);
+    if (!x || !y) {
+        free(x), free(y);
+        pf_fold_free(out);
+        return pf_fail(err, PF_ERUNTIME, "fold: out of memory");
+    }
+    for (long i = 0; i < n; i++) x[i] = up ? out->points[i].beta : -out->points[i].beta, y[i] = out->points[i].lambda_min;
+    int rc = pf_power_fit_run(x, y, n, PF_POWER_FREE, 0, cfg, &out->fit, err);
+    if (!rc) rc = pf_power_fit_run(x, y, n, PF_POWER_HALF, 0, cfg, &out->half, err);
+    free(x), free(y);
+    if (rc) {
+        pf_fold_free(out);
+        return rc;
+    }
+    if (!up) {
+        /* back to beta: beta_c and its interval change sign and ends */
+        pf_power_fit *f[2] = {&out->fit, &out->half};
+        for (int i = 0; i < 2; i++) {
+            double lo = f[i]->beta_c_lo;
+            f[i]->beta_c = -f[i]->beta_c;
+            f[i]->beta_c_lo = -f[i]->beta_c_hi;
+            f[i]->beta_c_hi = -lo;
+        }
+    }
+    out->ok = out->fit.ok;
+    if (ref && out->ok) {
+        double lo = fmin(ref->beta_from, ref->beta_to), hi = fmax(ref->beta_from, ref->beta_to);
+        double bc = out->fit.beta_c;
+        out->gap = bc < lo ? lo - bc : bc > hi ? bc - hi : 0.0;
+    }
+    return PF_OK;
+}

@@ -59,6 +59,8 @@ typedef struct {
     int certified;                     /* gradient, lambda_min(H_L) >= -eps and Lanczos all passed */
     int escapes;                       /* escapes along negative curvature before that */
     double certify_eps;                /* the eps it was held to */
+    double certify_seconds;            /* of the check, escapes and re-convergence */
+    long certify_hvps;                 /* Hessian-vector products of the check */
 } pf_point_result;
 
 /* Copy a training's epochs, divergence, losses, time and certificate into a
@@ -100,12 +102,24 @@ const double *pf_trainer_soft_mode(const pf_trainer *t);
 /* --------------------------------------------------------- refinement */
 
 /* A transition narrowed down by bisection in beta. */
+#define PF_REFINE_MAX_BRANCH 64   /* bisection steps are fewer: beta halves its interval in double */
 typedef struct {
     double beta_from, beta_to;    /* final interval: last beta still in the old phase, first in the new */
     pf_metrics from, to;          /* metrics of the two models */
     int steps;                    /* bisection steps (trainings) */
     double seconds;
     double tol;                   /* the tolerance it was bisected to */
+    /* With a certifying protocol: the old phase's side of the bisection,
+     * the metastable branch refined toward the transition, in the order
+     * met (the start beta_from first): beta, lambda_min(H_L) and the
+     * certificate of each; and the overlap |<v_min, dtheta/||dtheta||>|
+     * of the lowest mode at the final old-phase model with the jump
+     * dtheta = theta_to - theta_from (NaN when not measured). */
+    int n_branch;
+    double branch_beta[PF_REFINE_MAX_BRANCH];
+    double branch_lambda_min[PF_REFINE_MAX_BRANCH];
+    unsigned char branch_certified[PF_REFINE_MAX_BRANCH];
+    double overlap;
 } pf_refined;
 
 /* Bisect a transition between beta_from (the side the sweep came from, whose
@@ -414,5 +428,32 @@ long pf_leg_phase_below_gap(const pf_leg *g, long k);
 void pf_leg_boundary_sets(const pf_leg *g, long p, uint64_t *lost, uint64_t *gained);
 /* A phase named as its node in the hierarchy would be. */
 void pf_phase_label(char *buf, size_t n, const pf_phase *q);
+
+/* ---------------------------------------------- fold of a transition (fold.c) */
+
+/* The saddle-node picture of transition k of a leg, tested on its
+ * metastable branch: the certified points of the old phase up to the
+ * transition (the sweep's, then the bisection's old-phase side), fitted
+ * with lambda_min(H_L) = a (beta_c - beta)^gamma (a down leg: a (beta -
+ * beta_c)^gamma) by pf_power_fit_run, free and with gamma = 1/2. gap is
+ * how far the fitted beta_c lies outside the refined interval (0 inside;
+ * NaN without a refinement), overlap the refinement's. ok: the free fit
+ * had at least three points with lambda_min > 0. */
+typedef struct {
+    double beta, lambda_min;      /* of H_L */
+    int from_bisection;
+} pf_fold_point;
+
+typedef struct {
+    int ok;
+    long n_points;
+    pf_fold_point *points;        /* (n_points) in ascending distance to the transition's far side */
+    pf_power_fit fit, half;
+    double gap;
+    double overlap;
+} pf_fold;
+
+int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, pf_fold *out, pf_error *err);
+void pf_fold_free(pf_fold *f);
 
 #endif

@@ -141,6 +141,8 @@ void pf_point_from_train(pf_point_result *res, const pf_train_result *tr, double
     res->certified = c->certified;
     res->escapes = c->escapes;
     res->certify_eps = c->eps;
+    res->certify_seconds = c->seconds;
+    res->certify_hvps = c->hvps;
     res->has_hessian = 1;
     res->lambda_min_E = c->lambda_min - beta;
     res->lambda_max_E = c->lambda_max - beta;

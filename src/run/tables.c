@@ -17,7 +17,8 @@ static const char *const hessian_cols[] = {"lambda_min_E", "lambda_max_E", "lamb
 enum { N_HESSIAN_COLS = sizeof hessian_cols / sizeof *hessian_cols };
 /* present when any row was certified (sweep --certify; the Hessian columns
  * then hold the certificate's extremes on all training samples) */
-static const char *const certificate_cols[] = {"grad_norm", "certified", "escapes", "certify_eps"};
+static const char *const certificate_cols[] = {"grad_norm", "certified", "escapes", "certify_eps",
+                                                "certify_seconds", "certify_hvps"};
 enum { N_CERTIFICATE_COLS = sizeof certificate_cols / sizeof *certificate_cols };
 
 int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf_error *err)
@@ -49,9 +50,10 @@ int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf
         else if (hess)
             PUT(",nan,nan,nan,nan,0");
         if (cert && r->has_certificate)
-            PUT(",%.17g,%d,%d,%.17g", r->grad_norm, r->certified, r->escapes, r->certify_eps);
+            PUT(",%.17g,%d,%d,%.17g,%.6f,%ld", r->grad_norm, r->certified, r->escapes, r->certify_eps,
+                r->certify_seconds, r->certify_hvps);
         else if (cert)
-            PUT(",nan,0,0,nan");
+            PUT(",nan,0,0,nan,nan,0");
         PUT("\n");
     }
 #undef PUT
