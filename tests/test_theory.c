@@ -277,7 +277,7 @@ static void test_leg_fold(void **state)
         pf_power_fit_config_default(&pc);
         pf_fold fold;
         pf_error err;
-        assert_int_equal(pf_leg_fold(&g, 1, &pc, &fold, &err), PF_OK);
+        assert_int_equal(pf_leg_fold(&g, 1, &pc, 0, &fold, &err), PF_OK);
         /* the sweep's 15 of the phase (one uncertified) and the bisection's 6 */
         assert_int_equal(fold.n_points, 14 + 6);
         assert_true(fold.ok);
@@ -287,6 +287,11 @@ static void test_leg_fold(void **state)
         assert_true(fold.gap >= 0 && fold.gap < 1e-8);
         assert_true(fabs(fold.half.beta_c - beta_c) < 1e-8);
         assert_true(fold.overlap == 0.9);
+        pf_fold_free(&fold);
+        /* only the nearest sweep points, the bisection's all */
+        assert_int_equal(pf_leg_fold(&g, 1, &pc, 4, &fold, &err), PF_OK);
+        assert_int_equal(fold.n_points, 4 + 6);
+        assert_true(fabs(fold.fit.exponent - 0.5) < 1e-3);
         pf_fold_free(&fold);
     }
 }

@@ -259,7 +259,8 @@ void pf_fold_free(pf_fold *f)
 /* The old phase's points of transition k of g, walked from the transition
  * away from it up to the boundary before (another transition or a gap,
  * whose near point still belongs to the phase), then the bisection's. */
-int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, pf_fold *out, pf_error *err)
+int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, int max_sweep_points, pf_fold *out,
+                pf_error *err)
 {
     memset(out, 0, sizeof *out);
     out->gap = out->overlap = NAN;
@@ -270,7 +271,8 @@ int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, pf_fold
     long cap = g->n + (ref ? ref->n_branch : 0) + 1;
     if (!(out->points = malloc((size_t)cap * sizeof *out->points)))
         return pf_fail(err, PF_ERUNTIME, "fold: out of memory");
-    for (long j = from; j >= 0 && j < g->n; j += step) {
+    for (long j = from; j >= 0 && j < g->n && (max_sweep_points <= 0 || out->n_points < max_sweep_points);
+         j += step) {
         const pf_point_result *r = &g->sorted[j];
         if (r->has_certificate && r->certified)
             out->points[out->n_points++] = (pf_fold_point){r->point.beta, r->lambda_min_E + r->point.beta, 0};

@@ -55,6 +55,10 @@ int pf_refine_transition(pf_trainer *t, const pf_dataset *train, const pf_datase
         memcpy(mid, theta_from, np * sizeof *mid);
         pf_train_config cfg = *base;
         cfg.beta = beta_from;
+        /* a cold Lanczos start: the trainer's last modes are those of the
+         * sweep's end, another phase, and a start poor in the lowest mode
+         * can converge on the next one */
+        if ((rc = pf_second_order_set_modes(t, NULL, err))) goto done;
         pf_train_result tr;
         if ((rc = pf_train_beta(t, mid, train, &cfg, &tr, err))) goto done;
         add_branch(t, out, beta_from, &tr, branch_modes, &have_branch_modes, np);

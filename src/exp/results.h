@@ -453,7 +453,12 @@ typedef struct {
     double overlap;
 } pf_fold;
 
-int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, pf_fold *out, pf_error *err);
+/* The fold's law is asymptotic, near beta_c: max_sweep_points (> 0) keeps
+ * only that many of the sweep's certified points nearest the transition
+ * (PF_FOLD_SWEEP_POINTS in the reports); the bisection's all count. */
+#define PF_FOLD_SWEEP_POINTS 6
+int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, int max_sweep_points, pf_fold *out,
+                pf_error *err);
 void pf_fold_free(pf_fold *f);
 
 #endif

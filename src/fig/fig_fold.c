@@ -40,8 +40,9 @@ static void draw_fold(const void *p)
     }
     if (!(xhi >= xlo)) xlo = -6, xhi = -1;
     if (!(yhi >= ylo)) ylo = -6, yhi = 0;
+    /* whole decades, so that a log axis always has labelled ticks */
     double px = fmax(0.1, 0.05 * (xhi - xlo)), py = fmax(0.1, 0.05 * (yhi - ylo));
-    xlo -= px, xhi += px, ylo -= py, yhi += py;
+    xlo = floor(xlo - px), xhi = ceil(xhi + px), ylo = floor(ylo - py), yhi = ceil(yhi + py);
     plvpor(0.14, 0.95, 0.12, c->title ? 0.88 : 0.94);
     plwind(xlo, xhi, ylo, yhi);
     plcol0(C_GRID);

@@ -143,7 +143,7 @@ cJSON *pf_json_transitions(const pf_leg *g)
         pf_power_fit_config fc;
         pf_power_fit_config_default(&fc);
         pf_error ferr;
-        if (certified && pf_leg_fold(g, k, &fc, &fold, &ferr) == PF_OK) {
+        if (certified && pf_leg_fold(g, k, &fc, PF_FOLD_SWEEP_POINTS, &fold, &ferr) == PF_OK) {
             cJSON_AddItemToObject(o, "fold", pf_json_fold(&fold));
             pf_fold_free(&fold);
         }
