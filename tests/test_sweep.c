@@ -1001,7 +1001,7 @@ static void test_sweep_certify_columns(void **state)
     char *text = slurp(path);
     assert_non_null(text);
     assert_non_null(strstr(text, ",lambda_min_E,lambda_max_E,lambda_min_L,lambda_max_L,hessian_converged,"
-                                 "grad_norm,certified,escapes,certify_eps\n"));
+                                 "grad_norm,certified,escapes,certify_eps,certify_seconds,certify_hvps\n"));
     free(text);
     pf_point_result *rows;
     long n;
@@ -1037,6 +1037,32 @@ static void test_sweep_certify_columns(void **state)
     /* Newton converges on so small a net: a sweep with no certified point is broken */
     assert_true(n_certified >= 1);
     free(rows);
+    /* the saddle next to the last point's minimum: index 1 and converged by
+     * its own report, L_beta above the minimum's, and `hessian` at the
+     * checkpoint it wrote finds exactly one negative eigenvalue of H_L */
+    char sad[700], js[700];
+    snprintf(sad, sizeof sad, "%s/saddle.safetensors", tmpdir);
+    snprintf(js, sizeof js, "%s/saddle.json", tmpdir);
+    assert_int_equal(shell("%s saddle %s/checkpoints/p00002.safetensors --train-subset 300 --grad-tol %g "
+                           "--threads 1 --json --quiet --out %s > %s", tool, dir, grad_tol, sad, js), 0);
+    char *sj = slurp(js);
+    assert_non_null(sj);
+    assert_true(json_field(sj, "index") == 1);
+    assert_non_null(strstr(sj, "\"converged\":true"));
+    assert_true(json_field(sj, "barrier") > 0);
+    assert_true(json_field(sj, "grad_norm") <= grad_tol);
+    free(sj);
+    snprintf(js, sizeof js, "%s/saddle_h.json", tmpdir);
+    assert_int_equal(shell("%s hessian %s --train-subset 300 --k 2 --which smallest --tol 1e-7 --json --quiet > %s",
+                           tool, sad, js), 0);
+    sj = slurp(js);
+    assert_non_null(sj);
+    const char *el = strstr(sj, "\"eigenvalues_L\":[");
+    assert_non_null(el);
+    double l0 = 0, l1 = 0;
+    assert_int_equal(sscanf(el + strlen("\"eigenvalues_L\":["), "%lf,%lf", &l0, &l1), 2);
+    if (!(l0 < 0 && l1 > 0)) fail_msg("the saddle's lowest eigenvalues of H_L are %g and %g", l0, l1);
+    free(sj);
     assert_int_equal(shell("%s sweep --certify --hessian 100 --out %s/y 2>/dev/null", tool, tmpdir), 2);
 }
 

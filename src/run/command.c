@@ -497,6 +497,74 @@ static int eval_run(void *o, char **args, int n_args, const hooks *h, pf_report 
     return rc;
 }
 
+/* ---- saddle -------------------------------------------------------------------- */
+
+static const char *const saddle_usage =
+    "Usage: pathfinder saddle [OPTIONS] --out SADDLE.safetensors FILE.safetensors\n"
+    "The index-1 saddle of L_beta next to the minimum near a model (a transition's\n"
+    "T<k>_below.safetensors, or any model and --beta): Newton-CG to the minimum, then\n"
+    "minimum-mode following (Newton steps on the landscape reflected along the lowest mode\n"
+    "of H_L, found by Lanczos at every step) to the saddle, both to --grad-tol; its index is\n"
+    "counted by Lanczos. Writes the saddle as a checkpoint and prints a summary (one JSON\n"
+    "line with --json): L_beta at the minimum and the saddle, the barrier, the index, the\n"
+    "test accuracy and encoded classes.\n\n";
+
+typedef struct {
+    common_opts common;
+    pf_saddle_run_config s;
+    double beta;      /* < 0: the checkpoint's */
+    const char *out;
+} saddle_args;
+
+static const pf_option saddle_rows[] = {
+    {.kind = OPT_SECTION, .help = "Saddle:"},
+    {OPT_STR, "out", "FILE", OPT_OFF(saddle_args, out), 0, 0, OPT_NO_DEFAULT,
+     "write the saddle here (.safetensors) (required)", .given = 0},
+    {OPT_DOUBLE, "beta", "B", OPT_OFF(saddle_args, beta), 0, INFINITY, 0, "L2 strength of L_beta",
+     .show = show_checkpoint},
+    {OPT_STR, "anchor", "FILE", OPT_OFF(saddle_args, s.anchor), 0, 0, OPT_NO_DEFAULT,
+     "anchor of L_beta (default: the origin)", .given = 0},
+    {OPT_DOUBLE, "grad-tol", "X", OPT_OFF(saddle_args, s.grad_tol), 0, INFINITY, OPT_LO_OPEN,
+     "stop when max |gradient of L_beta| < X, at the minimum and at the saddle", .given = 0},
+    {OPT_INT, "max-iter", "N", OPT_OFF(saddle_args, s.max_iter), 1, 100000, 0,
+     "iterations of the saddle search", .given = 0},
+    {OPT_INT, "side", "S", OPT_OFF(saddle_args, s.direction), -1, 1, 0,
+     "+1 or -1: climb along or against the soft mode; 0: the side the fold's normal form gives",
+     .given = 0},
+    {.kind = OPT_END},
+};
+
+static const pf_option_table saddle_tables[] = {
+    {saddle_rows, 0},
+    {data_rows, OPT_OFF(saddle_args, common)},
+    {other_rows, OPT_OFF(saddle_args, common)},
+    {NULL, 0},
+};
+
+static void saddle_defaults(void *o)
+{
+    saddle_args *a = o;
+    memset(a, 0, sizeof *a);
+    common_default(&a->common);
+    pf_saddle_run_config_default(&a->s);
+    a->beta = -1;
+}
+
+static int saddle_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    (void)h;
+    saddle_args *a = o;
+    if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected exactly one checkpoint file");
+    if (!a->out) return pf_fail(err, PF_EINPUT, "--out FILE.safetensors is required");
+    a->s.data = a->common.data;
+    a->s.beta = a->beta < 0 ? NAN : a->beta;
+    pf_ctx *ctx = NULL;
+    int rc = with_ctx(a->common.threads, &ctx, err);
+    if (!rc) rc = pf_run_saddle(ctx, args[0], a->out, &a->s, out, err);
+    pf_ctx_free(ctx);
+    return rc;
+}
+
 /* ---- hessian ------------------------------------------------------------------- */
 
 static const char *const hessian_usage =
@@ -1272,6 +1340,8 @@ static const command_def commands[] = {
      eval_run, NULL},
     {"hessian", hessian_usage, EXIT_HELP, sizeof(hessian_args), offsetof(hessian_args, common),
      hessian_defaults, hessian_tables, hessian_run, hessian_plan_of},
+    {"saddle", saddle_usage, EXIT_HELP, sizeof(saddle_args), offsetof(saddle_args, common), saddle_defaults,
+     saddle_tables, saddle_run, NULL},
     {"sweep", sweep_usage, sweep_tail, sizeof(sweep_args), offsetof(sweep_args, common), sweep_defaults,
      sweep_tables, sweep_run, sweep_plan_of},
     {"transitions", transitions_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,
