@@ -22,6 +22,15 @@ CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic $(OPT) -g -fPIC -D_DEFAULT_SOURCE -
 LIB_LIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null || echo -lopenblas -lcjson -lz -llapacke) -lm -lpthread
 FIG_LIBS := $(shell pkg-config --libs $(FIG_PKGS) 2>/dev/null || echo -lplplot)
 LDLIBS  := $(LIB_LIBS) $(FIG_LIBS)
+# Open MPI: under mpirun the tool shares a command's tasks out among the
+# ranks (src/cli/mpi.c; the libraries do not use MPI). Built with it when
+# mpicc is there (scripts/install-deps.sh installs it); MPI=0, or no mpicc,
+# builds the tool without it, and that tool refuses to run under mpirun.
+MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DPF_MPI $(shell mpicc --showme:compile)
+MPI_LIBS   := $(shell mpicc --showme:link)
+endif
 SAN     ?=
 
 PREFIX     ?= /usr/local
@@ -45,7 +54,7 @@ SO       := $(BUILD)/libpathfinder.so.$(VERSION)
 FIG_SO   := $(BUILD)/libpathfinder-fig.so.$(VERSION)
 
 .PHONY: all libs deps data fixtures check asan demo bench paper-sweep clean fuzz install \
-        uninstall examples-check python-check
+        uninstall examples-check python-check mpi-check FORCE
 all: libs $(BUILD)/pathfinder $(BUILD)/pathfinder.1 $(TEST_BIN)
 libs: $(BUILD)/libpathfinder.a $(BUILD)/libpathfinder-fig.a $(SO) $(FIG_SO) $(BUILD)/pathfinder.pc \
       $(BUILD)/pathfinder-fig.pc
@@ -92,8 +101,14 @@ $(BUILD)/%.pc: scripts/pkg-config.sh Makefile
 	@mkdir -p $(dir $@)
 	@scripts/pkg-config.sh $* "$(VERSION)" "$(PREFIX)" "$(LIBDIR)" "$(INCLUDEDIR)" > $@
 
-$(BUILD)/pathfinder: $(CLI_OBJ) $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+# (the tool is rebuilt when Open MPI comes or goes)
+$(BUILD)/mpi.flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(MPI_CFLAGS) $(MPI_LIBS)' | cmp -s - $@ || echo '$(MPI_CFLAGS) $(MPI_LIBS)' > $@
+$(BUILD)/src/cli/mpi.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/src/cli/mpi.o: $(BUILD)/mpi.flags
+$(BUILD)/pathfinder: $(CLI_OBJ) $(BUILD)/libpathfinder-fig.a $(BUILD)/libpathfinder.a $(BUILD)/mpi.flags
+	$(CC) $(SAN) -o $@ $(filter-out %.flags,$^) $(LDLIBS) $(MPI_LIBS)
 
 # The man page, from the tool's own --help texts.
 $(BUILD)/pathfinder.1: $(BUILD)/pathfinder scripts/man.sh
@@ -146,6 +161,10 @@ python-check: libs $(BUILD)/pathfinder
 	    PATHFINDER_CLI=$(abspath $(BUILD))/pathfinder $(PY_SAN_ENV) \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
 
+# The tool under mpirun on 2 and 3 ranks against one process (tests/mpi.sh).
+mpi-check: $(BUILD)/pathfinder
+	@BUILD=$(BUILD) tests/mpi.sh
+
 fixtures: deps
 	@mkdir -p $(BUILD)/fixtures
 	@/usr/bin/python3 scripts/make_fixture.py $(BUILD)/fixtures
@@ -157,6 +176,7 @@ check: data
 	@BUILD=$(BUILD) tests/run.sh $(BUILD)
 	@$(MAKE) --no-print-directory examples-check
 	@$(MAKE) --no-print-directory python-check
+	@$(MAKE) --no-print-directory mpi-check
 	@$(MAKE) --no-print-directory fuzz-replay
 
 asan:

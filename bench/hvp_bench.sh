@@ -8,6 +8,8 @@
 #      --which both` against an estimate of the paper's approach (scipy eigsh
 #      on autograd products; scipy is not installed here, so the estimate is
 #      PyTorch's measured time per product times a product count, stated).
+# pathfinder's one-shot products after the first find the sparse form of
+# MNIST made (the workspace keeps it); the first one's time is shown too.
 # Usage: bench/hvp_bench.sh [BUILD] [THREADS]   (model cached in runs/bench_hvp/)
 set -euo pipefail
 build=${1:-build}
@@ -74,7 +76,9 @@ for r in torch_runs[:-1]:
 print(f"  rounds, pytorch best config:  " + "  ".join(f"{r['seconds']:.3f}" for r in torch_rounds) + " s")
 print(f"  rounds, pathfinder one-shot:  " + "  ".join(f"{r['one_shot_seconds']:.3f}" for r in pf_rounds)
       + " s;  reused: " + "  ".join(f"{r['seconds']:.3f}" for r in pf_rounds) + " s")
-print(f"  pathfinder, {pf['threads']} thread(s), one-shot pf_hvp (from scratch): {pf['one_shot_seconds']:.3f} s")
+print(f"  pathfinder, {pf['threads']} thread(s), one-shot pf_hvp: {pf['one_shot_seconds']:.3f} s "
+      f"(the process's first, which also makes the sparse form of MNIST: "
+      f"{min(r['first_one_shot_seconds'] for r in pf_rounds):.3f} s)")
 print(f"  pathfinder, reused operator (Lanczos): setup {pf['setup_seconds']:.3f} s, first "
       f"{pf['first_seconds']:.3f} s, then {pf['seconds']:.3f} s per product")
 rel = abs(pf["vHv"] - torch["vHv"]) / abs(torch["vHv"])
@@ -83,7 +87,7 @@ one = torch["seconds"] / pf["one_shot_seconds"]
 reused = torch["seconds"] / pf["seconds"]
 print(f"  speed-up over PyTorch's best ({torch['batch']} batch, {torch['threads']} thread(s), "
       f"{torch['seconds']:.3f} s): {one:.1f}x one-shot, {reused:.1f}x per product in Lanczos "
-      f"(target >= 4x)")
+      f"(target >= 5x)")
 
 # CPU time, one thread each: what a core does, whatever else the machine runs
 torch1 = [r for r in torch_runs[:-1] + torch_rounds if r["threads"] == 1]

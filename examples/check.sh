@@ -39,7 +39,7 @@ rm -rf "$run"
 mkdir -p "$run"
 t0=$(date +%s)
 # the sweep, stopped after a few seconds and run again: it resumes
-( timeout -s KILL 6 "$bin/sweep_refine" "$run/sweep" > "$run/sweep-1.log" 2>&1; true ) 2>/dev/null
+( timeout -s KILL 6 "$bin/sweep_refine" "$run/sweep" > "$run/sweep-1.log" 2>&1 || true ) 2>/dev/null
 "$bin/sweep_refine" "$run/sweep" > "$run/sweep-2.log" 2>&1 ||
     { cat "$run/sweep-2.log"; echo "examples: sweep_refine failed" >&2; exit 1; }
 grep -q "^resuming" "$run/sweep-2.log" ||

@@ -11,6 +11,7 @@ packages=(
     libcjson-dev        # safetensors headers, JSON results
     libcmocka-dev       # unit tests
     libplplot-dev plplot-driver-cairo   # figures (PNG, PDF, SVG)
+    libopenmpi-dev openmpi-bin   # the tool's tasks across ranks under mpirun
     python3-torch python3-numpy   # PyTorch reference for cross-checks and bench/; numpy for python/
     python3-pytest                # the Python package's tests (make python-check)
     python3-setuptools python3-pip python3-venv   # pip install ./python

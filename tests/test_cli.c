@@ -91,6 +91,7 @@ static void test_bad_usage(void **state)
         {"train --out x.safetensors --lr abc", "--lr"},
         {"train --out x.safetensors --threads 0", "--threads"},
         {"train --out x.safetensors --optimizer rmsprop", "--optimizer"},
+        {"train --out x.safetensors --input-layer fast", "--input-layer"},
         {"train --out x.safetensors --batch 12x", "--batch"},
         {"train --beta 0.1", "--out"},
         {"train --out x.safetensors --bogus", "unknown or ambiguous option '--bogus'"},
@@ -263,6 +264,23 @@ static void test_train_eval_roundtrip(void **state)
     assert_true(number_at(e, "test", "accuracy") == acc);
     assert_true(number_at(e, "test", "loss") == number_at(t, "test", "loss"));
     assert_true(fabs(number_at(e, "r", NULL) - number_at(t, "r", NULL)) < 1e-12);
+    /* tabular data runs the dense input layer unless told otherwise; the line
+     * names the path taken, and the sparse path measures the same model alike */
+    const cJSON *layer = cJSON_GetObjectItemCaseSensitive(t, "input_layer");
+    assert_true(cJSON_IsString(layer) && strcmp(layer->valuestring, "dense") == 0);
+    run(&r, "eval %s --data %s --input-layer sparse", model, data);
+    assert_int_equal(r.status, 0);
+    cJSON *es = last_json(r.out);
+    assert_true(fabs(number_at(es, "test", "loss") - number_at(e, "test", "loss")) <
+                1e-5 * (1 + fabs(number_at(e, "test", "loss"))));
+    cJSON_Delete(es);
+    run(&r, "train --data %s --arch 3,8,3 --max-epochs 2 --input-layer sparse --quiet --out %s/s.safetensors",
+        data, tmpdir);
+    assert_int_equal(r.status, 0);
+    cJSON *ts = last_json(r.out);
+    layer = cJSON_GetObjectItemCaseSensitive(ts, "input_layer");
+    assert_true(cJSON_IsString(layer) && strcmp(layer->valuestring, "sparse") == 0);
+    cJSON_Delete(ts);
     cJSON_Delete(t);
     cJSON_Delete(e);
 

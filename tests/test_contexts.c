@@ -109,8 +109,10 @@ static int teardown(void **state)
     return tool_teardown();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    tool_same_kernels(argv);   /* the tool's kernels, for the bitwise comparison */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_sweeps_in_one_process),
     };

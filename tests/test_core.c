@@ -169,12 +169,31 @@ static void test_shifted_l2_gradient(void **state)
     assert_true(fabs(pf_l2_value(theta, anchor, N, beta) - 0.5 * beta * s) < 1e-12 * s);
 }
 
-/* The fast float path against the double reference. */
-static void check_fast_vs_ref(int n_layers, const int *sizes, const pf_act *acts, int bias,
-                              pf_loss loss, int B)
+/* Inputs like images: each feature holds its background value (one per
+ * feature, as MNIST's normalized black is -0.4242) in about 4 of 5
+ * samples, so that the sparse input layer has entries to skip. */
+static void make_sparse_inputs(problem *p)
+{
+    pf_rng rng;
+    pf_rng_seed(&rng, 99);
+    int in = p->arch.sizes[0];
+    for (int i = 0; i < p->B; i++)
+        for (int j = 0; j < in; j++)
+            p->x[(size_t)i * in + j] = pf_rng_uniform(&rng) < 0.8 ? -0.4242 + 0.01 * (j % 3)
+                                                                 : 2.0 * pf_rng_uniform(&rng);
+}
+
+/* The input layer's paths, every test of the fast path runs on each. */
+static const pf_input_layer paths[2] = {PF_INPUT_DENSE, PF_INPUT_SPARSE};
+
+/* The fast float path against the double reference, on one input-layer
+ * path, with dense random inputs or image-like ones. */
+static void check_fast_vs_ref_on(int n_layers, const int *sizes, const pf_act *acts, int bias,
+                                 pf_loss loss, int B, pf_input_layer path, int image_like)
 {
     problem p;
     problem_make(&p, n_layers, sizes, acts, bias, loss, B, 11);
+    if (image_like) make_sparse_inputs(&p);
     size_t np = p.arch.n_params;
     int in = sizes[0], K = sizes[n_layers];
     double *gref = malloc(np * sizeof *gref);
@@ -187,29 +206,45 @@ static void check_fast_vs_ref(int n_layers, const int *sizes, const pf_act *acts
     pf_work w;
     pf_error err;
     assert_int_equal(pf_work_init(&w, NULL, &p.arch, B, &err), PF_OK);
+    w.input_layer = path;
     pf_forward(&w, th, x, B);
     double lf = pf_backward(&w, th, x, p.labels, t, B, g);
-    assert_true(fabs(lf - lref) <= 1e-5 * fabs(lref) + 1e-7);
+    if (!(fabs(lf - lref) <= 1e-5 * fabs(lref) + 1e-7))
+        fail_msg("%s input layer: loss %.9g, reference %.9g", pf_input_layer_name(path), lf, lref);
     double gmax = 0;
     for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(gref[i]));
     for (size_t i = 0; i < np; i++)
         if (fabs(g[i] - gref[i]) > 1e-5 * fabs(gref[i]) + 1e-6 * gmax)
-            fail_msg("fast gradient %zu = %.9g, reference %.9g", i, g[i], gref[i]);
+            fail_msg("%s input layer: fast gradient %zu = %.9g, reference %.9g",
+                     pf_input_layer_name(path), i, g[i], gref[i]);
     /* The blocked full-dataset gradient equals the one-batch gradient. */
     pf_dataset d = {.n = (size_t)B, .dim = in, .x = x, .labels = loss == PF_LOSS_CE ? p.labels : NULL,
                     .targets = loss == PF_LOSS_MSE ? t : NULL, .n_classes = K, .n_targets = K};
     pf_work wb;
     assert_int_equal(pf_work_init(&wb, NULL, &p.arch, 3, &err), PF_OK);
+    wb.input_layer = path;
     float *gb = malloc(np * sizeof *gb);
     double lb = pf_full_gradient(&wb, th, &d, gb);
     assert_true(fabs(lb - lref) <= 1e-5 * fabs(lref) + 1e-7);
-    for (size_t i = 0; i < np; i++) assert_true(fabs(gb[i] - gref[i]) <= 1e-5 * fabs(gref[i]) + 1e-6 * gmax);
+    for (size_t i = 0; i < np; i++)
+        if (!(fabs(gb[i] - gref[i]) <= 1e-5 * fabs(gref[i]) + 1e-6 * gmax))
+            fail_msg("%s input layer: full gradient %zu = %.9g, reference %.9g",
+                     pf_input_layer_name(path), i, gb[i], gref[i]);
     pf_work_free(&w);
     pf_work_free(&wb);
     free(gb), free(gref), free(th), free(g), free(x), free(t);
     problem_free(&p);
 }
 
+static void check_fast_vs_ref(int n_layers, const int *sizes, const pf_act *acts, int bias,
+                              pf_loss loss, int B)
+{
+    for (int k = 0; k < 2; k++)
+        for (int image_like = 0; image_like < 2; image_like++)
+            check_fast_vs_ref_on(n_layers, sizes, acts, bias, loss, B, paths[k], image_like);
+}
+
+/* On both input-layer paths, dense and image-like inputs. */
 static void test_fast_matches_reference(void **state)
 {
     (void)state;
@@ -220,9 +255,101 @@ static void test_fast_matches_reference(void **state)
                 pf_act acts[3] = {(pf_act)a, (pf_act)a, PF_ACT_LINEAR};
                 check_fast_vs_ref(3, sizes, acts, b, (pf_loss)l, 10);
             }
+    /* a single layer: the input layer is the output layer; widths that
+     * are no multiple of the vector width */
+    const int linear[] = {37, 7};
+    pf_act lin[1] = {PF_ACT_LINEAR};
+    check_fast_vs_ref(1, linear, lin, 1, PF_LOSS_CE, 9);
+    const int odd[] = {50, 19, 3};
+    pf_act tanh2[2] = {PF_ACT_TANH, PF_ACT_LINEAR};
+    check_fast_vs_ref(2, odd, tanh2, 0, PF_LOSS_MSE, 13);
     const int paper[] = {784, 128, 128, 10};
     pf_act sig[3] = {PF_ACT_SIGMOID, PF_ACT_SIGMOID, PF_ACT_LINEAR};
     check_fast_vs_ref(3, paper, sig, 1, PF_LOSS_CE, 64);
+}
+
+/* A directional finite-difference check of the fast float path itself,
+ * on both input-layer paths: for random directions u, the central
+ * difference of the mean loss along u (evaluated with pf_full_gradient,
+ * summed in double) matches grad . u. Float rounding limits it to about
+ * 1e-3 relative at h = 1e-2. */
+static void test_fd_fast_path(void **state)
+{
+    (void)state;
+    const int sizes[] = {30, 12, 8, 4};
+    pf_act acts[3] = {PF_ACT_SIGMOID, PF_ACT_TANH, PF_ACT_LINEAR};
+    for (int k = 0; k < 2; k++)
+        for (int l = 0; l < 2; l++) {
+            problem p;
+            problem_make(&p, 3, sizes, acts, 1, (pf_loss)l, 40, 17);
+            make_sparse_inputs(&p);
+            size_t np = p.arch.n_params;
+            int in = sizes[0], K = sizes[3];
+            float *th = malloc(np * sizeof *th), *g = malloc(np * sizeof *g), *tp = malloc(np * sizeof *tp);
+            float *x = malloc((size_t)p.B * in * sizeof *x), *t = malloc((size_t)p.B * K * sizeof *t);
+            for (size_t i = 0; i < np; i++) th[i] = (float)(p.theta[i] * 0.5);
+            for (int i = 0; i < p.B * in; i++) x[i] = (float)p.x[i];
+            for (int i = 0; i < p.B * K; i++) t[i] = (float)p.targets[i];
+            pf_dataset d = {.n = (size_t)p.B, .dim = in, .x = x, .labels = l == 0 ? p.labels : NULL,
+                            .targets = l == 1 ? t : NULL, .n_classes = K, .n_targets = K};
+            pf_work w;
+            pf_error err;
+            assert_int_equal(pf_work_init(&w, NULL, &p.arch, 16, &err), PF_OK);
+            w.input_layer = paths[k];
+            pf_full_gradient(&w, th, &d, g);
+            pf_rng rng;
+            pf_rng_seed(&rng, 5);
+            for (int dir = 0; dir < 4; dir++) {
+                double gu = 0.0, un = 0.0;
+                float *u = malloc(np * sizeof *u);
+                for (size_t i = 0; i < np; i++) {
+                    u[i] = (float)(2 * pf_rng_uniform(&rng) - 1);
+                    un += (double)u[i] * u[i];
+                }
+                for (size_t i = 0; i < np; i++) u[i] = (float)(u[i] / sqrt(un));
+                for (size_t i = 0; i < np; i++) gu += (double)g[i] * u[i];
+                const double h = 1e-2;
+                for (size_t i = 0; i < np; i++) tp[i] = th[i] + (float)h * u[i];
+                double fp = pf_full_gradient(&w, tp, &d, NULL);
+                for (size_t i = 0; i < np; i++) tp[i] = th[i] - (float)h * u[i];
+                double fm = pf_full_gradient(&w, tp, &d, NULL);
+                double fd = (fp - fm) / (2 * h);
+                if (fabs(fd - gu) > 2e-3 * fabs(gu) + 1e-5)
+                    fail_msg("%s input layer, %s: directional derivative %.9g, gradient . u %.9g",
+                             pf_input_layer_name(paths[k]), pf_loss_name((pf_loss)l), fd, gu);
+                free(u);
+            }
+            pf_work_free(&w);
+            free(th), free(g), free(tp), free(x), free(t);
+            problem_free(&p);
+        }
+}
+
+/* auto takes the sparse path on image-like data and the dense one on
+ * dense data; forcing either is honoured on any data. */
+static void test_input_layer_choice(void **state)
+{
+    (void)state;
+    enum { N = 200, D = 64 };
+    float *img = malloc(N * D * sizeof *img), *tab = malloc(N * D * sizeof *tab);
+    pf_rng rng;
+    pf_rng_seed(&rng, 3);
+    for (int i = 0; i < N * D; i++) {
+        img[i] = pf_rng_uniform(&rng) < 0.81 ? -0.4242f : (float)pf_rng_uniform(&rng);
+        tab[i] = pf_rng_uniform(&rng) < 0.5 ? 0.0f : (float)pf_rng_uniform(&rng); /* half zeros */
+    }
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_AUTO, img, N, D), PF_INPUT_SPARSE);
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_AUTO, tab, N, D), PF_INPUT_DENSE);
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_DENSE, img, N, D), PF_INPUT_DENSE);
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_SPARSE, tab, N, D), PF_INPUT_SPARSE);
+    /* too narrow to gain anything */
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_AUTO, img, N * D / 8, 8), PF_INPUT_DENSE);
+    pf_input_layer m;
+    assert_int_equal(pf_input_layer_from_name("sparse", &m), 0);
+    assert_int_equal(m, PF_INPUT_SPARSE);
+    assert_int_equal(pf_input_layer_from_name("Sparse", &m), -1);
+    assert_string_equal(pf_input_layer_name(PF_INPUT_DENSE), "dense");
+    free(img), free(tab);
 }
 
 static void test_rng(void **state)
@@ -408,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_fd_detects_wrong_gradient),
         cmocka_unit_test(test_shifted_l2_gradient),
         cmocka_unit_test(test_fast_matches_reference),
+        cmocka_unit_test(test_fd_fast_path),
+        cmocka_unit_test(test_input_layer_choice),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_lbfgs_convex),
     };

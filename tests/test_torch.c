@@ -1,8 +1,9 @@
 /* Cross-check against PyTorch: a fixture written by scripts/make_fixture.py
  * (Debian's python3-torch) holds small MLPs' parameters, a batch, outputs,
  * loss, gradient, and parameters after optimizer steps. Every tensor must
- * match within 1e-5 relative. The fixture is made by `make fixtures`; a
- * missing fixture is a failure, not a skip. */
+ * match within 1e-5 relative, on both paths of the input layer (dense
+ * sgemm and sparse). The fixture is made by `make fixtures`; a missing
+ * fixture is a failure, not a skip. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,9 +128,8 @@ static void case_free(torch_case *tc)
     free(tc->theta), free(tc->x), free(tc->targets), free(tc->anchor), free(tc->labels);
 }
 
-static void test_forward_loss_gradient(void **state)
+static void check_forward_loss_gradient(pf_input_layer path)
 {
-    (void)state;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(fixture, "cases"))
     {
@@ -140,6 +140,7 @@ static void test_forward_loss_gradient(void **state)
         pf_work w;
         pf_error err;
         assert_int_equal(pf_work_init(&w, NULL, &tc.arch, tc.B, &err), PF_OK);
+        w.input_layer = path;
         pf_forward(&w, tc.theta, tc.x, tc.B);
         float *out = floats(c, "output", (size_t)tc.B * K);
         expect_close("output", tc.name, w.a[tc.arch.n_layers - 1], out, (size_t)tc.B * K);
@@ -155,15 +156,28 @@ static void test_forward_loss_gradient(void **state)
     }
 }
 
+static void test_forward_loss_gradient(void **state)
+{
+    (void)state;
+    check_forward_loss_gradient(PF_INPUT_DENSE);
+}
+
+static void test_forward_loss_gradient_sparse(void **state)
+{
+    (void)state;
+    check_forward_loss_gradient(PF_INPUT_SPARSE);
+}
+
 /* Run `steps` optimizer steps on the fixture batch, as the script did. */
 static void run_steps(torch_case *tc, const pf_opt_config *oc, int steps, const float *anchor,
-                      double beta, float *theta)
+                      double beta, float *theta, pf_input_layer path)
 {
     size_t np = tc->arch.n_params;
     pf_work w;
     pf_optim o;
     pf_error err;
     assert_int_equal(pf_work_init(&w, NULL, &tc->arch, tc->B, &err), PF_OK);
+    w.input_layer = path;
     assert_int_equal(pf_optim_init(&o, oc, np, &err), PF_OK);
     float *g = malloc(np * sizeof *g);
     memcpy(theta, tc->theta, np * sizeof *theta);
@@ -179,9 +193,8 @@ static void run_steps(torch_case *tc, const pf_opt_config *oc, int steps, const 
     pf_work_free(&w);
 }
 
-static void test_optimizer_steps(void **state)
+static void check_optimizer_steps(pf_input_layer path)
 {
-    (void)state;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(fixture, "cases"))
     {
@@ -199,23 +212,35 @@ static void test_optimizer_steps(void **state)
         sgd.momentum = number(c, "sgd_momentum");
 
         float *ref = floats(c, "adam_wd", np);
-        run_steps(&tc, &adam, steps, NULL, beta, theta);
+        run_steps(&tc, &adam, steps, NULL, beta, theta, path);
         expect_close("adam_wd", tc.name, theta, ref, np);
         free(ref);
 
         ref = floats(c, "adam_shifted", np);
-        run_steps(&tc, &adam, steps, tc.anchor, beta, theta);
+        run_steps(&tc, &adam, steps, tc.anchor, beta, theta, path);
         expect_close("adam_shifted", tc.name, theta, ref, np);
         free(ref);
 
         ref = floats(c, "sgd_wd", np);
-        run_steps(&tc, &sgd, steps, NULL, beta, theta);
+        run_steps(&tc, &sgd, steps, NULL, beta, theta, path);
         expect_close("sgd_wd", tc.name, theta, ref, np);
         free(ref);
 
         free(theta);
         case_free(&tc);
     }
+}
+
+static void test_optimizer_steps(void **state)
+{
+    (void)state;
+    check_optimizer_steps(PF_INPUT_DENSE);
+}
+
+static void test_optimizer_steps_sparse(void **state)
+{
+    (void)state;
+    check_optimizer_steps(PF_INPUT_SPARSE);
 }
 
 /* The comparison itself can fail: perturbing Adam's epsilon-free step
@@ -233,7 +258,7 @@ static void test_detects_decoupled_decay(void **state)
     adam.lr = number(c, "adam_lr");
     double beta = number(c, "beta");
     /* Decoupled decay: no L2 in the gradient, shrink theta separately. */
-    run_steps(&tc, &adam, (int)number(c, "steps"), NULL, 0.0, theta);
+    run_steps(&tc, &adam, (int)number(c, "steps"), NULL, 0.0, theta, PF_INPUT_DENSE);
     size_t bad = 0;
     for (size_t i = 0; i < np; i++) {
         float decayed = theta[i] * (float)(1.0 - adam.lr * beta);
@@ -248,7 +273,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_loss_gradient),
+        cmocka_unit_test(test_forward_loss_gradient_sparse),
         cmocka_unit_test(test_optimizer_steps),
+        cmocka_unit_test(test_optimizer_steps_sparse),
         cmocka_unit_test(test_detects_decoupled_decay),
     };
     return cmocka_run_group_tests_name("pytorch", tests, load_fixture, free_fixture);

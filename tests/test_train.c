@@ -97,15 +97,33 @@ static void test_mnist_one_epoch(void **state)
     cfg.max_epochs = 1;
     float *theta = malloc(a.n_params * sizeof *theta);
     pf_train_result res;
+    /* auto: MNIST is 81% background, the input layer runs sparse */
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_AUTO, train.x, train.n, train.dim), PF_INPUT_SPARSE);
     train_with(2, &a, &train, &cfg, 0, theta, &res);
     assert_int_equal(res.epochs, 1);
     assert_int_equal(res.steps, 938); /* 60000 / 64 rounded up: the last batch is short */
     pf_work w;
     assert_int_equal(pf_work_init(&w, NULL, &a, 2000, &err), PF_OK);
-    pf_metrics m;
+    pf_metrics m, md;
     assert_int_equal(pf_measure(&w, theta, &train, &test, NULL, 0.0, &m, &err), PF_OK);
     print_message("MNIST after one epoch: test accuracy %.2f%%, train CE %.4f, r %.2f\n",
                   m.test.accuracy, m.train.loss, m.r);
+    /* the dense path measures the same model to rounding, and trains one
+     * that agrees closely */
+    w.input_layer = PF_INPUT_DENSE;
+    assert_int_equal(pf_measure(&w, theta, &train, &test, NULL, 0.0, &md, &err), PF_OK);
+    assert_true(fabs(md.train.loss - m.train.loss) < 1e-5 * m.train.loss);
+    assert_true(fabs(md.test.accuracy - m.test.accuracy) < 0.05);
+    float *dense = malloc(a.n_params * sizeof *dense);
+    pf_train_config dcfg = cfg;
+    dcfg.input_layer = PF_INPUT_DENSE;
+    train_with(2, &a, &train, &dcfg, 0, dense, &res);
+    assert_int_equal(pf_measure(&w, dense, &train, &test, NULL, 0.0, &md, &err), PF_OK);
+    print_message("dense input layer: test accuracy %.2f%%, train CE %.4f, r %.2f\n", md.test.accuracy,
+                  md.train.loss, md.r);
+    assert_true(fabs(md.test.accuracy - m.test.accuracy) < 0.5);
+    assert_true(fabs(md.r - m.r) < 0.01 * m.r);
+    free(dense);
     assert_true(m.test.accuracy > 90.0);
     assert_true(m.train.loss < 0.35);
     double mean_class = 0;
@@ -171,6 +189,117 @@ static void test_deterministic_training(void **state)
     for (int k = 0; k < 4; k++) free(th[k]);
     for (int k = 0; k < 2; k++) free(step[k]);
     free(other);
+    pf_dataset_free(&d);
+}
+
+/* Image-like data: 64 "pixels", each at its background in about 4 of 5
+ * samples, the rest bright; the class lights up its own block. */
+static void images(pf_dataset *d, size_t n, int classes, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    pf_rng rng;
+    pf_rng_seed(&rng, seed);
+    d->n = n;
+    d->dim = 64;
+    d->x = malloc(n * 64 * sizeof(float));
+    d->labels = malloc(n * sizeof(int));
+    d->n_classes = classes;
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i % (size_t)classes);
+        for (int j = 0; j < 64; j++) {
+            int on = j / 8 == c ? pf_rng_uniform(&rng) < 0.7 : pf_rng_uniform(&rng) < 0.1;
+            d->x[i * 64 + j] = on ? (float)(2.0 * pf_rng_uniform(&rng)) : -0.4242f;
+        }
+        d->labels[i] = c;
+    }
+    snprintf(d->name, sizeof d->name, "images");
+}
+
+/* The sparse input layer in training: auto takes it on image-like data;
+ * the same seed and thread count give bit-identical parameters and
+ * optimizer state on it too (at 1 and at 2 members); and it agrees with
+ * the dense path to float rounding (one full-batch step), then closely
+ * (minibatch training amplifies the rounding). The optimizer's moments
+ * come back in PyTorch's layout (the trainer holds the input layer
+ * transposed only while it trains). */
+static void test_sparse_input_layer_training(void **state)
+{
+    (void)state;
+    pf_dataset d;
+    images(&d, 600, 5, 2);
+    assert_int_equal(pf_input_layer_resolve(PF_INPUT_AUTO, d.x, d.n, d.dim), PF_INPUT_SPARSE);
+    const int sizes[] = {64, 32, 16, 5};
+    pf_arch a = make_arch(3, sizes, PF_ACT_SIGMOID, PF_LOSS_CE);
+    float *anchor = malloc(a.n_params * sizeof *anchor);
+    for (size_t i = 0; i < a.n_params; i++) anchor[i] = (float)(0.01 * (double)(i % 7));
+    pf_train_config cfg;
+    pf_train_config_paper(&cfg);
+    cfg.max_epochs = 3;
+    cfg.beta = 0.002;
+    cfg.anchor = anchor;
+    const pf_input_layer modes[2] = {PF_INPUT_SPARSE, PF_INPUT_DENSE};
+    float *th[2][2][2], *m[2][2];
+    pf_error err;
+    for (int p = 0; p < 2; p++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int rep = 0; rep < 2; rep++) {
+                pf_train_config c = cfg;
+                c.input_layer = modes[p];
+                float *theta = th[p][threads - 1][rep] = malloc(a.n_params * sizeof(float));
+                pf_rng rng;
+                pf_rng_seed(&rng, 7);
+                pf_init_params(&a, theta, &rng);
+                pf_ctx *ctx;
+                assert_int_equal(pf_ctx_create(&ctx, threads, &err), PF_OK);
+                pf_trainer t;
+                assert_int_equal(pf_trainer_init(&t, ctx, &a, &c.opt, c.batch, d.n, 8, &err), PF_OK);
+                pf_train_result res;
+                if (pf_train_beta(&t, theta, &d, &c, &res, &err)) fail_msg("training failed: %s", err.msg);
+                assert_int_equal(t.sparse, p == 0);
+                if (threads == 1 && rep == 0) {
+                    pf_trainer_state st;
+                    assert_int_equal(pf_trainer_get_state(&t, &st, &err), PF_OK);
+                    m[p][0] = st.m, m[p][1] = st.v;
+                    st.m = st.v = NULL;
+                    pf_trainer_state_free(&st);
+                }
+                pf_trainer_free(&t);
+                pf_ctx_free(ctx);
+            }
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 2; k++)
+            assert_memory_equal(th[p][k][0], th[p][k][1], a.n_params * sizeof(float));
+    double dist = 0, mdist = 0, mscale = 0;
+    for (size_t i = 0; i < a.n_params; i++) {
+        dist += fabs((double)th[0][0][0][i] - th[1][0][0][i]);
+        mdist += fabs((double)m[0][1][i] - m[1][1][i]);
+        mscale += fabs((double)m[1][1][i]);
+    }
+    print_message("after 3 epochs, sparse vs dense input layer: mean |diff| %.2g; Adam v differs by "
+                  "%.2g of its size\n", dist / a.n_params, mdist / mscale);
+    assert_true(dist / a.n_params < 1e-4);
+    assert_true(mdist / mscale < 1e-2); /* a transposed moment would be far off */
+    /* one full-batch step (the full gradient's sparse path): agree to rounding */
+    pf_train_config one = cfg;
+    pf_opt_config_default(&one.opt, PF_OPT_SGD);
+    one.batch = 0;
+    one.max_epochs = 1;
+    float *step[2];
+    pf_train_result res;
+    for (int p = 0; p < 2; p++) {
+        one.input_layer = modes[p];
+        step[p] = malloc(a.n_params * sizeof(float));
+        train_with(2, &a, &d, &one, 7, step[p], &res);
+    }
+    double worst = 0;
+    for (size_t i = 0; i < a.n_params; i++) worst = fmax(worst, fabs((double)step[0][i] - step[1][i]));
+    print_message("one full-batch step, sparse vs dense: max |diff| %.2g\n", worst);
+    assert_true(worst < 1e-6);
+    for (int p = 0; p < 2; p++) {
+        for (int k = 0; k < 2; k++) free(th[p][k][0]), free(th[p][k][1]);
+        free(m[p][0]), free(m[p][1]), free(step[p]);
+    }
+    free(anchor);
     pf_dataset_free(&d);
 }
 
@@ -368,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_counts),
         cmocka_unit_test(test_patience_stops),
         cmocka_unit_test(test_deterministic_training),
+        cmocka_unit_test(test_sparse_input_layer_training),
         cmocka_unit_test(test_trainer_refuses_other_settings),
         cmocka_unit_test(test_strong_anchor_pulls_to_anchor),
         cmocka_unit_test(test_fullbatch_lbfgs_regression),

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pathfinder/core.h"
+
 static char tool[1024];
 static char tmpdir[200];
 
@@ -43,6 +45,23 @@ static inline int shell(const char *fmt, ...)
 }
 
 static inline int tool_teardown(void) { return shell("rm -rf %s", tmpdir) == 0 ? 0 : -1; }
+
+/* For a test that compares what it computes in its own process with what
+ * the tool writes, bit for bit: run on the OpenBLAS kernels the tool runs
+ * on. The tool executes itself again with OPENBLAS_CORETYPE when OpenBLAS
+ * fell back to its slowest kernels (src/cli/main.c); so does this, first
+ * thing in main. */
+static inline void tool_same_kernels(char **argv)
+{
+    const char *core = pf_blas_better_core();
+    if (!core || getenv("OPENBLAS_CORETYPE")) return;
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) return;
+    self[len] = '\0';
+    if (setenv("OPENBLAS_CORETYPE", core, 1) == 0) execv(self, argv);
+    unsetenv("OPENBLAS_CORETYPE");
+}
 
 /* A whole text file, NUL-terminated (NULL if it cannot be read). */
 static inline char *slurp(const char *path)

@@ -91,6 +91,8 @@ typedef struct {
     int reset_optimizer;   /* paper: 1 (a new Adam per beta) */
     double grad_tol;       /* L-BFGS, Newton: stop when ||grad||_inf < grad_tol */
     double ftol;           /* L-BFGS: stop on relative decrease < ftol */
+    pf_input_layer input_layer; /* sparse or dense input layer; auto (default) decides by the
+                                 * training set's density (pf_input_layer_resolve) */
     pf_progress_fn progress;  /* may be NULL */
     void *progress_ctx;
     /* Certify every trained point (pf_certify_minimum on L_beta over the
@@ -132,6 +134,18 @@ typedef struct {
     /* Newton and certification: the objective with its Hessian operator,
      * and the last certified point's modes (made when first needed). */
     struct pf_second_order *second;
+    /* The sparse input layer of minibatch training (internal). While a
+     * beta trains on it, the input layer's weights in theta, in the
+     * optimizer's moments and in anchor_t are held transposed, as
+     * (sizes[0], sizes[1]), so that a pixel's weights are one row; they
+     * are put back before pf_train_beta returns. */
+    int sparse;            /* the path the last pf_train_beta took */
+    float *anchor_t;       /* (n_params) the anchor with its input layer transposed */
+    float *c0;             /* (sizes[1]) W_0 b + b_0: the background's part of z_0 */
+    float *swap;           /* (sizes[0] sizes[1]) for transposing in place */
+    size_t *cursor;        /* (n_threads, batch) each member's walk along the batch's rows */
+    float *gblock;         /* (n_threads, PF_SPARSE_BLOCK_BYTES) each member's gradient of a block */
+    struct pf_sparse_set *epoch_rows; /* the training set's sparse rows in this epoch's order */
 } pf_trainer;
 
 int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_opt_config *opt,
@@ -164,7 +178,9 @@ typedef struct {
     double epoch_loss;       /* mean minibatch loss of the last epoch */
     double best_epoch_loss;
     int stopped_early;       /* patience ran out before max_epochs */
-    double seconds;
+    double seconds;          /* all of it, setup included */
+    double setup_seconds;    /* before the first epoch: the sparse form of the training set
+                              * (made once per trainer and dataset) and the layout */
     /* L_beta at the start (first minibatch's loss + beta/2 r^2) and at the
      * end (last epoch's mean loss + beta/2 r^2); diverged when the end is
      * above 10 |start| + 1: a finite blow-up (first-order optimizers). */

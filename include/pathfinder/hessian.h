@@ -47,7 +47,8 @@ void pf_hessian_move(pf_hessian *h, const float *theta2);
  * (NaN before the first product). */
 double pf_hessian_loss(const pf_hessian *h);
 /* 1 if the input layer runs on x - background (features that mostly hold
- * one value, as image pixels do; chosen when at most 30% differ). */
+ * one value, as image pixels do): as w->input_layer decides for d (auto:
+ * when at most 30% differ), on the sparse form of d that w keeps. */
 int pf_hessian_sparse_input(const pf_hessian *h);
 /* H_E v with v and the result in double (v is rounded to float for the
  * sgemms; the sums are not): a pf_matvec_fn with ctx = the pf_hessian. */

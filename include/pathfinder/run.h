@@ -303,9 +303,11 @@ int pf_seed_path(char *dst, size_t n, const char *pattern, uint64_t seed);
 
 /* The metrics of a checkpoint on train and test data: loss, accuracy,
  * per-class accuracy, r = ||theta - anchor|| and L_beta (beta NaN: the
- * checkpoint's; act: for checkpoints without metadata). One JSON line. */
+ * checkpoint's; act: for checkpoints without metadata), with the input
+ * layer run as input_layer decides for each set. One JSON line. */
 int pf_run_eval(pf_ctx *ctx, const char *model, const pf_data_options *data, double beta,
-                const char *anchor, const char *act, pf_report *report, pf_error *err);
+                const char *anchor, const char *act, pf_input_layer input_layer, pf_report *report,
+                pf_error *err);
 
 /* -------------------------------------------------------------- commands */
 

@@ -173,7 +173,15 @@ def hessian(path, k=None, which=None, data=None, progress=None, **options):
     Hessian-vector products. Returns the report with eigenvalues_E,
     eigenvalues_L, residuals and converged as numpy arrays; with vectors=
     FILE.npy also "vectors" (the eigenvectors, one per row), with density=
-    FILE.csv also "density" ({lambda, density} arrays)."""
+    FILE.csv also "density" ({lambda, density} arrays).
+
+    Several checkpoints (a list of paths) need out=DIR: one result each,
+    in DIR/model_<i>.json and one table DIR/spectra.csv, and a list of
+    reports in the list's order (shared out among the ranks under mpirun,
+    resumed when run again)."""
+    if isinstance(path, (list, tuple)):
+        report, _ = _run("hessian", tuple(path), dict(options, k=k, which=which), data, progress, False)
+        return [_arrays(r) for r in (report if isinstance(report, list) else [report])]
     report, _ = _run("hessian", (path,), dict(options, k=k, which=which), data, progress, False)
     result = _arrays(report)
     if options.get("vectors") and _os.path.exists(options["vectors"]):

@@ -29,6 +29,22 @@ def test_same_as_the_command_line(small_minima):
     assert len(ev) == 6 and h["lambda_min_E"] == ev.min() and h["lambda_max_E"] == ev.max()
 
 
+def test_several_checkpoints(small_minima, tmp_path):
+    """A list of checkpoints: one report each, in order, equal to each
+    checkpoint's own spectrum, and the table beside them."""
+    opts = dict(k=2, which="both", subset=500, seed=3, threads=THREADS)
+    models = list(small_minima[:2])
+    many = pathfinder.hessian(models, out=str(tmp_path / "spectra"), **opts)
+    assert [r["model"] for r in many] == models
+    for model, r in zip(models, many):
+        one = pathfinder.hessian(model, **opts)
+        np.testing.assert_array_equal(r["eigenvalues_E"], one["eigenvalues_E"])
+    table = pathfinder.read_table(str(tmp_path / "spectra" / "spectra.csv"))
+    np.testing.assert_array_equal(table["lambda_min_E"], [r["lambda_min_E"] for r in many])
+    with pytest.raises(pathfinder.InputError, match="--out"):
+        pathfinder.hessian(models, **opts)
+
+
 # A tiny classifier: 3 features, 4 hidden tanh units, 3 classes (31 parameters).
 def tiny_data(rng, n):
     centers = np.array([[1.5, 0, 0], [0, 1.5, 0], [0, 0, 1.5]])

@@ -33,6 +33,13 @@ void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
 /* A pf_event_fn with ctx = the cli_progress. */
 void cli_event(void *ctx, const pf_event *e);
 void cli_progress_done(cli_progress *p);
+/* Under mpirun: whether the launcher started this process, its rank as the
+ * launcher's environment gives it, and the command run across the ranks
+ * (mpi.c). *printer is set on the rank that prints (rank 0). */
+int cli_mpi_launched(void);
+int cli_mpi_env_rank(void);
+int cli_mpi_run(const char *name, pf_command *cmd, pf_report *report, int *printer, pf_error *err);
+
 /* Print a run's report: its text, or its JSON document with json. */
 void cli_print_report(const pf_report *r, int json);
 

@@ -1,7 +1,9 @@
 /* pathfinder: probe the error landscapes of neural networks with (shifted)
  * L2 regularization. The tool dispatches to one command per task. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -36,8 +38,24 @@ const char *__lsan_default_suppressions(void)
 }
 #endif
 
+/* OpenBLAS fell back to its slowest kernels on a CPU it does not know:
+ * run again with the ones that suit it (unless the user chose). */
+static void fix_blas_kernels(char **argv)
+{
+    const char *core = pf_blas_better_core();
+    if (!core || getenv("OPENBLAS_CORETYPE")) return;
+    /* this very program, by its own path (so that ps still shows its name) */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) return;
+    self[len] = '\0';
+    if (setenv("OPENBLAS_CORETYPE", core, 1) == 0) execv(self, argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* could not: carry on as we are */
+}
+
 int main(int argc, char **argv)
 {
+    fix_blas_kernels(argv);
     if (argc < 2) {
         fputs(usage, stderr);
         return PF_EINPUT;

@@ -59,17 +59,21 @@ int cli_run_command(const char *name, int argc, char **argv)
         pf_command_free(cmd);
         return text ? PF_OK : cli_error(name, PF_ERUNTIME, "out of memory");
     }
+    /* under mpirun every rank parses the same line; rank 0 prints */
+    int mpi = cli_mpi_launched(), printer = !mpi || cli_mpi_env_rank() == 0;
     cli_progress prog;
-    cli_progress_init(&prog, name, pf_command_quiet(cmd));
+    cli_progress_init(&prog, name, pf_command_quiet(cmd) || !printer);
     pf_command_events(cmd, cli_event, &prog);
     pf_command_figures(cmd, pf_fig_folder);
     /* "pathfinder sweep ...", as config.json records it */
     pf_command_line(cmd, argc + 1, argv - 1);
     pf_report report = {0};
-    rc = pf_command_run(cmd, &report, &err);
+    rc = mpi ? cli_mpi_run(name, cmd, &report, &printer, &err) : pf_command_run(cmd, &report, &err);
     cli_progress_done(&prog);
     int json = pf_command_json(cmd);
-    if (rc) {
+    if (!printer) {
+        /* a worker rank: its failures were printed where they happened */
+    } else if (rc) {
         if (report.text && !json) cli_print_report(&report, 0);   /* what was done before the failure */
         if (err.code == PF_EINPUT && strncmp(err.msg, "--", 2) == 0) cli_usage_error(name, "%s", err.msg);
         else cli_error(name, rc, "%s", err.msg);

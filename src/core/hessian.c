@@ -31,9 +31,12 @@
  * background: x = b + s with b a per-feature constant (the majority value)
  * and s zero in ~80% of MNIST's pixels. Then
  *     x W^T = b W^T + s W^T,     sum_rows Rdelta^T x = (sum_rows Rdelta)^T b + Rdelta^T s,
- * so when s has at most 30% nonzeros the input layer runs on s alone: the
- * forward over s's rows (CSR) with the outputs held in registers, and the
- * weight product over its columns (a CSC per block), each W_0 row in turn.
+ * so when s has at most 30% nonzeros the input layer runs on s alone, from
+ * the sparse form of the data that the caller's workspace keeps (sparse.h):
+ * the forward gathers rows of W_0^T and V_0^T feature block by feature
+ * block (a block stays in L1 while every row of the block takes its
+ * entries), and the weight product adds each row's entries, times its
+ * Rdelta row, into an L1-resident block of the product.
  *
  * Repeated products. a_l and e_l do not depend on v; an operator that will
  * be applied many times (Lanczos) keeps them from its first product, and
@@ -45,11 +48,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "pathfinder/core.h"
 #include "pathfinder/hessian.h"
 #include "act.h"
+#include "sparse.h"
 #include "team.h"
 
 /* One team member's buffers for a block of B = w->max_batch rows. */
@@ -63,19 +66,11 @@ typedef struct {
     float *block_hv;              /* one block's weight products (n_params) */
     double *acc;                  /* this member's sum over its blocks (n_params) */
     double loss;                  /* summed loss of its rows */
-    int failed;                   /* out of memory for its sparse arrays */
     /* sparse input layer only */
     double *acc0_t;               /* input-layer product of s, transposed (dim, sizes[1]) */
     double *rdelta_sum;           /* sum over rows of Rdelta_0 (sizes[1]) */
-    size_t share_lo, share_hi;    /* the rows the sparse arrays below are for */
-    int sparse_ready;
-    /* s of the member's share (or of one block, see sparse_alloc) */
-    size_t *row_ptr;              /* CSR: (rows + 1) offsets into col/val */
-    uint32_t *col;                /* feature */
-    float *val;                   /* x - background */
-    uint32_t *csc_ptr;            /* CSC per block: (dim + 1) offsets from the block's first entry */
-    uint32_t *csc_row;            /* row within the block, column by column */
-    float *csc_val;
+    float *outer;                 /* one feature block of a block's product (PF_SPARSE_BLOCK_BYTES) */
+    size_t *cursor;               /* (max_batch) walks along the block's sparse rows */
 } hvp_member;
 
 struct pf_hessian {
@@ -92,10 +87,11 @@ struct pf_hessian {
      * kept for repeated products; NULL when not cached */
     float *cache_a[PF_MAX_LAYERS], *cache_e[PF_MAX_LAYERS];
     int cache_ready;              /* filled by a completed product */
-    /* sparse input layer: x = background + s */
+    /* sparse input layer: x = background + s, s the sparse set of d that the
+     * caller's workspace keeps (made on first use) */
     int sparse;
-    int keep_sparse;              /* keep s of every row (repeated products), or build per block */
-    float *background;            /* (dim) majority value of each feature */
+    const pf_sparse_set *set;
+    const float *background;      /* (dim) its majority value of each feature */
     float *wv_t;                  /* (2, dim, sizes[1]): W_0^T, then V_0^T */
     float *wv_bg;                 /* (2, sizes[1]): W_0 b + b_0, then V_0 b + c_0 */
     double mean_loss;
@@ -107,19 +103,9 @@ struct pf_hessian {
 };
 
 /* Large arrays (CSR, CSC, cache: ~300 MB for MNIST) are touched once
- * right after allocation; on Linux, 2 MiB pages spare the ~75,000 page
- * faults that cost as much as a product. Freed with free(). */
-static void *big_alloc(size_t bytes)
-{
-    enum { HUGE_PAGE = 2 << 20 };
-    if (bytes < HUGE_PAGE) return malloc(bytes ? bytes : 1);
-    size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    void *p = aligned_alloc(HUGE_PAGE, rounded);
-#ifdef MADV_HUGEPAGE
-    if (p) madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-    return p;
-}
+ * right after allocation; 2 MiB pages spare the ~75,000 page faults that
+ * cost as much as a product (pf_big_alloc). */
+#define big_alloc pf_big_alloc
 
 static void member_free(hvp_member *m, int borrowed)
 {
@@ -134,12 +120,8 @@ static void member_free(hvp_member *m, int borrowed)
     free(m->acc);
     free(m->acc0_t);
     free(m->rdelta_sum);
-    free(m->row_ptr);
-    free(m->col);
-    free(m->val);
-    free(m->csc_ptr);
-    free(m->csc_row);
-    free(m->csc_val);
+    free(m->outer);
+    free(m->cursor);
     if (!borrowed) pf_work_free(&m->own);
     memset(m, 0, sizeof *m);
 }
@@ -170,7 +152,10 @@ static int member_init(hvp_member *m, const pf_arch *A, pf_work *borrow, int max
     if (sparse) {
         m->acc0_t = malloc((size_t)A->sizes[0] * (size_t)A->sizes[1] * sizeof(double));
         m->rdelta_sum = malloc((size_t)A->sizes[1] * sizeof(double));
-        ok = ok && m->acc0_t && m->rdelta_sum;
+        m->outer = malloc(PF_SPARSE_BLOCK_BYTES > A->sizes[1] * 16 * sizeof(float)
+                              ? PF_SPARSE_BLOCK_BYTES : (size_t)A->sizes[1] * 16 * sizeof(float));
+        m->cursor = malloc(B * sizeof *m->cursor);
+        ok = ok && m->acc0_t && m->rdelta_sum && m->outer && m->cursor;
     }
     if (!ok || !m->e || !m->re || !m->block_hv || !m->acc) {
         member_free(m, borrow != NULL);
@@ -280,111 +265,19 @@ static double output_r(pf_loss loss, float *restrict g, float *restrict rg, cons
 
 /* ---- sparse input layer ----------------------------------------------------- */
 
-/* SIMD through GCC/Clang generic vectors, as wide as -march allows (the
- * x86-64 baseline and NEON have 16-byte registers). */
-#if defined(__AVX512F__)
-enum { LANES = 16 };
-#elif defined(__AVX__)
-enum { LANES = 8 };
-#else
-enum { LANES = 4 };
-#endif
-typedef float vfloat __attribute__((vector_size(LANES * sizeof(float))));
-enum { MAX_VECS = 16 }; /* accumulators held in registers at once */
-
-static inline vfloat vload(const float *p)
-{
-    vfloat v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void vstore(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
-
-/* out[0, nv*LANES) = start + sum_k val_k M[idx_k, 0, nv*LANES) (start NULL:
- * zero) with the sums in nv registers; inlined with a constant nv. */
-static inline __attribute__((always_inline)) void gather_chunk(
-    float *restrict out, const float *restrict start, const float *restrict M, size_t ld,
-    const uint32_t *restrict idx, const float *restrict val, size_t nnz, const int nv)
-{
-    vfloat acc[MAX_VECS];
-#pragma GCC unroll 16
-    for (int u = 0; u < nv; u++) acc[u] = start ? vload(start + u * LANES) : (vfloat){0};
-    for (size_t k = 0; k < nnz; k++) {
-        const float *row = M + (size_t)idx[k] * ld;
-        float s = val[k];
-#pragma GCC unroll 16
-        for (int u = 0; u < nv; u++) acc[u] += s * vload(row + u * LANES);
-    }
-#pragma GCC unroll 16
-    for (int u = 0; u < nv; u++) vstore(out + u * LANES, acc[u]);
-}
-
-/* out[0, width) = start + sum_k val_k M[idx_k, 0, width): a sparse row
- * times a dense matrix (ld floats per row), in register-sized chunks. */
-static void sparse_gather(float *restrict out, const float *restrict start, const float *M, size_t ld,
-                          int width, const uint32_t *idx, const float *val, size_t nnz)
-{
-    int c = 0;
-    for (; width - c >= 16 * LANES; c += 16 * LANES)
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 16);
-    if (width - c >= 8 * LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 8);
-        c += 8 * LANES;
-    }
-    if (width - c >= 4 * LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 4);
-        c += 4 * LANES;
-    }
-    if (width - c >= 2 * LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 2);
-        c += 2 * LANES;
-    }
-    if (width - c >= LANES) {
-        gather_chunk(out + c, start ? start + c : NULL, M + c, ld, idx, val, nnz, 1);
-        c += LANES;
-    }
-    for (; c < width; c++) {
-        float acc = start ? start[c] : 0.0f;
-        for (size_t k = 0; k < nnz; k++) acc += val[k] * M[(size_t)idx[k] * ld + c];
-        out[c] = acc;
-    }
-}
-
-/* The background of every feature is its majority value (Boyer-Moore vote)
- * over up to 1024 rows spread evenly through the rows used; the input layer
- * goes sparse if at most 30% of those rows' entries differ from it. Any
- * background would be exact (up to rounding); a good one makes s sparse. */
+/* The input layer runs sparse (see sparse.h) when the caller's workspace
+ * says so for d: its sparse set of d (made on first use, then kept by the
+ * workspace, so later operators and products on d find it made). */
 static void sparse_setup(pf_hessian *h)
 {
     const pf_dataset *d = h->d;
-    size_t n = h->n, dim = (size_t)d->dim, probe = n < 1024 ? n : 1024;
-    /* narrow inputs gain nothing; a block's entries are counted in 32 bits */
-    if (dim < 16 || (double)h->m[0].w->max_batch * (double)dim >= (double)UINT32_MAX) return;
-    float *bg = malloc(dim * sizeof *bg);
-    size_t *votes = calloc(dim, sizeof *votes);
-    if (!bg || !votes) {
-        free(bg), free(votes);
-        return;
-    }
-    for (size_t t = 0; t < probe; t++) {
-        const float *row = d->x + (t * n / probe) * dim;
-        for (size_t j = 0; j < dim; j++) {
-            if (votes[j] == 0) bg[j] = row[j], votes[j] = 1;
-            else votes[j] += row[j] == bg[j] ? 1 : (size_t)-1;
-        }
-    }
-    size_t nnz = 0;
-    for (size_t t = 0; t < probe; t++) {
-        const float *row = d->x + (t * n / probe) * dim;
-        for (size_t j = 0; j < dim; j++) nnz += row[j] != bg[j];
-    }
-    free(votes);
-    if ((double)nnz > 0.3 * (double)probe * (double)dim) {
-        free(bg);
-        return;
-    }
-    h->background = bg;
+    /* a block's entries are counted in 32 bits */
+    if ((double)h->m[0].w->max_batch * (double)d->dim >= (double)UINT32_MAX) return;
+    int use;
+    const pf_sparse_set *set = pf_sparse_find(h->m[0].w, d->x, d->n, d->dim, &use);
+    if (!set) return; /* dense, or out of memory for the set: dense */
+    h->set = set;
+    h->background = set->background;
     h->sparse = 1;
 }
 
@@ -416,122 +309,6 @@ static void transpose_hidden(const pf_arch *A, const float *p, float *pt)
         for (int o = 0; o < n_out; o++)
             for (int j = 0; j < n_in; j++) Wt[(size_t)j * n_out + o] = W[(size_t)o * n_in + j];
     }
-}
-
-/* The rows [r0, r1) of s = x - background as CSR: row_ptr[i - r0] .. are
- * offsets from first (the count so far); col/val receive the entries and
- * need room for one more than there are. */
-static size_t csr_rows(const pf_hessian *h, size_t r0, size_t r1, size_t first, size_t *row_ptr,
-                       uint32_t *col, float *val)
-{
-    const float *bg = h->background;
-    size_t dim = (size_t)h->arch->sizes[0], k = first;
-    for (size_t i = r0; i < r1; i++) {
-        row_ptr[i - r0] = k;
-        const float *row = h->d->x + i * dim;
-        /* branch-free compaction: always write, advance only past an
-         * entry off the background (so col/val need one slot of slack) */
-        for (size_t j = 0; j < dim; j++) {
-            col[k] = (uint32_t)j;
-            val[k] = row[j] - bg[j];
-            k += row[j] != bg[j];
-        }
-    }
-    row_ptr[r1 - r0] = k;
-    return k;
-}
-
-/* The CSC of a block from its CSR (rows entries, row_ptr[0] = base):
- * ptr (dim + 1) offsets from base, and the rows and values column by column
- * into csc_row/csc_val (from base on). */
-static void csc_block(size_t dim, int rows, const size_t *row_ptr, const uint32_t *col,
-                      const float *val, uint32_t *ptr, uint32_t *csc_row, float *csc_val)
-{
-    size_t base = row_ptr[0];
-    memset(ptr, 0, (dim + 1) * sizeof *ptr);
-    for (size_t k = base; k < row_ptr[rows]; k++) ptr[col[k] + 1]++;
-    for (size_t j = 0; j < dim; j++) ptr[j + 1] += ptr[j];
-    for (int i = 0; i < rows; i++)
-        for (size_t k = row_ptr[i]; k < row_ptr[i + 1]; k++) {
-            size_t at = base + ptr[col[k]]++;
-            csc_row[at] = (uint32_t)i;
-            csc_val[at] = val[k];
-        }
-    /* the fill advanced every start to the next column's: shift back */
-    memmove(ptr + 1, ptr, dim * sizeof *ptr);
-    ptr[0] = 0;
-}
-
-/* Sparse arrays of a member. An operator for repeated products keeps the
- * CSR and per-block CSCs of the member's whole share, built on its first
- * product; a one-shot product builds each block in turn into buffers for
- * one block, and so never touches hundreds of MB of fresh memory. */
-static int sparse_alloc(hvp_member *m, const pf_hessian *h, size_t lo, size_t hi)
-{
-    size_t dim = (size_t)h->arch->sizes[0], mb = (size_t)m->w->max_batch;
-    size_t rows = h->keep_sparse ? hi - lo : mb, n_blocks = h->keep_sparse ? (rows + mb - 1) / mb : 1;
-    free(m->row_ptr), free(m->col), free(m->val);
-    free(m->csc_ptr), free(m->csc_row), free(m->csc_val);
-    m->col = NULL, m->val = NULL, m->csc_row = NULL, m->csc_val = NULL;
-    m->sparse_ready = 0;
-    m->row_ptr = malloc((rows + 1) * sizeof *m->row_ptr);
-    m->csc_ptr = malloc((n_blocks ? n_blocks : 1) * (dim + 1) * sizeof *m->csc_ptr);
-    if (!m->row_ptr || !m->csc_ptr) return PF_ERUNTIME;
-    size_t nnz = rows * dim;
-    if (h->keep_sparse) {
-        const float *bg = h->background;
-        nnz = 0;
-        for (size_t i = lo; i < hi; i++) {
-            const float *row = h->d->x + i * dim;
-            for (size_t j = 0; j < dim; j++) nnz += row[j] != bg[j];
-        }
-    }
-    m->col = big_alloc((nnz + 1) * sizeof *m->col);
-    m->val = big_alloc((nnz + 1) * sizeof *m->val);
-    m->csc_row = big_alloc(nnz * sizeof *m->csc_row);
-    m->csc_val = big_alloc(nnz * sizeof *m->csc_val);
-    if (!m->col || !m->val || !m->csc_row || !m->csc_val) return PF_ERUNTIME;
-    if (h->keep_sparse) {
-        csr_rows(h, lo, hi, 0, m->row_ptr, m->col, m->val);
-        for (size_t b = 0; b < n_blocks; b++) {
-            size_t r0 = b * mb, r1 = r0 + mb < rows ? r0 + mb : rows;
-            csc_block(dim, (int)(r1 - r0), m->row_ptr + r0, m->col, m->val,
-                      m->csc_ptr + b * (dim + 1), m->csc_row, m->csc_val);
-        }
-    }
-    m->share_lo = lo, m->share_hi = hi, m->sparse_ready = 1;
-    return PF_OK;
-}
-
-/* Where block blk (rows [row0, row0 + B)) of s is: building it first when
- * the member does not keep its whole share. */
-typedef struct {
-    const size_t *row_ptr;   /* (B + 1) offsets into col/val */
-    const uint32_t *col;
-    const float *val;
-    const uint32_t *csc_ptr; /* (dim + 1) offsets into csc_row/csc_val */
-    const uint32_t *csc_row;
-    const float *csc_val;
-} sparse_block;
-
-static sparse_block sparse_view(hvp_member *m, const pf_hessian *h, size_t row0, int B, size_t blk)
-{
-    size_t dim = (size_t)h->arch->sizes[0];
-    sparse_block v;
-    if (h->keep_sparse) {
-        v.row_ptr = m->row_ptr + (row0 - m->share_lo);
-        v.csc_ptr = m->csc_ptr + blk * (dim + 1);
-    } else {
-        csr_rows(h, row0, row0 + (size_t)B, 0, m->row_ptr, m->col, m->val);
-        csc_block(dim, B, m->row_ptr, m->col, m->val, m->csc_ptr, m->csc_row, m->csc_val);
-        v.row_ptr = m->row_ptr;
-        v.csc_ptr = m->csc_ptr;
-    }
-    v.col = m->col;
-    v.val = m->val;
-    v.csc_row = m->csc_row + v.row_ptr[0];
-    v.csc_val = m->csc_val + v.row_ptr[0];
-    return v;
 }
 
 /* ---- one block ------------------------------------------------------------- */
@@ -566,15 +343,14 @@ static void forward_layer(const pf_hessian *h, int l, const float *in, int B, fl
     activate(A->act[l], a, z, (size_t)B * n_out);
 }
 
-/* The R-operator over rows [row0, row0 + B) (block number blk of this
- * member); adds the block's H v (already divided by N) into m->acc, or for
+/* The R-operator over rows [row0, row0 + B) of this member's share; adds the block's H v (already divided by N) into m->acc, or for
  * a sparse input layer into m->acc0_t and m->rdelta_sum, and returns the
  * block's summed loss. With a cache, the activations a_l and the backward
  * signals e_l (which do not depend on v) are computed by the first product
  * and read by the later ones, which then skip the forward pass, the e
  * sgemms and, for sparse inputs, half of the input layer's gathers; the
  * numbers are the same either way. */
-static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B, size_t blk)
+static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B)
 {
     const pf_arch *A = h->arch;
     const pf_dataset *d = h->d;
@@ -591,19 +367,15 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B, 
         e[l] = h->cache_e[l] ? h->cache_e[l] + row0 * width : m->e;
     }
 
-    sparse_block sb = {0};
+    pf_sparse_view sv = h->sparse ? pf_sparse_range(h->set, row0) : (pf_sparse_view){0};
     if (h->sparse) {
         int n_out = A->sizes[1];
         const float *vt = h->wv_t + (size_t)A->sizes[0] * n_out;
-        sb = sparse_view(m, h, row0, B, blk);
-        for (int i = 0; i < B; i++) {
-            size_t k0 = sb.row_ptr[i], k1 = sb.row_ptr[i + 1];
-            sparse_gather(m->rz[0] + (size_t)i * n_out, h->wv_bg + n_out, vt, (size_t)n_out, n_out,
-                          sb.col + k0, sb.val + k0, k1 - k0);
-            if (!reuse)
-                sparse_gather(w->z[0] + (size_t)i * n_out, h->wv_bg, h->wv_t, (size_t)n_out, n_out,
-                              sb.col + k0, sb.val + k0, k1 - k0);
-        }
+        pf_sparse_gather_rows(m->rz[0], (size_t)n_out, h->wv_bg + n_out, vt, (size_t)n_out, n_out, &sv, 0,
+                              B);
+        if (!reuse)
+            pf_sparse_gather_rows(w->z[0], (size_t)n_out, h->wv_bg, h->wv_t, (size_t)n_out, n_out, &sv, 0,
+                                  B);
         if (!reuse) activate(A->act[0], act[0], w->z[0], (size_t)B * n_out);
         r_activate(A->act[0], m->ra[0], m->rz[0], act[0], (size_t)B * n_out);
         first = 1;
@@ -645,15 +417,19 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B, 
     }
 
     if (h->sparse) {
-        int dim = A->sizes[0], n_out = A->sizes[1];
-        const uint32_t *ptr = sb.csc_ptr;
-        float *col_sum = m->e; /* (n_out) scratch */
-        for (int j = 0; j < dim; j++) {
-            if (ptr[j + 1] == ptr[j]) continue;
-            sparse_gather(col_sum, NULL, m->rd[0], (size_t)n_out, n_out, sb.csc_row + ptr[j],
-                          sb.csc_val + ptr[j], ptr[j + 1] - ptr[j]);
-            double *acc = m->acc0_t + (size_t)j * n_out;
-            for (int o = 0; o < n_out; o++) acc[o] += col_sum[o];
+        /* sum_rows Rdelta^T s, feature block by feature block: the block's
+         * float sums stay in L1 while the rows add their entries, then go
+         * into the double accumulator */
+        int dim = A->sizes[0], n_out = A->sizes[1], block = pf_sparse_block(n_out);
+        for (int i = 0; i < B; i++) m->cursor[i] = sv.beg[i];
+        for (int p0 = 0; p0 < dim; p0 += block) {
+            int nb = dim - p0 < block ? dim - p0 : block;
+            if (!pf_sparse_outer_block(m->outer, (size_t)n_out, p0, nb, m->rd[0], (size_t)n_out, n_out,
+                                       &sv, B, m->cursor))
+                continue;
+            double *acc = m->acc0_t + (size_t)p0 * n_out;
+            size_t cnt = (size_t)nb * n_out;
+            for (size_t q = 0; q < cnt; q++) acc[q] += m->outer[q];
         }
         for (int i = 0; i < B; i++) {
             const float *row = m->rd[0] + (size_t)i * n_out;
@@ -696,20 +472,16 @@ static void hvp_task(void *vctx, int tid, int nt)
     pf_share(h->n, tid, nt, &lo, &hi);
     memset(m->acc, 0, A->n_params * sizeof *m->acc);
     int dim = A->sizes[0], n_out = A->sizes[1];
-    int ok = 1;
     if (h->sparse) {
         memset(m->acc0_t, 0, (size_t)dim * n_out * sizeof *m->acc0_t);
         memset(m->rdelta_sum, 0, (size_t)n_out * sizeof *m->rdelta_sum);
-        if (!m->sparse_ready || m->share_lo != lo || m->share_hi != hi)
-            ok = sparse_alloc(m, h, lo, hi) == PF_OK;
     }
     double loss = 0.0;
-    size_t blk = 0;
-    for (size_t start = lo; ok && start < hi; start += max_batch, blk++) {
+    for (size_t start = lo; start < hi; start += max_batch) {
         int B = (int)(hi - start < max_batch ? hi - start : max_batch);
-        loss += block_hvp(m, h, start, B, blk);
+        loss += block_hvp(m, h, start, B);
     }
-    if (ok && h->sparse) {
+    if (h->sparse) {
         /* W_0's product: the s part (transposed back) plus the background's */
         double *acc = m->acc + A->w_off[0];
         for (int o = 0; o < n_out; o++)
@@ -718,7 +490,6 @@ static void hvp_task(void *vctx, int tid, int nt)
                                            m->rdelta_sum[o] * (double)h->background[j];
     }
     m->loss = loss;
-    m->failed = !ok;
     pf_barrier();
     /* Each member finishes its share of the parameters, summing the
      * members' accumulators in member order. */
@@ -774,7 +545,6 @@ static int hessian_create(pf_hessian **out, pf_work *w, const float *theta, cons
     h->n = n_samples ? n_samples : d->n;
     h->mean_loss = NAN;
     h->m[0].w = w;
-    h->keep_sparse = cache;
     sparse_setup(h);
     h->vbuf = malloc(A->n_params * sizeof *h->vbuf);
     h->theta_t = malloc(A->n_params * sizeof *h->theta_t);
@@ -826,7 +596,6 @@ void pf_hessian_free(pf_hessian *h)
     for (int k = 0; k < h->n_members; k++) member_free(&h->m[k], k == 0);
     free(h->vbuf);
     free(h->theta_t), free(h->v_t);
-    free(h->background);
     free(h->wv_t), free(h->wv_bg);
     for (int l = 0; l < PF_MAX_LAYERS; l++) free(h->cache_a[l]), free(h->cache_e[l]);
     free(h);
@@ -869,11 +638,7 @@ static int hessian_run(pf_hessian *h, double beta, const float *v, float *out_f,
     else
         pf_parallel(h->m[0].w->ctx, hvp_task, h);
     double loss = 0.0;
-    for (int k = 0; k < nt; k++) {
-        if (h->m[k].failed)
-            return pf_fail(err, PF_ERUNTIME, "out of memory for the sparse input layer's blocks");
-        loss += h->m[k].loss;
-    }
+    for (int k = 0; k < nt; k++) loss += h->m[k].loss;
     h->cache_ready = h->cache_a[0] != NULL;
     h->mean_loss = loss / (double)h->n;
     return PF_OK;

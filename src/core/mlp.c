@@ -14,6 +14,7 @@
 
 #include "pathfinder/core.h"
 #include "act.h"
+#include "sparse.h"
 #include "team.h"
 
 int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf_error *err)
@@ -22,6 +23,7 @@ int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf
     w->arch = arch;
     w->ctx = ctx;
     w->max_batch = max_batch;
+    w->input_layer = PF_INPUT_AUTO;
     size_t B = (size_t)max_batch;
     int ok = 1;
     for (int l = 0; l < arch->n_layers; l++) {
@@ -51,6 +53,8 @@ void pf_work_free(pf_work *w)
     free(w->xbuf);
     free(w->ybuf);
     free(w->lbuf);
+    if (w->own_sparse_cache) pf_sparse_cache_free(w->sparse_cache);
+    pf_sparse_scratch_free(w->sparse_scratch);
     memset(w, 0, sizeof *w);
 }
 
@@ -94,10 +98,75 @@ void pf_forward_cols(pf_work *w, const float *theta, const float *x, int B, int 
             activate(A->act[l], a + (size_t)i * n_out, z + (size_t)i * n_out, (size_t)cols);
 }
 
+void pf_forward_rows(pf_work *w, const float *theta, const float *x, int l, int r0, int r1)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], rows = r1 - r0;
+    if (rows <= 0) return;
+    const float *in = (l ? w->a[l - 1] : x) + (size_t)r0 * n_in;
+    float *z = w->z[l] + (size_t)r0 * n_out, *a = w->a[l] + (size_t)r0 * n_out;
+    float beta = 0.0f;
+    if (A->bias) {
+        const float *b = theta + A->b_off[l];
+        for (int i = 0; i < rows; i++) memcpy(z + (size_t)i * n_out, b, (size_t)n_out * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n_out, n_in, 1.0f, in, n_in,
+                theta + A->w_off[l], n_in, beta, z, n_out);
+    activate(A->act[l], a, z, (size_t)rows * n_out);
+}
+
+void pf_delta_rows(pf_work *w, const float *theta, int l, int r0, int r1)
+{
+    const pf_arch *A = w->arch;
+    int n_in = A->sizes[l], n_out = A->sizes[l + 1], rows = r1 - r0;
+    if (rows <= 0 || l == 0) return;
+    size_t r = (size_t)r0 * n_in;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n_in, n_out, 1.0f,
+                w->d[l] + (size_t)r0 * n_out, n_out, theta + A->w_off[l], n_in, 0.0f, w->d[l - 1] + r, n_in);
+    times_act_grad(A->act[l - 1], w->d[l - 1] + r, w->z[l - 1] + r, w->a[l - 1] + r, (size_t)rows * n_in);
+}
+
+void pf_forward_block(pf_work *w, const float *theta, const float *x, int B, const pf_sparse_view *v,
+                      const float *wt, const float *c)
+{
+    if (w->sparse_scratch) w->sparse_scratch->batch_x = NULL;
+    int first = 0;
+    if (v) {
+        pf_sparse_forward0(w, v, B, wt, c, 0, w->arch->sizes[1]);
+        first = 1;
+    }
+    for (int l = first; l < w->arch->n_layers; l++)
+        pf_forward_cols(w, theta, x, B, l, 0, w->arch->sizes[l + 1]);
+}
+
+int pf_sparse_weights(const pf_arch *A, const float *theta, const float *background, float *wt, float *c)
+{
+    int dim = A->sizes[0], n_out = A->sizes[1];
+    pf_transpose(wt, theta + A->w_off[0], n_out, dim);
+    pf_input_background(c, wt, A->bias ? theta + A->b_off[0] : NULL, background, dim, n_out, 0, n_out);
+    return PF_OK;
+}
+
 void pf_forward(pf_work *w, const float *theta, const float *x, int B)
 {
-    for (int l = 0; l < w->arch->n_layers; l++)
-        pf_forward_cols(w, theta, x, B, l, 0, w->arch->sizes[l + 1]);
+    int sparse = w->input_layer == PF_INPUT_SPARSE;
+    pf_sparse_scratch *s = sparse ? pf_sparse_scratch_get(w) : w->sparse_scratch;
+    if (s) s->batch_x = NULL;
+    if (sparse && s && B > 0) {
+        /* the batch's own sparse form, kept for pf_backward */
+        pf_sparse_free(&s->batch);
+        if (pf_sparse_probe(&s->batch, x, (size_t)B, w->arch->sizes[0]) == PF_OK &&
+            pf_sparse_build(&s->batch) == PF_OK) {
+            pf_sparse_weights(w->arch, theta, s->batch.background, s->wt, s->c);
+            pf_sparse_view v = pf_sparse_range(&s->batch, 0);
+            pf_forward_block(w, theta, x, B, &v, s->wt, s->c);
+            s->batch_x = x;
+            s->batch_n = B;
+            return;
+        }
+    }
+    pf_forward_block(w, theta, x, B, NULL, NULL, NULL);
 }
 
 /* Per-sample loss of row i of the output; if dout is non-NULL it receives
@@ -206,10 +275,21 @@ double pf_backward_block(pf_work *w, const float *theta, const float *x, const i
                          const float *targets, int B, double norm, float *grad, int overwrite)
 {
     const pf_arch *A = w->arch;
+    pf_sparse_scratch *s = w->sparse_scratch;
+    int sparse = s && s->batch_x == x && s->batch_n == B;
     double total = pf_output_delta_rows(w, labels, targets, 0, B, norm);
     for (int l = A->n_layers - 1; l > 0; l--) pf_delta_cols(w, theta, B, l, 0, A->sizes[l]);
-    for (int l = 0; l < A->n_layers; l++)
+    for (int l = sparse; l < A->n_layers; l++)
         pf_weight_grad(w, x, B, l, 0, w->arch->sizes[l + 1], grad, overwrite);
+    if (sparse) {
+        /* the input layer's gradient, transposed while it is summed */
+        int dim = A->sizes[0], n_out = A->sizes[1];
+        pf_sparse_view v = pf_sparse_range(&s->batch, 0);
+        if (!overwrite) pf_transpose(s->gt, grad + A->w_off[0], n_out, dim);
+        pf_sparse_grad0(w, &v, B, s->gt, A->bias ? grad + A->b_off[0] : NULL, 0, n_out, overwrite,
+                        s->cursor);
+        pf_transpose(grad + A->w_off[0], s->gt, dim, n_out);
+    }
     return total;
 }
 
@@ -221,7 +301,9 @@ double pf_backward(pf_work *w, const float *theta, const float *x, const int *la
 
 /* Full-dataset passes split the samples into one contiguous share per team
  * member; each member walks its share in blocks with its own workspace and
- * gradient, and the partial gradients are summed in member order. */
+ * gradient, and the partial gradients are summed in member order. With a
+ * sparse input layer, every member reads the one W_0^T and background term
+ * (set up before the pass) and sums its input-layer gradient transposed. */
 typedef struct {
     pf_work *works;       /* (n_threads); works[0] is the caller's */
     float **grads;        /* (n_threads) or NULL */
@@ -229,30 +311,46 @@ typedef struct {
     const float *theta;
     const pf_dataset *d;
     size_t n_params;
+    const pf_sparse_set *set;   /* sparse input layer, or NULL */
+    const float *wt, *c;
 } pass_ctx;
 
 static void pass_task(void *vctx, int tid, int nt)
 {
     pass_ctx *c = vctx;
     pf_work *w = &c->works[tid];
+    const pf_arch *A = w->arch;
     const pf_dataset *d = c->d;
-    int K = w->arch->sizes[w->arch->n_layers];
+    int K = A->sizes[A->n_layers];
     size_t lo, hi;
     pf_share(d->n, tid, nt, &lo, &hi);
     float *grad = c->grads ? c->grads[tid] : NULL;
     if (grad && hi == lo) memset(grad, 0, c->n_params * sizeof *grad);
+    float *gt = c->set && grad ? w->sparse_scratch->gt : NULL;
     double total = 0.0;
     for (size_t start = lo; start < hi; start += (size_t)w->max_batch) {
         int B = (int)(hi - start < (size_t)w->max_batch ? hi - start : (size_t)w->max_batch);
         const float *x = d->x + start * (size_t)d->dim;
         const int *lab = d->labels ? d->labels + start : NULL;
         const float *tgt = d->targets ? d->targets + start * (size_t)K : NULL;
-        pf_forward(w, c->theta, x, B);
-        if (grad)
-            total += pf_backward_block(w, c->theta, x, lab, tgt, B, (double)d->n, grad, start == lo);
-        else
+        pf_sparse_view v = c->set ? pf_sparse_range(c->set, start) : (pf_sparse_view){0};
+        pf_forward_block(w, c->theta, x, B, c->set ? &v : NULL, c->wt, c->c);
+        if (!grad) {
             total += pf_loss_value(w, lab, tgt, B, NULL) * B;
+            continue;
+        }
+        int first = start == lo;
+        if (!c->set) {
+            total += pf_backward_block(w, c->theta, x, lab, tgt, B, (double)d->n, grad, first);
+            continue;
+        }
+        total += pf_output_delta_rows(w, lab, tgt, 0, B, (double)d->n);
+        for (int l = A->n_layers - 1; l > 0; l--) pf_delta_cols(w, c->theta, B, l, 0, A->sizes[l]);
+        for (int l = 1; l < A->n_layers; l++) pf_weight_grad(w, x, B, l, 0, A->sizes[l + 1], grad, first);
+        pf_sparse_grad0(w, &v, B, gt, A->bias ? grad + A->b_off[0] : NULL, 0, A->sizes[1], first,
+                        w->sparse_scratch->cursor);
     }
+    if (gt && hi > lo) pf_transpose(grad + A->w_off[0], gt, A->sizes[0], A->sizes[1]);
     c->loss[tid] = total;
     if (!grad) return;
     pf_barrier();
@@ -262,6 +360,13 @@ static void pass_task(void *vctx, int tid, int nt)
         for (size_t i = plo; i < phi; i++) c->grads[0][i] += c->grads[k][i];
 }
 
+/* A member's scratch for the sparse input layer's blocks, or NULL. */
+static pf_sparse_scratch *sparse_member(pf_work *w, const pf_sparse_set *set)
+{
+    (void)set;
+    return pf_sparse_scratch_get(w);
+}
+
 double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, float *grad)
 {
     const pf_arch *A = w->arch;
@@ -269,6 +374,10 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
     pf_work works[PF_MAX_THREADS];
     float *grads[PF_MAX_THREADS];
     double loss[PF_MAX_THREADS];
+    int use;
+    const pf_sparse_set *set = pf_sparse_find(w, d->x, d->n, d->dim, &use);
+    pf_sparse_scratch *s = set ? sparse_member(w, set) : NULL;
+    if (!s) set = NULL; /* out of memory for the sparse layer: run dense */
     works[0] = *w;
     grads[0] = grad;
     int ready = 1;
@@ -276,14 +385,17 @@ double pf_full_gradient(pf_work *w, const float *theta, const pf_dataset *d, flo
         if (pf_work_init(&works[k], w->ctx, A, w->max_batch, NULL) != PF_OK) break;
         grads[k] = grad ? malloc(A->n_params * sizeof(float)) : NULL;
         ready = k + 1;
-        if (grad && !grads[k]) {
+        if ((grad && !grads[k]) || (set && grad && !sparse_member(&works[k], set))) {
             pf_work_free(&works[k]);
+            free(grads[k]);
             ready = k;
             break;
         }
     }
     if (ready < nt) nt = 1; /* out of memory for the team: do it alone */
-    pass_ctx c = {works, grad ? grads : NULL, loss, theta, d, A->n_params};
+    if (set) pf_sparse_weights(A, theta, set->background, s->wt, s->c);
+    pass_ctx c = {works, grad ? grads : NULL, loss, theta, d, A->n_params, set,
+                  set ? s->wt : NULL, set ? s->c : NULL};
     if (nt == 1)
         pass_task(&c, 0, 1);
     else

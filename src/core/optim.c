@@ -87,14 +87,14 @@ enum { CHUNK = 512 };
 
 /* g[0..len) = sum of the partial gradients in order, plus beta*(theta - anchor).
  * Written as simple loops over a chunk so that they vectorize. */
-static void total_grad(float *restrict g, const float *const *grads, int n_grads,
+static void total_grad(float *restrict g, const float *const *grads, int n_grads, size_t goff,
                        const float *restrict theta, const float *restrict anchor, float beta,
                        size_t off, size_t len)
 {
-    const float *g0 = grads[0] + off;
+    const float *g0 = grads[0] + goff;
     for (size_t i = 0; i < len; i++) g[i] = g0[i];
     for (int k = 1; k < n_grads; k++) {
-        const float *gk = grads[k] + off;
+        const float *gk = grads[k] + goff;
         for (size_t i = 0; i < len; i++) g[i] += gk[i];
     }
     if (beta == 0.0f) return;
@@ -107,44 +107,69 @@ static void total_grad(float *restrict g, const float *const *grads, int n_grads
     }
 }
 
-void pf_optim_update(pf_optim *o, float *restrict theta, const float *const *grads, int n_grads,
-                     const float *anchor, double beta, size_t lo, size_t hi)
+/* The step on [off, off + len), len <= CHUNK, with the gradients read
+ * from grads[k] + goff on. */
+static inline void update_span(pf_optim *o, float *restrict theta, const float *const *grads,
+                               int n_grads, size_t goff, const float *anchor, double beta, size_t off,
+                               size_t len)
 {
     const pf_opt_config *c = &o->cfg;
     float g[CHUNK];
-    for (size_t off = lo; off < hi; off += CHUNK) {
-        size_t len = hi - off < CHUNK ? hi - off : CHUNK;
-        total_grad(g, grads, n_grads, theta, anchor, (float)beta, off, len);
-        float *restrict th = theta + off, *restrict m = o->m + off;
-        if (c->kind == PF_OPT_ADAM) {
-            float *restrict v = o->v + off;
-            const float b1 = (float)c->beta1, one_b1 = (float)(1.0 - c->beta1);
-            const float b2 = (float)c->beta2, one_b2 = (float)(1.0 - c->beta2);
-            /* step * m / (sqrt(v)/s + eps) = (step*s) * m / (sqrt(v) + eps*s): one
-             * division instead of two; agrees with torch's order to rounding. */
-            const float step_s = o->step_size * o->bc2_sqrt, eps_s = (float)c->eps * o->bc2_sqrt;
-            for (size_t i = 0; i < len; i++) {
-                m[i] = m[i] * b1 + one_b1 * g[i];
-                v[i] = v[i] * b2 + one_b2 * g[i] * g[i];
-                th[i] = th[i] + step_s * m[i] / (sqrtf(v[i]) + eps_s);
-            }
-        } else if (c->momentum == 0.0) {
-            const float lr = (float)c->lr;
-            for (size_t i = 0; i < len; i++) th[i] = th[i] - lr * g[i];
-        } else if (o->step == 1) {
-            const float lr = (float)c->lr;
-            for (size_t i = 0; i < len; i++) {
-                m[i] = g[i];
-                th[i] = th[i] - lr * m[i];
-            }
-        } else {
-            const float lr = (float)c->lr, mu = (float)c->momentum;
-            for (size_t i = 0; i < len; i++) {
-                m[i] = m[i] * mu + g[i];
-                th[i] = th[i] - lr * m[i];
-            }
+    total_grad(g, grads, n_grads, goff, theta, anchor, (float)beta, off, len);
+    float *restrict th = theta + off, *restrict m = o->m + off;
+    if (c->kind == PF_OPT_ADAM) {
+        float *restrict v = o->v + off;
+        const float b1 = (float)c->beta1, one_b1 = (float)(1.0 - c->beta1);
+        const float b2 = (float)c->beta2, one_b2 = (float)(1.0 - c->beta2);
+        /* step * m / (sqrt(v)/s + eps) = (step*s) * m / (sqrt(v) + eps*s): one
+         * division instead of two; agrees with torch's order to rounding. */
+        const float step_s = o->step_size * o->bc2_sqrt, eps_s = (float)c->eps * o->bc2_sqrt;
+        for (size_t i = 0; i < len; i++) {
+            m[i] = m[i] * b1 + one_b1 * g[i];
+            v[i] = v[i] * b2 + one_b2 * g[i] * g[i];
+            th[i] = th[i] + step_s * m[i] / (sqrtf(v[i]) + eps_s);
+        }
+    } else if (c->momentum == 0.0) {
+        const float lr = (float)c->lr;
+        for (size_t i = 0; i < len; i++) th[i] = th[i] - lr * g[i];
+    } else if (o->step == 1) {
+        const float lr = (float)c->lr;
+        for (size_t i = 0; i < len; i++) {
+            m[i] = g[i];
+            th[i] = th[i] - lr * m[i];
+        }
+    } else {
+        const float lr = (float)c->lr, mu = (float)c->momentum;
+        for (size_t i = 0; i < len; i++) {
+            m[i] = m[i] * mu + g[i];
+            th[i] = th[i] - lr * m[i];
         }
     }
+}
+
+void pf_optim_update(pf_optim *o, float *restrict theta, const float *const *grads, int n_grads,
+                     const float *anchor, double beta, size_t lo, size_t hi)
+{
+    for (size_t off = lo; off < hi; off += CHUNK)
+        update_span(o, theta, grads, n_grads, off, anchor, beta, off, hi - off < CHUNK ? hi - off : CHUNK);
+}
+
+void pf_optim_update_local(pf_optim *o, float *restrict theta, const float *grad, const float *anchor,
+                           double beta, size_t off, size_t len)
+{
+    const float *const grads[1] = {grad};
+    for (size_t c = 0; c < len; c += CHUNK)
+        update_span(o, theta, grads, 1, c, anchor, beta, off + c, len - c < CHUNK ? len - c : CHUNK);
+}
+
+void pf_optim_update_rows(pf_optim *o, float *restrict theta, const float *grad, const float *anchor,
+                          double beta, size_t off, size_t rows, size_t cols, size_t ld)
+{
+    const float *const grads[1] = {grad};
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c += CHUNK)
+            update_span(o, theta, grads, 1, off + r * ld + c, anchor, beta, off + r * ld + c,
+                        cols - c < CHUNK ? cols - c : CHUNK);
 }
 
 void pf_optim_step(pf_optim *o, float *theta, const float *grad)

@@ -4,14 +4,19 @@
 
 #include "pathfinder/exp.h"
 #include "exp/results.h"
+#include "../core/sparse.h"
 #include "../core/team.h"
 
 /* Each team member evaluates one contiguous share of the samples with its
- * own workspace; counts and loss sums are combined in member order. */
+ * own workspace; counts and loss sums are combined in member order. A
+ * sparse input layer reads the one W_0^T and background term made before
+ * the pass. */
 typedef struct {
     pf_work *works;
     const float *theta;
     const pf_dataset *d;
+    const pf_sparse_set *set;   /* NULL: dense input layer */
+    const float *wt, *c;
     unsigned char *hit[PF_MAX_THREADS];
     double loss[PF_MAX_THREADS];
     long *seen, *right;   /* (n_threads, n_classes) */
@@ -30,7 +35,9 @@ static void eval_task(void *vctx, int tid, int nt)
     for (size_t start = lo; start < hi; start += (size_t)w->max_batch) {
         int B = (int)(hi - start < (size_t)w->max_batch ? hi - start : (size_t)w->max_batch);
         const int *lab = d->labels ? d->labels + start : NULL;
-        pf_forward(w, c->theta, d->x + start * (size_t)d->dim, B);
+        pf_sparse_view v = c->set ? pf_sparse_range(c->set, start) : (pf_sparse_view){0};
+        pf_forward_block(w, c->theta, d->x + start * (size_t)d->dim, B, c->set ? &v : NULL, c->wt,
+                         c->c);
         total += pf_loss_value(w, lab, d->targets ? d->targets + start * (size_t)K : NULL, B,
                                lab ? c->hit[tid] : NULL) * B;
         if (!lab) continue;
@@ -63,7 +70,17 @@ int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *ou
                        d->name, d->n_classes, PF_MAX_CLASSES);
     int nt = pf_ctx_threads(w->ctx), C = d->labels ? d->n_classes : 0;
     pf_work works[PF_MAX_THREADS];
-    eval_ctx c = {works, theta, d, {0}, {0}, NULL, NULL};
+    eval_ctx c = {works, theta, d, NULL, NULL, NULL, {0}, {0}, NULL, NULL};
+    int use;
+    c.set = pf_sparse_find(w, d->x, d->n, d->dim, &use);
+    pf_sparse_scratch *s = use ? pf_sparse_scratch_get(w) : NULL;
+    if (use && (!c.set || !s))
+        return pf_fail(err, PF_ERUNTIME, "out of memory for the sparse input layer of %s", d->name);
+    if (c.set) {
+        pf_sparse_weights(A, theta, c.set->background, s->wt, s->c);
+        c.wt = s->wt;
+        c.c = s->c;
+    }
     works[0] = *w;
     int made = 1, rc = PF_OK;
     for (; made < nt; made++)

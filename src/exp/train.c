@@ -18,6 +18,7 @@
 
 #include "pathfinder/exp.h"
 #include "exp/results.h"
+#include "../core/sparse.h"
 #include "../core/team.h"
 
 double pf_now(void)
@@ -70,6 +71,8 @@ int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_op
     if ((rc = pf_work_init(&t->eval_work, ctx, arch, EVAL_BLOCK, err)) ||
         (rc = pf_optim_init(&t->optim, opt, arch->n_params, err)))
         goto fail;
+    /* evaluation finds the training set's sparse form where training left it */
+    if (pf_sparse_share_cache(&t->eval_work, &t->work)) goto oom;
     t->perm = malloc((n_train ? n_train : 1) * sizeof *t->perm);
     if (!t->perm) goto oom;
     pf_rng_seed(&t->rng, seed);
@@ -142,14 +145,25 @@ void pf_trainer_free(pf_trainer *t)
     pf_optim_free(&t->optim);
     free(t->perm);
     pf_second_order_free(t->second);
+    free(t->anchor_t);
+    free(t->c0);
+    free(t->swap);
+    free(t->cursor);
+    free(t->gblock);
+    if (t->epoch_rows) {
+        free(t->epoch_rows->row_ptr), free(t->epoch_rows->col), free(t->epoch_rows->val);
+        free(t->epoch_rows);
+    }
     memset(t, 0, sizeof *t);
 }
 
-/* One minibatch step, run by every team member (see pf_forward_cols): the
- * member gathers its share of the batch rows, then owns a share of every
- * layer's units through the forward pass, the deltas, the gradient and the
- * optimizer step on those units' parameters, meeting the others at a
- * barrier after each layer. No partial gradients are summed. */
+/* One minibatch step, run by every team member. A member owns a share of
+ * the batch rows for the forward pass, the loss and the deltas, which need
+ * nothing of the other rows; after the one barrier (the gradient sums over
+ * every row) it owns a share of every layer's units: their gradient rows
+ * and the optimizer step on those units' parameters, so the slices of the
+ * gradient and of the optimizer state it touches stay in its cache. No
+ * partial gradients are summed. */
 typedef struct {
     pf_trainer *t;
     float *theta;
@@ -157,72 +171,210 @@ typedef struct {
     const pf_train_config *cfg;
     size_t start;
     int B;
+    const pf_sparse_set *set;   /* sparse input layer (theta's held transposed), or NULL */
+    const float *anchor;        /* cfg->anchor, or anchor_t on the sparse path */
 } step_ctx;
+
+/* Labels and targets of the member's rows [lo, hi) of the batch. */
+static void gather_targets(pf_trainer *t, const pf_dataset *d, size_t start, size_t lo, size_t hi)
+{
+    pf_work *w = &t->work;
+    int K = t->arch->sizes[t->arch->n_layers];
+    for (size_t i = lo; i < hi; i++) {
+        size_t j = (size_t)t->perm[start + i];
+        if (d->labels) w->lbuf[i] = d->labels[j];
+        if (d->targets) memcpy(w->ybuf + i * K, d->targets + j * K, (size_t)K * sizeof(float));
+    }
+}
+
+/* Rows [lo, hi) from the forward pass of layers [l0, L) to the deltas of
+ * layer 0, then the barrier. */
+static void step_rows(step_ctx *c, int tid, int l0, size_t lo, size_t hi)
+{
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    pf_work *w = &t->work;
+    int L = A->n_layers;
+    for (int l = l0; l < L; l++) pf_forward_rows(w, c->theta, w->xbuf, l, (int)lo, (int)hi);
+    t->part_loss[tid] = pf_output_delta_rows(w, c->d->labels ? w->lbuf : NULL,
+                                             c->d->targets ? w->ybuf : NULL, (int)lo, (int)hi,
+                                             (double)c->B);
+    for (int l = L - 1; l > 0; l--) pf_delta_rows(w, c->theta, l, (int)lo, (int)hi);
+    pf_barrier();
+}
+
+/* Gradient and optimizer step of the member's units of layers [l0, L). */
+static void step_update(step_ctx *c, int tid, int nt, int l0)
+{
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    pf_work *w = &t->work;
+    const float *grads[1] = {t->grad};
+    size_t lo, hi;
+    for (int l = l0; l < A->n_layers; l++) {
+        int n_in = A->sizes[l];
+        pf_share((size_t)A->sizes[l + 1], tid, nt, &lo, &hi);
+        pf_weight_grad(w, w->xbuf, c->B, l, (int)lo, (int)hi, t->grad, 1);
+        size_t wo = A->w_off[l];
+        pf_optim_update(&t->optim, c->theta, grads, 1, c->anchor, c->cfg->beta, wo + lo * n_in,
+                        wo + hi * n_in);
+        if (A->bias)
+            pf_optim_update(&t->optim, c->theta, grads, 1, c->anchor, c->cfg->beta,
+                            A->b_off[l] + lo, A->b_off[l] + hi);
+    }
+}
 
 static void step_task(void *vctx, int tid, int nt)
 {
     step_ctx *c = vctx;
     pf_trainer *t = c->t;
     const pf_dataset *d = c->d;
-    const pf_arch *A = t->arch;
     pf_work *w = &t->work;
-    int dim = d->dim, K = A->sizes[A->n_layers], L = A->n_layers, B = c->B;
+    int dim = d->dim;
     size_t lo, hi;
-    pf_share((size_t)B, tid, nt, &lo, &hi);
+    pf_share((size_t)c->B, tid, nt, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         size_t j = (size_t)t->perm[c->start + i];
         memcpy(w->xbuf + i * dim, d->x + j * dim, (size_t)dim * sizeof(float));
-        if (d->labels) w->lbuf[i] = d->labels[j];
-        if (d->targets) memcpy(w->ybuf + i * K, d->targets + j * K, (size_t)K * sizeof(float));
     }
-    pf_barrier();
-    for (int l = 0; l < L; l++) {
-        pf_share((size_t)A->sizes[l + 1], tid, nt, &lo, &hi);
-        pf_forward_cols(w, c->theta, w->xbuf, B, l, (int)lo, (int)hi);
-        pf_barrier();
-    }
+    gather_targets(t, d, c->start, lo, hi);
+    step_rows(c, tid, 0, lo, hi);
+    step_update(c, tid, nt, 0);
+}
+
+/* The same with a sparse input layer: no inputs are copied (the member's
+ * rows are views of the training set's sparse rows, by feature in its
+ * CSC), and the input layer's weights are W_0^T, so that a member's units
+ * are a column block of every pixel's row. Its step also refreshes its
+ * share of c0 = W_0 b + b_0. */
+static void step_task_sparse(void *vctx, int tid, int nt)
+{
+    step_ctx *c = vctx;
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    pf_work *w = &t->work;
+    int n0 = A->sizes[1], B = c->B;
+    size_t lo, hi, o0, o1;
     pf_share((size_t)B, tid, nt, &lo, &hi);
-    t->part_loss[tid] = pf_output_delta_rows(w, d->labels ? w->lbuf : NULL,
-                                             d->targets ? w->ybuf : NULL, (int)lo, (int)hi, (double)B);
-    pf_barrier();
-    for (int l = L - 1; l > 0; l--) {
-        pf_share((size_t)A->sizes[l], tid, nt, &lo, &hi);
-        pf_delta_cols(w, c->theta, B, l, (int)lo, (int)hi);
-        pf_barrier();
+    gather_targets(t, c->d, c->start, lo, hi);
+    pf_sparse_view v = pf_sparse_range(t->epoch_rows, c->start);
+    pf_sparse_forward0_rows(w, &v, (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
+    step_rows(c, tid, 1, lo, hi);
+    pf_share((size_t)n0, tid, nt, &o0, &o1);
+    pf_sparse_step0(w, &v, B, &t->optim, c->theta, c->anchor, c->cfg->beta, t->c0, (int)o0, (int)o1,
+                    t->cursor + (size_t)tid * (size_t)t->batch,
+                    t->gblock + (size_t)tid * (PF_SPARSE_BLOCK_BYTES / sizeof(float)));
+    step_update(c, tid, nt, 1);
+}
+
+/* Put the input layer of theta, of the optimizer's moments (and of a copy
+ * of the anchor) into the transposed layout of the sparse path, or back
+ * (to = 0). The anchor copy is made on the way in. */
+static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, const float *anchor,
+                         int to)
+{
+    const pf_arch *A = t->arch;
+    int dim = A->sizes[0], n0 = A->sizes[1];
+    size_t cnt = (size_t)dim * n0, off = A->w_off[0];
+    if (!t->swap && !(t->swap = malloc(cnt * sizeof *t->swap))) return PF_ERUNTIME;
+    if (!t->c0 && !(t->c0 = malloc((size_t)n0 * sizeof *t->c0))) return PF_ERUNTIME;
+    if (to) {
+        size_t nt = (size_t)t->n_threads;
+        if (!t->cursor && !(t->cursor = malloc(nt * (size_t)t->batch * sizeof *t->cursor))) return PF_ERUNTIME;
+        if (!t->gblock && !(t->gblock = malloc(nt * PF_SPARSE_BLOCK_BYTES))) return PF_ERUNTIME;
+        if (!t->epoch_rows && !(t->epoch_rows = calloc(1, sizeof *t->epoch_rows))) return PF_ERUNTIME;
+        pf_sparse_set *e = t->epoch_rows;
+        size_t nnz = set->row_ptr[set->n];
+        if (e->cap < nnz + 1) {
+            free(e->col), free(e->val);
+            e->col = pf_big_alloc((nnz + 1) * sizeof *e->col);
+            e->val = pf_big_alloc((nnz + 1) * sizeof *e->val);
+            e->cap = e->col && e->val ? nnz + 1 : 0;
+        }
+        if (!e->row_ptr) e->row_ptr = pf_big_alloc((t->n + 1) * sizeof *e->row_ptr);
+        if (!e->row_ptr || !e->cap) return PF_ERUNTIME;
+        e->n = set->n, e->dim = set->dim, e->max_row = set->max_row;
+        e->background = set->background; /* borrowed */
     }
-    const float *grads[1] = {t->grad};
-    for (int l = 0; l < L; l++) {
-        int n_in = A->sizes[l];
-        pf_share((size_t)A->sizes[l + 1], tid, nt, &lo, &hi);
-        pf_weight_grad(w, w->xbuf, B, l, (int)lo, (int)hi, t->grad, 1);
-        size_t wo = A->w_off[l];
-        pf_optim_update(&t->optim, c->theta, grads, 1, c->cfg->anchor, c->cfg->beta,
-                        wo + lo * n_in, wo + hi * n_in);
-        if (A->bias)
-            pf_optim_update(&t->optim, c->theta, grads, 1, c->cfg->anchor, c->cfg->beta,
-                            A->b_off[l] + lo, A->b_off[l] + hi);
+    if (to && anchor) {
+        if (!t->anchor_t && !(t->anchor_t = malloc(A->n_params * sizeof *t->anchor_t))) return PF_ERUNTIME;
+        memcpy(t->anchor_t, anchor, A->n_params * sizeof *anchor);
+        pf_transpose(t->anchor_t + off, anchor + off, n0, dim);
+    }
+    float *blocks[3] = {theta, t->optim.m, t->optim.v};
+    for (int k = 0; k < 3; k++) {
+        if (!blocks[k]) continue;
+        if (to) pf_transpose(t->swap, blocks[k] + off, n0, dim);
+        else pf_transpose(t->swap, blocks[k] + off, dim, n0);
+        memcpy(blocks[k] + off, t->swap, cnt * sizeof *t->swap);
+    }
+    return PF_OK;
+}
+
+/* A shuffled batch's rows would lie anywhere in the set's hundreds of MB,
+ * and every step would wait for memory at each of them; copied once per
+ * epoch in the epoch's order (every member a share of the rows, fetching
+ * ahead), a batch is one stretch of memory that the hardware streams in. */
+typedef struct {
+    pf_trainer *t;
+    const pf_sparse_set *set;
+} shuffle_ctx;
+
+static void shuffle_task(void *vctx, int tid, int nt)
+{
+    shuffle_ctx *c = vctx;
+    const pf_sparse_set *s = c->set;
+    pf_sparse_set *e = c->t->epoch_rows;
+    const int *perm = c->t->perm;
+    size_t lo, hi;
+    pf_share(s->n, tid, nt, &lo, &hi);
+    enum { AHEAD = 8 };
+    for (size_t i = lo; i < hi; i++) {
+        if (i + AHEAD < hi) {
+            size_t a = s->row_ptr[perm[i + AHEAD]], b = s->row_ptr[perm[i + AHEAD] + 1];
+            for (size_t k = a; k < b; k += 16) {
+                __builtin_prefetch(s->col + k);
+                __builtin_prefetch(s->val + k);
+            }
+        }
+        size_t a = s->row_ptr[perm[i]], len = s->row_ptr[perm[i] + 1] - a, at = e->row_ptr[i];
+        memcpy(e->col + at, s->col + a, len * sizeof *e->col);
+        memcpy(e->val + at, s->val + a, len * sizeof *e->val);
     }
 }
 
 /* One pass over the data in shuffled minibatches; returns the mean
  * minibatch loss. */
 static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
-                              const pf_train_config *cfg, int epoch, double t0, double *first)
+                              const pf_train_config *cfg, const pf_sparse_set *set, int epoch,
+                              double t0, double *first)
 {
     size_t n = d->n;
     for (size_t i = 0; i < n; i++) t->perm[i] = (int)i;
     pf_rng_shuffle(&t->rng, t->perm, n);
+    if (set) { /* the sparse rows in the order of the epoch (see shuffle_task) */
+        pf_sparse_set *e = t->epoch_rows;
+        e->row_ptr[0] = 0;
+        for (size_t i = 0; i < n; i++)
+            e->row_ptr[i + 1] = e->row_ptr[i] + set->row_ptr[t->perm[i] + 1] - set->row_ptr[t->perm[i]];
+        shuffle_ctx sc = {t, set};
+        if (t->n_threads > 1)
+            pf_parallel(t->ctx, shuffle_task, &sc);
+        else
+            shuffle_task(&sc, 0, 1);
+    }
     long steps = (long)((n + (size_t)t->batch - 1) / (size_t)t->batch);
     double sum = 0.0;
-    step_ctx c = {t, theta, d, cfg, 0, 0};
+    step_ctx c = {t, theta, d, cfg, 0, 0, set, set && cfg->anchor ? t->anchor_t : cfg->anchor};
+    pf_task_fn task = set ? step_task_sparse : step_task;
     for (long s = 0; s < steps; s++) {
         c.start = (size_t)s * (size_t)t->batch;
         c.B = (int)(n - c.start < (size_t)t->batch ? n - c.start : (size_t)t->batch);
         pf_optim_begin(&t->optim);
         if (t->n_threads > 1)
-            pf_parallel(t->ctx, step_task, &c);
+            pf_parallel(t->ctx, task, &c);
         else
-            step_task(&c, 0, 1);
+            task(&c, 0, 1);
         double loss = 0.0;
         for (int k = 0; k < t->n_threads; k++) loss += t->part_loss[k];
         sum += loss / c.B;
@@ -305,19 +457,34 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     if (cfg->reset_optimizer) pf_optim_reset(&t->optim);
     double best = INFINITY, start_loss = NAN;
     double r0 = pf_distance(theta, cfg->anchor, A->n_params);
-    int wait = 0;
+    /* the input layer: sparse on the training set's nonzeros, or dense */
+    const pf_sparse_set *set = NULL;
+    t->work.input_layer = t->eval_work.input_layer = cfg->input_layer;
+    if (t->batch) {
+        int use;
+        set = pf_sparse_find(&t->work, train->x, train->n, train->dim, &use);
+        if (use && (!set || sparse_layout(t, set, theta, cfg->anchor, 1) != PF_OK)) {
+            res->seconds = pf_now() - t0;
+            return pf_fail(err, PF_ERUNTIME, "out of memory for the sparse input layer");
+        }
+    }
+    t->sparse = set != NULL;
+    res->setup_seconds = pf_now() - t0;
+    if (set)
+        pf_input_background(t->c0, theta + A->w_off[0], A->bias ? theta + A->b_off[0] : NULL,
+                            set->background, A->sizes[0], A->sizes[1], 0, A->sizes[1]);
+    int wait = 0, diverged_epoch = 0;
+    double diverged_loss = 0.0;
     for (int epoch = 1; epoch <= cfg->max_epochs; epoch++) {
         double first = NAN;
-        double loss = t->batch ? minibatch_epoch(t, theta, train, cfg, epoch, t0, &first)
+        double loss = t->batch ? minibatch_epoch(t, theta, train, cfg, set, epoch, t0, &first)
                                : (first = fullbatch_epoch(t, theta, train, cfg));
         if (epoch == 1) start_loss = first + 0.5 * cfg->beta * r0 * r0;
         res->epochs = epoch;
         res->epoch_loss = loss;
         if (!isfinite(loss)) {
-            res->seconds = pf_now() - t0;
-            return pf_fail(err, PF_ERUNTIME,
-                           "training diverged at beta %g, epoch %d (loss %g): lower --lr",
-                           cfg->beta, epoch, loss);
+            diverged_epoch = epoch, diverged_loss = loss;
+            break;
         }
         if (loss < best - cfg->min_delta) {
             best = loss;
@@ -326,6 +493,12 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
             res->stopped_early = 1;
             break;
         }
+    }
+    if (set) sparse_layout(t, set, theta, NULL, 0);
+    if (diverged_epoch) {
+        res->seconds = pf_now() - t0;
+        return pf_fail(err, PF_ERUNTIME, "training diverged at beta %g, epoch %d (loss %g): lower --lr",
+                       cfg->beta, diverged_epoch, diverged_loss);
     }
     res->best_epoch_loss = best;
     /* Diverged: L_beta ended far above where it started. A working

@@ -127,6 +127,7 @@ typedef struct {
     int no_bias, keep_optimizer;
     uint64_t seed;
     int optimizer;                  /* pf_opt_kind */
+    int input_layer;                /* pf_input_layer */
     double lr, momentum, min_delta, grad_tol;
     long batch, max_epochs, patience;
     int lr_given, max_epochs_given, grad_tol_given, seed_given, batch_given;
@@ -151,9 +152,12 @@ static void model_default(model_opts *m)
     m->grad_tol = c.grad_tol;
     m->certify_tol = c.certificate.lanczos.tol;
     m->max_escapes = c.certificate.max_escapes;
+    m->input_layer = (int)c.input_layer;
 }
 
 static const char *const optimizer_names[] = {"adam", "sgd", "lbfgs", "newton", NULL};
+/* --input-layer's names, in pf_input_layer order. */
+static const char *const input_layer_names[] = {"auto", "sparse", "dense", NULL};
 
 /* Defaults that depend on the optimizer, as the library sets them. */
 static void show_lr(const void *opts, char *buf, size_t n)
@@ -250,6 +254,11 @@ static const pf_option protocol_rows[] = {
      "Lanczos' relative residual tolerance of the certificate", .given = 0},
     {OPT_LONG, "max-escapes", "N", OPT_OFF(model_opts, max_escapes), 0, 100, 0,
      "escapes along negative curvature per point before it is marked", .given = 0},
+    {OPT_CHOICE, "input-layer", "MODE", OPT_OFF(model_opts, input_layer), .help =
+     "auto, sparse or dense: run the input layer on the inputs' entries off their per-feature "
+     "background (image background) or as a dense product; auto takes sparse when at most 30% of "
+     "the training set's entries differ from it (results agree to float rounding)",
+     .choices = input_layer_names},
     {.kind = OPT_END},
 };
 
@@ -267,6 +276,7 @@ static void model_protocol(const model_opts *m, pf_train_config *cfg)
     cfg->patience = (int)m->patience;
     cfg->min_delta = m->min_delta;
     cfg->reset_optimizer = !m->keep_optimizer;
+    cfg->input_layer = (pf_input_layer)m->input_layer;
 }
 
 static void model_spec(const model_opts *m, pf_model_spec *spec)
@@ -450,6 +460,7 @@ typedef struct {
     common_opts common;
     double beta;      /* < 0: the checkpoint's */
     const char *anchor, *act;
+    int input_layer;  /* pf_input_layer */
 } eval_args;
 
 static void show_checkpoint(const void *opts, char *buf, size_t n)
@@ -466,6 +477,8 @@ static const pf_option eval_rows[] = {
      "anchor for r and L_beta (default: the origin)", .given = 0},
     {OPT_STR, "act", "NAMES", OPT_OFF(eval_args, act), 0, 0, OPT_NO_DEFAULT,
      "activations, for checkpoints without pathfinder metadata", .given = 0},
+    {OPT_CHOICE, "input-layer", "MODE", OPT_OFF(eval_args, input_layer), .help =
+     "auto, sparse or dense input layer (see train --help)", .choices = input_layer_names},
     {.kind = OPT_END},
 };
 
@@ -492,7 +505,8 @@ static int eval_run(void *o, char **args, int n_args, const hooks *h, pf_report 
     pf_ctx *ctx = NULL;
     int rc = with_ctx(a->common.threads, &ctx, err);
     if (!rc)
-        rc = pf_run_eval(ctx, args[0], &a->common.data, a->beta < 0 ? NAN : a->beta, a->anchor, a->act, out, err);
+        rc = pf_run_eval(ctx, args[0], &a->common.data, a->beta < 0 ? NAN : a->beta, a->anchor, a->act,
+                         (pf_input_layer)a->input_layer, out, err);
     pf_ctx_free(ctx);
     return rc;
 }

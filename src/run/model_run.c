@@ -63,6 +63,8 @@ static int train_one(pf_ctx *ctx, const pf_train_run_config *c, uint64_t seed, c
     spec.seed = seed;
     if ((rc = pf_model_setup(&spec, train, c->protocol.batch, &arch, &theta, &anchor, err))) goto done;
     pf_train_config cfg = c->protocol;
+    /* auto resolved on the training set, so that the line records the path taken */
+    cfg.input_layer = pf_input_layer_resolve(cfg.input_layer, train->x, train->n, train->dim);
     cfg.beta = c->beta;
     cfg.anchor = anchor;
     train_run r = {c, out};
@@ -103,12 +105,15 @@ static int train_one(pf_ctx *ctx, const pf_train_run_config *c, uint64_t seed, c
     cJSON_AddStringToObject(o, "out", out);
     cJSON_AddNumberToObject(o, "seed", (double)seed);
     cJSON_AddStringToObject(o, "optimizer", pf_opt_name(cfg.opt.kind));
+    cJSON_AddStringToObject(o, "input_layer", pf_input_layer_name(cfg.input_layer));
     cJSON_AddNumberToObject(o, "epochs", res.epochs);
     cJSON_AddNumberToObject(o, "steps", (double)res.steps);
     cJSON_AddNumberToObject(o, "last_epoch_loss", res.epoch_loss);
     cJSON_AddBoolToObject(o, "stopped_early", res.stopped_early);
     cJSON_AddNumberToObject(o, "train_seconds", res.seconds);
-    cJSON_AddNumberToObject(o, "seconds_per_epoch", res.epochs ? res.seconds / res.epochs : 0.0);
+    cJSON_AddNumberToObject(o, "setup_seconds", res.setup_seconds);
+    cJSON_AddNumberToObject(o, "seconds_per_epoch",
+                            res.epochs ? (res.seconds - res.setup_seconds) / res.epochs : 0.0);
     *line = o;
 done:
     if (trainer_ready) pf_trainer_free(&trainer);
@@ -193,7 +198,8 @@ int pf_run_train(pf_ctx *ctx, const char *out, const uint64_t *seeds, long n_see
 }
 
 int pf_run_eval(pf_ctx *ctx, const char *path, const pf_data_options *data, double beta,
-                const char *anchor_path, const char *act, pf_report *report, pf_error *err)
+                const char *anchor_path, const char *act, pf_input_layer input_layer, pf_report *report,
+                pf_error *err)
 {
     memset(report, 0, sizeof *report);
     pf_dataset train = {0}, test = {0};
@@ -219,6 +225,7 @@ int pf_run_eval(pf_ctx *ctx, const char *path, const pf_data_options *data, doub
     if (isnan(beta)) beta = meta.beta;
     if ((rc = pf_data_load(data, &train, &test, err))) goto done;
     if ((rc = pf_work_init(&w, ctx, &arch, 2000, err))) goto done;
+    w.input_layer = input_layer;
     pf_metrics m;
     if ((rc = pf_measure(&w, theta, &train, &test, anchor, beta, &m, err))) goto done;
     cJSON *o = pf_json_metrics(&m);

@@ -756,6 +756,8 @@ static int run_pair(const run_env *e, const float *theta_a, const float *theta_b
                               pf_shuffle_seed(a->seed), err)))
         goto done;
     trainer_ready = 1;
+    /* the ends are measured before any training: on the chosen input layer too */
+    trainer.work.input_layer = trainer.eval_work.input_layer = cfg.input_layer;
 
     pf_path_config pc;
     memset(&pc, 0, sizeof pc);
@@ -1165,6 +1167,8 @@ static int paths_run(pf_plan *p, pf_ctx *ctx, long k, pf_error *err)
     env.ctx = ctx;
     env.grid = q->grid, env.n_grid = q->n_grid;
     env.cfg = a->protocol;
+    /* auto resolved on the training set, so that summary.json records the path taken */
+    env.cfg.input_layer = pf_input_layer_resolve(env.cfg.input_layer, q->train.x, q->train.n, q->train.dim);
     if (a->progress && q->n_pairs > 1) {
         char text[8400];
         snprintf(text, sizeof text, "%s %ld of %d: %s -> %s", q->probe ? "probe" : "pair", k + 1, q->n_pairs,

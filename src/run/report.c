@@ -347,6 +347,7 @@ cJSON *pf_json_protocol(const pf_train_config *cfg, int threads)
     cJSON_AddNumberToObject(p, "min_delta", cfg->min_delta);
     cJSON_AddBoolToObject(p, "reset_optimizer", cfg->reset_optimizer);
     cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
+    cJSON_AddStringToObject(p, "input_layer", pf_input_layer_name(cfg->input_layer));
     cJSON_AddNumberToObject(p, "threads", threads);
     if (cfg->certify) {
         /* only when on, so that older folders' settings still compare equal */

@@ -136,6 +136,10 @@ int pf_sweep_config_from_settings(const cJSON *s, pf_sweep_config *c, int *threa
     NUM("protocol", "min_delta", c->protocol.min_delta, double);
     NUM("protocol", "grad_tol", c->protocol.grad_tol, double);
     NUM("protocol", "threads", *threads, int);
+    /* the input layer's path (configurations before it was recorded: auto) */
+    const cJSON *layer = item(s, "protocol", "input_layer");
+    if (!rc && cJSON_IsString(layer) && pf_input_layer_from_name(layer->valuestring, &c->protocol.input_layer))
+        rc = pf_fail(err, PF_EINPUT, "config.json: unknown input layer '%s'", layer->valuestring);
     if (!rc) c->protocol.reset_optimizer = cJSON_IsTrue(item(s, "protocol", "reset_optimizer"));
     const cJSON *cert = item(s, "protocol", "certify");
     if (!rc && cert) {

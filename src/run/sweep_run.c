@@ -121,7 +121,12 @@ static int check_config(const char *dir, cJSON *settings, const pf_sweep_config 
     cJSON_AddStringToObject(doc, "pathfinder_version", PF_VERSION);
     cJSON_AddStringToObject(doc, "command", "sweep");
     cJSON *args = cJSON_AddArrayToObject(doc, "arguments");
-    for (int i = 0; i < c->argc; i++) cJSON_AddItemToArray(args, cJSON_CreateString(c->argv[i]));
+    /* the program by its name, not by the path it was started from, so
+     * that a folder does not depend on where the tool sits */
+    for (int i = 0; i < c->argc; i++) {
+        const char *a = c->argv[i], *slash = i == 0 ? strrchr(a, '/') : NULL;
+        cJSON_AddItemToArray(args, cJSON_CreateString(slash && slash[1] ? slash + 1 : a));
+    }
     cJSON_AddItemToObject(doc, "settings", cJSON_Duplicate(settings, 1));
     int rc = pf_write_json(path, doc, err);
     cJSON_Delete(doc);
@@ -237,6 +242,8 @@ int pf_sweep_run_part(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf
     if ((rc = pf_data_load(&c->data, &train, &test, err))) goto done;
     if ((rc = pf_model_setup(&c->model, &train, c->protocol.batch, &arch, &theta, &anchor, err))) goto done;
     pf_train_config cfg = c->protocol;
+    /* auto resolved on the training set, so that config.json records the path taken */
+    cfg.input_layer = pf_input_layer_resolve(cfg.input_layer, train.x, train.n, train.dim);
     cfg.anchor = anchor;
     cfg.progress = c->progress ? epoch_event : NULL;
     cfg.progress_ctx = &s;
