@@ -134,42 +134,49 @@ static void test_help_shows_the_code_defaults(void **state)
     pf_detect_config_default(&det);
     pf_encoding enc;
     pf_encoding_default(&enc);
-    pf_train_config adam, sgd, lbfgs;
+    pf_train_config adam, sgd, lbfgs, newton;
     pf_train_config_default(&adam, PF_OPT_ADAM);
     pf_train_config_default(&sgd, PF_OPT_SGD);
     pf_train_config_default(&lbfgs, PF_OPT_LBFGS);
+    pf_train_config_default(&newton, PF_OPT_NEWTON);
     pf_schedule_config sched;
     pf_schedule_config_default(&sched);
     pf_certify_config cert;
     pf_certify_config_default(&cert);
-    char v[16][64];
-    snprintf(v[0], 64, "--threshold X %g", det.threshold);
-    snprintf(v[1], 64, "--window N %d", det.window);
-    snprintf(v[2], 64, "--min-jump X %g", det.min_rel_jump);
-    snprintf(v[3], 64, "--gap-factor X %g", det.gap_factor);
-    snprintf(v[4], 64, "--encoded-threshold P %g", enc.threshold);
-    snprintf(v[5], 64, "--encoded-fraction F %g", enc.fraction);
-    snprintf(v[6], 64, "--lr X adam %g, sgd %g, lbfgs %g", adam.opt.lr, sgd.opt.lr, lbfgs.opt.lr);
-    snprintf(v[7], 64, "--max-epochs N %d; lbfgs: iterations, %d", adam.max_epochs, lbfgs.max_epochs);
-    snprintf(v[8], 64, "--patience N %d", adam.patience);
-    snprintf(v[9], 64, "--batch N %d", adam.batch);
-    snprintf(v[10], 64, "--momentum X %g", sgd.opt.momentum);
-    snprintf(v[11], 64, "--grad-tol X %g", adam.grad_tol);
-    snprintf(v[12], 64, "--ratio X %g", sched.ratio);
-    snprintf(v[13], 64, "--min-ratio X %g", sched.min_ratio);
-    snprintf(v[14], 64, "--certify N %d", cert.interior);
-    snprintf(v[15], 64, "--bridge-depth N %d", PF_BRIDGE_DEPTH);
+    char v[18][96];
+    snprintf(v[0], 96, "--threshold X %g", det.threshold);
+    snprintf(v[1], 96, "--window N %d", det.window);
+    snprintf(v[2], 96, "--min-jump X %g", det.min_rel_jump);
+    snprintf(v[3], 96, "--gap-factor X %g", det.gap_factor);
+    snprintf(v[4], 96, "--encoded-threshold P %g", enc.threshold);
+    snprintf(v[5], 96, "--encoded-fraction F %g", enc.fraction);
+    snprintf(v[6], 96, "--lr X adam %g, sgd %g, lbfgs %g, newton %g", adam.opt.lr, sgd.opt.lr, lbfgs.opt.lr,
+             newton.opt.lr);
+    snprintf(v[7], 96, "--max-epochs N %d; lbfgs, newton: iterations, %d", adam.max_epochs, lbfgs.max_epochs);
+    snprintf(v[8], 96, "--patience N %d", adam.patience);
+    snprintf(v[9], 96, "--batch N %d; newton: %d", adam.batch, newton.batch);
+    snprintf(v[10], 96, "--momentum X %g", sgd.opt.momentum);
+    snprintf(v[11], 96, "--grad-tol X lbfgs %g, newton %g", lbfgs.grad_tol, newton.grad_tol);
+    snprintf(v[12], 96, "--ratio X %g", sched.ratio);
+    snprintf(v[13], 96, "--min-ratio X %g", sched.min_ratio);
+    snprintf(v[14], 96, "--segment-points N %d", cert.interior);
+    snprintf(v[15], 96, "--bridge-depth N %d", PF_BRIDGE_DEPTH);
+    snprintf(v[16], 96, "--certify-tol X %g", adam.certificate.lanczos.tol);
+    snprintf(v[17], 96, "--max-escapes N %d", adam.certificate.max_escapes);
     const char *cmds[2] = {"sweep --help", "connect --help"};
     for (int c = 0; c < 2; c++) {
         run_result r;
         run(&r, "%s", cmds[c]);
         assert_int_equal(r.status, 0);
         squeeze(r.out);
-        for (int k = 0; k < 16; k++) {
-            if (c == 0 && k >= 12) continue;   /* path options are connect's */
-            char name[64], want[80];
-            sscanf(v[k], "%63s", name);
-            const char *at = strstr(r.out, name);
+        for (int k = 0; k < 18; k++) {
+            if (c == 0 && k >= 12 && k < 16) continue;   /* path options are connect's */
+            /* the option's own row: its name and metavar, as other rows' help
+             * may name it in passing */
+            char name[96], metavar[16], row[128], want[128];
+            sscanf(v[k], "%95s %15s", name, metavar);
+            snprintf(row, sizeof row, "%s %s", name, metavar);
+            const char *at = strstr(r.out, row);
             if (!at) fail_msg("%s: no %s", cmds[c], name);
             const char *next = strstr(at + 2, " --");
             size_t len = next ? (size_t)(next - at) : strlen(at);

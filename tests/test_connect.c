@@ -774,7 +774,7 @@ static void test_connect_many(void **state)
 {
     (void)state;
     run_result r;
-    run(&r, "connect %s %s %s --data %s %s --certify 2 --out %s/all", ck_a, ck_b, ck_c, data_dir,
+    run(&r, "connect %s %s %s --data %s %s --segment-points 2 --out %s/all", ck_a, ck_b, ck_c, data_dir,
         common_opts, tmpdir);
     if (r.status != 0) fail_msg("connect (3 models) failed (%d): %s", r.status, r.err);
     assert_true(exists("%s/all/pair_0_1/summary.json", tmpdir));
@@ -796,7 +796,7 @@ static void test_connect_many(void **state)
     /* resume: remove one pair's summary; only that pair runs again */
     snprintf(path, sizeof path, "%s/all/pair_0_2/summary.json", tmpdir);
     unlink(path);
-    run(&r, "connect %s %s %s --data %s %s --certify 2 --out %s/all", ck_a, ck_b, ck_c, data_dir,
+    run(&r, "connect %s %s %s --data %s %s --segment-points 2 --out %s/all", ck_a, ck_b, ck_c, data_dir,
         common_opts, tmpdir);
     assert_int_equal(r.status, 0);
     const char *p = r.out;
@@ -805,7 +805,7 @@ static void test_connect_many(void **state)
     assert_int_equal(done_before, 2);
     assert_true(exists("%s/all/pair_0_2/summary.json", tmpdir));
     /* a star from model 1 */
-    run(&r, "connect %s %s %s --data %s %s --certify 1 --star 1 --max-points 4 --out %s/star", ck_a,
+    run(&r, "connect %s %s %s --data %s %s --segment-points 1 --star 1 --max-points 4 --out %s/star", ck_a,
         ck_b, ck_c, data_dir, common_opts, tmpdir);
     assert_int_equal(r.status, 0);
     assert_true(exists("%s/star/pair_1_0/summary.json", tmpdir));
@@ -946,7 +946,7 @@ static void test_bad_inputs(void **state)
     const char *bad[] = {
         "connect A.safetensors --out x",
         "connect A.safetensors B.safetensors",
-        "connect A.safetensors B.safetensors --out x --certify -1",
+        "connect A.safetensors B.safetensors --out x --segment-points -1",
         "connect A.safetensors B.safetensors --out x --ratio 0.5",
         "connect A.safetensors B.safetensors --out x --ratio 1.2 --min-ratio 1.5",
         "connect A.safetensors B.safetensors --out x --star 2",
@@ -1015,7 +1015,7 @@ static void test_train_seeds(void **state)
     assert_true(before.st_mtime == after.st_mtime && before.st_size == after.st_size);
     /* the models connect */
     run(&r, "connect %s/minima/s0.safetensors %s/minima/s2.safetensors --data %s %s --max-points 3 "
-            "--certify 1 --out %s/seeds_path", tmpdir, tmpdir, data_dir, common_opts, tmpdir);
+            "--segment-points 1 --out %s/seeds_path", tmpdir, tmpdir, data_dir, common_opts, tmpdir);
     if (r.status != 0) fail_msg("connect of trained seeds failed: %s", r.err);
 }
 

@@ -982,6 +982,90 @@ static void test_sweep_hessian_columns(void **state)
     assert_int_equal(shell("%s sweep --hessian -3 --out %s/x 2>/dev/null", tool, tmpdir), 2);
 }
 
+/* sweep --optimizer newton --certify: every row carries its certificate,
+ * a certified row holds to it (max |gradient| within --grad-tol, lambda_min
+ * of H_L at least -eps, lambda_L = lambda_E + beta), and the extremes are
+ * the ones `pathfinder hessian` finds at that row's checkpoint on all the
+ * training samples; the table reads back with them. */
+static void test_sweep_certify_columns(void **state)
+{
+    (void)state;
+    char dir[400], path[600];
+    snprintf(dir, sizeof dir, "%s/cert", tmpdir);
+    const double grad_tol = 1e-5;
+    const char *cmd = "%s sweep --beta 0.01:0.03:0.01 --train-subset 300 --arch 784,8,10 --optimizer newton "
+                      "--grad-tol %g --certify --threads 1 --quiet --no-refine --keep-checkpoints --out %s "
+                      "> /dev/null";
+    assert_int_equal(shell(cmd, tool, grad_tol, dir), 0);
+    snprintf(path, sizeof path, "%s/sweep.csv", dir);
+    char *text = slurp(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, ",lambda_min_E,lambda_max_E,lambda_min_L,lambda_max_L,hessian_converged,"
+                                 "grad_norm,certified,escapes,certify_eps,certify_seconds,certify_hvps\n"));
+    free(text);
+    pf_point_result *rows;
+    long n;
+    pf_error err;
+    assert_int_equal(pf_sweep_csv_read(path, &rows, &n, &err), PF_OK);
+    assert_int_equal(n, 3);
+    int n_certified = 0;
+    for (long i = 0; i < n; i++) {
+        const pf_point_result *r = &rows[i];
+        assert_true(r->has_certificate && r->has_hessian);
+        assert_true(r->certify_eps > 0.0);
+        if (r->certified) {
+            n_certified++;
+            if (!(r->grad_norm <= grad_tol)) fail_msg("row %ld: certified with gradient %g", i, r->grad_norm);
+            if (!(r->lambda_min_E + r->point.beta >= -r->certify_eps))
+                fail_msg("row %ld: certified with lambda_min(H_L) %g < -%g", i,
+                         r->lambda_min_E + r->point.beta, r->certify_eps);
+        }
+        char out[700];
+        snprintf(out, sizeof out, "%s/c%ld.json", tmpdir, i);
+        assert_int_equal(shell("%s hessian %s/checkpoints/p%05ld.safetensors --train-subset 300 "
+                               "--k 1 --json --quiet > %s", tool, dir, i, out), 0);
+        char *h = slurp(out);
+        assert_non_null(h);
+        double scale = fabs(json_field(h, "lambda_max_E"));
+        double d[2] = {json_field(h, "lambda_min_E") - r->lambda_min_E,
+                       json_field(h, "lambda_max_E") - r->lambda_max_E};
+        for (int k = 0; k < 2; k++)
+            if (!(fabs(d[k]) <= 1e-3 * scale))
+                fail_msg("row %ld: the certificate's extreme %d differs from `hessian` by %g", i, k, d[k]);
+        free(h);
+    }
+    /* Newton converges on so small a net: a sweep with no certified point is broken */
+    assert_true(n_certified >= 1);
+    free(rows);
+    /* the saddle next to the last point's minimum: index 1 and converged by
+     * its own report, L_beta above the minimum's, and `hessian` at the
+     * checkpoint it wrote finds exactly one negative eigenvalue of H_L */
+    char sad[700], js[700];
+    snprintf(sad, sizeof sad, "%s/saddle.safetensors", tmpdir);
+    snprintf(js, sizeof js, "%s/saddle.json", tmpdir);
+    assert_int_equal(shell("%s saddle %s/checkpoints/p00002.safetensors --train-subset 300 --grad-tol %g "
+                           "--threads 1 --json --quiet --out %s > %s", tool, dir, grad_tol, sad, js), 0);
+    char *sj = slurp(js);
+    assert_non_null(sj);
+    assert_true(json_field(sj, "index") == 1);
+    assert_non_null(strstr(sj, "\"converged\":true"));
+    assert_true(json_field(sj, "barrier") > 0);
+    assert_true(json_field(sj, "grad_norm") <= grad_tol);
+    free(sj);
+    snprintf(js, sizeof js, "%s/saddle_h.json", tmpdir);
+    assert_int_equal(shell("%s hessian %s --train-subset 300 --k 2 --which smallest --tol 1e-7 --json --quiet > %s",
+                           tool, sad, js), 0);
+    sj = slurp(js);
+    assert_non_null(sj);
+    const char *el = strstr(sj, "\"eigenvalues_L\":[");
+    assert_non_null(el);
+    double l0 = 0, l1 = 0;
+    assert_int_equal(sscanf(el + strlen("\"eigenvalues_L\":["), "%lf,%lf", &l0, &l1), 2);
+    if (!(l0 < 0 && l1 > 0)) fail_msg("the saddle's lowest eigenvalues of H_L are %g and %g", l0, l1);
+    free(sj);
+    assert_int_equal(shell("%s sweep --certify --hessian 100 --out %s/y 2>/dev/null", tool, tmpdir), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -999,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_bad_folders_and_args),
         cmocka_unit_test(test_small_real_sweep),
         cmocka_unit_test(test_sweep_hessian_columns),
+        cmocka_unit_test(test_sweep_certify_columns),
     };
     return cmocka_run_group_tests_name("sweep", tests, setup, teardown);
 }

@@ -287,11 +287,14 @@ double pf_ref_loss_grad(const pf_arch *a, const double *theta, const double *x,
 
 /* ------------------------------------------------------------- optimizers */
 
-typedef enum { PF_OPT_ADAM, PF_OPT_SGD, PF_OPT_LBFGS } pf_opt_kind;
+/* Newton: full-batch trust-region Newton-CG on exact Hessian-vector
+ * products (pf_newton in hessian.h; the trainer runs it, exp.h). */
+typedef enum { PF_OPT_ADAM, PF_OPT_SGD, PF_OPT_LBFGS, PF_OPT_NEWTON } pf_opt_kind;
 
 typedef struct {
     pf_opt_kind kind;
-    double lr;          /* Adam 0.0015 (paper), SGD 0.01, L-BFGS initial step 1 */
+    double lr;          /* Adam 0.0015 (paper), SGD 0.01, L-BFGS initial step 1, Newton initial
+                         * trust radius 1 */
     double beta1, beta2, eps;   /* Adam */
     double momentum;    /* SGD */
     int history;        /* L-BFGS memory */

@@ -11,8 +11,60 @@
 #define PATHFINDER_EXP_H
 
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 
 #define PF_MAX_CLASSES 1024
+
+/* -------------------------------------------------- certified minima */
+
+/* A check that x is a minimum of an objective, to the tolerances a float
+ * model allows: the gradient is at most grad_tol (max norm), and the
+ * lowest eigenvalue of the Hessian, found by Lanczos, is at least -eps with
+ *     eps = eps_factor * tol * max(|lambda_max|, |lambda_min|),
+ * tol being Lanczos' relative residual tolerance: a converged Ritz value
+ * lies within tol * max|lambda| of an eigenvalue, so eps is eps_factor
+ * such residual bounds (it also covers the float rounding of the
+ * products, ~1e-7 of lambda_max). Lanczos gives an upper bound on
+ * lambda_min that is sharp when the lowest mode is isolated, as a soft mode
+ * near a fold is; warm-started from the previous point's lowest mode, it
+ * follows that mode along a sweep. A point whose lowest eigenvalue is below
+ * -eps is left along its eigenvector (pf_escape) and converged again, up to
+ * max_escapes times; a point that still fails, or whose gradient or
+ * Lanczos did not converge, is certified 0: marked, never passed
+ * silently. */
+typedef struct {
+    double grad_tol;            /* (default 1e-6; pf_train_beta uses its config's grad_tol) */
+    pf_lanczos_config lanczos;  /* tol (default 1e-6), max_dim (300), seed, team */
+    double eps_factor;          /* (default 10) */
+    int max_escapes;            /* (default 3) */
+} pf_certificate_config;
+
+void pf_certificate_config_default(pf_certificate_config *c);
+
+typedef struct {
+    double grad_inf;            /* ||grad||_inf at the final point */
+    double lambda_min, lambda_max;   /* of the Hessian there (H_L for an MLP's L_beta) */
+    double res_min, res_max;    /* their measured residuals */
+    double eps;
+    int lanczos_converged;
+    int grad_ok, curvature_ok;
+    int certified;              /* all three */
+    int escapes;                /* escapes taken (each followed by a re-convergence) */
+    double escape_decrease;     /* how much f fell on them, in total */
+    long hvps;
+    int lanczos_iterations;     /* of the last check */
+    double seconds;             /* checks, escapes and re-convergence */
+} pf_certificate;
+
+/* Converge x again after an escape (the caller's optimizer). */
+typedef int (*pf_reconverge_fn)(void *ctx, double *x, pf_error *err);
+
+/* Certify x (in place: escapes move it). modes (2n) holds the lowest and
+ * highest modes of the previous point when *have_modes, used as Lanczos'
+ * start, and receives this point's; reconverge may be NULL (no escapes). */
+int pf_certify_minimum(const pf_objective *obj, double *x, const pf_certificate_config *cfg,
+                       double *modes, int *have_modes, pf_reconverge_fn reconverge, void *ctx,
+                       pf_certificate *out, pf_error *err);
 
 /* ----------------------------------------------------------- training */
 
@@ -37,20 +89,27 @@ typedef struct {
     int patience;          /* paper: 5 epochs without improvement of the epoch-mean loss */
     double min_delta;      /* an improvement must beat the best by more than this */
     int reset_optimizer;   /* paper: 1 (a new Adam per beta) */
-    double grad_tol;       /* L-BFGS: stop when ||grad||_inf < grad_tol */
+    double grad_tol;       /* L-BFGS, Newton: stop when ||grad||_inf < grad_tol */
     double ftol;           /* L-BFGS: stop on relative decrease < ftol */
     pf_input_layer input_layer; /* sparse or dense input layer; auto (default) decides by the
                                  * training set's density (pf_input_layer_resolve) */
     pf_progress_fn progress;  /* may be NULL */
     void *progress_ctx;
+    /* Certify every trained point (pf_certify_minimum on L_beta over the
+     * whole training set, gradient tolerance grad_tol): results in
+     * pf_train_result.cert. */
+    int certify;
+    pf_certificate_config certificate;
 } pf_train_config;
 
 /* The paper protocol: Adam lr 0.0015, batch 64, 50 epochs, patience 5, reset. */
 void pf_train_config_paper(pf_train_config *c);
 /* The defaults for an optimizer: the paper protocol with that optimizer's
- * learning rate (pf_opt_config_default); L-BFGS counts iterations, at most
- * PF_LBFGS_MAX_ITER per beta. */
+ * learning rate (pf_opt_config_default); L-BFGS and Newton count
+ * iterations, at most PF_LBFGS_MAX_ITER per beta, and run full batch;
+ * Newton converges to ||grad L_beta||_inf <= 1e-6. */
 #define PF_LBFGS_MAX_ITER 500
+#define PF_NEWTON_GRAD_TOL 1e-6
 void pf_train_config_default(pf_train_config *c, pf_opt_kind kind);
 /* The seed of the minibatch shuffling of a model seeded with seed: its own
  * stream, so that initialization and order are independent. */
@@ -72,6 +131,9 @@ typedef struct {
     int *perm;             /* (n) */
     size_t n;
     int batch;
+    /* Newton and certification: the objective with its Hessian operator,
+     * and the last certified point's modes (made when first needed). */
+    struct pf_second_order *second;
     /* The sparse input layer of minibatch training (internal). While a
      * beta trains on it, the input layer's weights in theta, in the
      * optimizer's moments and in anchor_t are held transposed, as
@@ -102,6 +164,8 @@ typedef struct {
     pf_rng rng;
     size_t n;        /* parameters */
     float *m, *v;    /* (n) or NULL */
+    double *modes;   /* (2n) certification's lowest and highest modes of the last point,
+                      * Lanczos' next start; or NULL */
 } pf_trainer_state;
 
 int pf_trainer_get_state(const pf_trainer *t, pf_trainer_state *s, pf_error *err);
@@ -122,6 +186,9 @@ typedef struct {
      * above 10 |start| + 1: a finite blow-up (first-order optimizers). */
     double start_reg_loss, final_reg_loss;
     int diverged;
+    double grad_inf;         /* L-BFGS, Newton: ||grad L_beta||_inf at the end */
+    int has_cert;            /* the config asked for certification: */
+    pf_certificate cert;
 } pf_train_result;
 
 /* Train theta at one beta, warm-started from its current value. The config
@@ -220,6 +287,64 @@ typedef struct {
 } pf_encoding;
 
 void pf_encoding_default(pf_encoding *e);
+
+/* ------------------------------------------------------- fold analysis */
+
+/* A saddle-node (fold) bifurcation at beta_c: as beta rises to beta_c the
+ * metastable minimum and a saddle of L_beta merge, lambda_min(H_L) at the
+ * minimum vanishes like (beta_c - beta)^(1/2) and the barrier between them
+ * like (beta_c - beta)^(3/2). pf_power_fit_run fits y = a (beta_c - beta)^gamma
+ * (fold.c has the method):
+ *   PF_POWER_FREE   beta_c, gamma and a free (beta_c above every point);
+ *   PF_POWER_FIXED  beta_c given (gamma and a free; points at or above it
+ *                   left out);
+ *   PF_POWER_HALF   gamma = 1/2: y^2 is linear in beta, and beta_c where it
+ *                   reaches zero.
+ * Points with y <= 0 are left out; at least three are needed (else ok 0).
+ * Intervals: percentiles of a seeded bootstrap over the points. */
+typedef enum { PF_POWER_FREE, PF_POWER_FIXED, PF_POWER_HALF } pf_power_kind;
+
+typedef struct {
+    int n_boot;        /* resamples (default 400; 0: no intervals) */
+    uint64_t seed;
+    double level;      /* of the intervals (default 0.95) */
+} pf_power_fit_config;
+
+void pf_power_fit_config_default(pf_power_fit_config *c);
+
+typedef struct {
+    pf_power_kind kind;
+    long n;                               /* points used */
+    double beta_c, beta_c_lo, beta_c_hi;  /* (FIXED: the given one, its interval NaN-free copies) */
+    double exponent, exponent_lo, exponent_hi;
+    double amplitude;
+    double rms;                           /* residual rms of log y */
+    long n_boot;                          /* resamples that gave a fit */
+    int ok;
+} pf_power_fit;
+
+int pf_power_fit_run(const double *beta, const double *y, long n, pf_power_kind kind,
+                     double beta_c_fixed, const pf_power_fit_config *cfg, pf_power_fit *out,
+                     pf_error *err);
+
+/* A certified point of a branch of minima. */
+typedef struct {
+    double beta;
+    double lambda_min, lambda_max;   /* of H_L (NaN when not certified) */
+    double grad_inf;
+    double r;                        /* ||theta - anchor|| */
+    int certified;
+    double seconds;
+} pf_branch_point;
+
+/* The metastable branch below a transition, toward lower beta: from theta
+ * (the last model below, at beta_from) train at beta_from - d_k for n_points
+ * distances d_k geometric from d_min to d_max, each warm-started from the
+ * previous (base should certify, so that lambda_min is measured). theta
+ * ends at the last point; out has room for n_points. */
+int pf_fold_ladder(pf_trainer *t, float *theta, const pf_dataset *train, const pf_train_config *base,
+                   double beta_from, double d_min, double d_max, int n_points, pf_branch_point *out,
+                   int *n_out, pf_error *err);
 
 /* ================================================================ paths */
 /* Pathfinder paths (path.c): a start model, an anchor, beta rising with warm

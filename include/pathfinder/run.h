@@ -256,6 +256,28 @@ void pf_spectrum_config_default(pf_spectrum_config *c);
 int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *c, pf_report *out,
                     pf_error *err);
 
+/* ---------------------------------------------------------------- saddles */
+
+/* The index-1 saddle of L_beta next to the minimum near a model (a
+ * transition's below-side model, or any): Newton-CG to the minimum, then
+ * minimum-mode following to the saddle, both to grad_tol; the index is
+ * counted by Lanczos. The saddle is written to out_path (safetensors);
+ * the report: beta, L_beta at the minimum and at the saddle, the barrier,
+ * the index, the test accuracy and encoded classes at both. */
+typedef struct {
+    pf_data_options data;
+    double beta;                  /* NaN (default): the checkpoint's */
+    const char *anchor;           /* NULL: the origin */
+    double grad_tol;              /* max |gradient| (default 1e-6) */
+    int max_iter;                 /* of the saddle search (default 200) */
+    int direction;                /* +1 / -1 along the soft mode; 0 (default): the fold's side */
+    pf_encoding encoding;         /* which classes count as encoded (test accuracy above threshold) */
+} pf_saddle_run_config;
+
+void pf_saddle_run_config_default(pf_saddle_run_config *c);
+int pf_run_saddle(pf_ctx *ctx, const char *model, const char *out_path, const pf_saddle_run_config *c,
+                  pf_report *out, pf_error *err);
+
 /* ----------------------------------------------------------------- models */
 
 /* Train one model at one beta (the paper protocol by default). */

@@ -45,7 +45,7 @@ def test_bad_values(tmp_path, tiny):
     out = tmp_path / "m.safetensors"
     cases = [(dict(max_epochs=0), "--max-epochs needs a whole number from 1"),
              (dict(lr="fast"), "--lr needs a number > 0, got 'fast'"),
-             (dict(optimizer="adamw"), "--optimizer takes adam, sgd or lbfgs, got 'adamw'"),
+             (dict(optimizer="adamw"), "--optimizer takes adam, sgd, lbfgs or newton, got 'adamw'"),
              (dict(act="swish"), "swish"),
              (dict(threads=1000), "--threads"),
              (dict(arch="3,x,3"), "3,x,3")]

@@ -14,6 +14,7 @@ static const char *const usage =
     "  train        train a model at one L2 strength and write a checkpoint\n"
     "  eval         metrics of a checkpoint on train and test data\n"
     "  hessian      extreme Hessian eigenvalues and saddle index of E and L_beta at a model\n"
+    "  saddle       the index-1 saddle of L_beta next to the minimum near a model\n"
     "  sweep        quasi-static beta sweep: phase diagram, transitions, hierarchy\n"
     "  transitions  detect transitions and phases in a sweep folder\n"
     "  refine       bisect one transition of a finished sweep again, to a finer tolerance\n"

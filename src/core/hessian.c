@@ -624,6 +624,15 @@ void pf_hessian_free(pf_hessian *h)
     free(h);
 }
 
+void pf_hessian_move(pf_hessian *h, const float *theta2)
+{
+    h->theta = theta2;
+    transpose_hidden(h->arch, theta2, h->theta_t);
+    if (h->sparse) input_layer_split(h, theta2, 0);
+    h->cache_ready = 0;
+    h->mean_loss = NAN;
+}
+
 size_t pf_hessian_dim(const pf_hessian *h) { return h->arch->n_params; }
 size_t pf_hessian_samples(const pf_hessian *h) { return (size_t)h->norm; }
 double pf_hessian_loss(const pf_hessian *h) { return h->mean_loss; }

@@ -388,8 +388,15 @@ int pf_lanczos(pf_matvec_fn op, void *ctx, size_t n, const pf_lanczos_config *cf
 
     pf_rng rng;
     pf_rng_seed(&rng, cfg->seed);
-    fill_gaussian(&rng, K.Q, n);
-    double q0 = norm2(K.Q, n);
+    double q0 = 0.0;
+    if (cfg->start) { /* a warm start; a zero or non-finite one falls back to the Gaussian */
+        memcpy(K.Q, cfg->start, n * sizeof *K.Q);
+        q0 = norm2(K.Q, n);
+    }
+    if (!(q0 > 0) || !isfinite(q0)) {
+        fill_gaussian(&rng, K.Q, n);
+        q0 = norm2(K.Q, n);
+    }
     for (size_t i = 0; i < n; i++) K.Q[i] /= q0;
 
     int solved_m = 0; /* the dimension R belongs to */

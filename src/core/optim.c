@@ -16,13 +16,13 @@
 
 #include "pathfinder/core.h"
 
-static const char *const opt_names[] = {"adam", "sgd", "lbfgs"};
+static const char *const opt_names[] = {"adam", "sgd", "lbfgs", "newton"};
 
 const char *pf_opt_name(pf_opt_kind kind) { return opt_names[kind]; }
 
 int pf_opt_from_name(const char *name, pf_opt_kind *kind)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (strcmp(name, opt_names[i]) == 0) {
             *kind = (pf_opt_kind)i;
             return 0;

@@ -574,11 +574,7 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
         }
         res.point.beta = beta;
         res.point.direction = 1;
-        res.epochs = res_train.epochs;
-        res.seconds = res_train.seconds;
-        res.diverged = res_train.diverged;
-        res.start_reg_loss = res_train.start_reg_loss;
-        res.final_reg_loss = res_train.final_reg_loss;
+        pf_point_from_train(&res, &res_train, beta);
         memset(&p, 0, sizeof p);
         p.res = res;
         p.bridge = depth;

@@ -50,10 +50,22 @@ typedef struct {
     double seconds;
     int diverged;                      /* training blew up here (pf_train_result.diverged) */
     double start_reg_loss, final_reg_loss;   /* L_beta before and after training here */
-    int has_hessian;                   /* the next three were measured (sweep --hessian) */
+    int has_hessian;                   /* the next three were measured (sweep --hessian, --certify) */
     double lambda_min_E, lambda_max_E; /* extreme eigenvalues of H_E; H_L's are these + beta */
     int hessian_converged;
+    int has_certificate;               /* --certify: the point was checked (the Hessian columns
+                                        * then hold the certificate's extremes, on all samples) */
+    double grad_norm;                  /* ||grad L_beta||_inf */
+    int certified;                     /* gradient, lambda_min(H_L) >= -eps and Lanczos all passed */
+    int escapes;                       /* escapes along negative curvature before that */
+    double certify_eps;                /* the eps it was held to */
+    double certify_seconds;            /* of the check, escapes and re-convergence */
+    long certify_hvps;                 /* Hessian-vector products of the check */
 } pf_point_result;
+
+/* Copy a training's epochs, divergence, losses, time and certificate into a
+ * point's record (its metrics are measured apart). */
+void pf_point_from_train(pf_point_result *res, const pf_train_result *tr, double beta);
 
 /* Called after every point with the model just trained there; a non-zero
  * return stops the sweep with that code. */
@@ -67,15 +79,47 @@ int pf_sweep(pf_trainer *t, float *theta, const pf_dataset *train, const pf_data
              pf_point_fn on_point, void *ctx, pf_error *err);
 
 
+/* ------------------------------------------------ second order (certify.c) */
+
+/* One training at one beta, as pf_train_beta runs it before certification. */
+typedef int (*pf_train_fn)(pf_trainer *t, float *theta, const pf_dataset *train,
+                           const pf_train_config *cfg, pf_train_result *res, pf_error *err);
+
+/* Newton-CG on L_beta over train from theta (the trainer's objective). */
+int pf_train_newton(pf_trainer *t, float *theta, const pf_dataset *train, const pf_train_config *cfg,
+                    pf_train_result *res, pf_error *err);
+/* Certify theta (res->cert), escaping and converging again with train_fn. */
+int pf_train_certify(pf_trainer *t, float *theta, const pf_dataset *train, const pf_train_config *cfg,
+                     pf_train_result *res, pf_train_fn train_fn, pf_error *err);
+void pf_second_order_free(struct pf_second_order *s);
+/* The last certified point's modes (2n), or NULL (returns 0). */
+int pf_second_order_modes(const pf_trainer *t, const double **modes);
+/* Put them back (NULL: forget them). */
+int pf_second_order_set_modes(pf_trainer *t, const double *modes, pf_error *err);
+/* The lowest mode of the last certified point (n), or NULL. */
+const double *pf_trainer_soft_mode(const pf_trainer *t);
+
 /* --------------------------------------------------------- refinement */
 
 /* A transition narrowed down by bisection in beta. */
+#define PF_REFINE_MAX_BRANCH 64   /* bisection steps are fewer: beta halves its interval in double */
 typedef struct {
     double beta_from, beta_to;    /* final interval: last beta still in the old phase, first in the new */
     pf_metrics from, to;          /* metrics of the two models */
     int steps;                    /* bisection steps (trainings) */
     double seconds;
     double tol;                   /* the tolerance it was bisected to */
+    /* With a certifying protocol: the old phase's side of the bisection,
+     * the metastable branch refined toward the transition, in the order
+     * met (the start beta_from first): beta, lambda_min(H_L) and the
+     * certificate of each; and the overlap |<v_min, dtheta/||dtheta||>|
+     * of the lowest mode at the final old-phase model with the jump
+     * dtheta = theta_to - theta_from (NaN when not measured). */
+    int n_branch;
+    double branch_beta[PF_REFINE_MAX_BRANCH];
+    double branch_lambda_min[PF_REFINE_MAX_BRANCH];
+    unsigned char branch_certified[PF_REFINE_MAX_BRANCH];
+    double overlap;
 } pf_refined;
 
 /* Bisect a transition between beta_from (the side the sweep came from, whose
@@ -384,5 +428,37 @@ long pf_leg_phase_below_gap(const pf_leg *g, long k);
 void pf_leg_boundary_sets(const pf_leg *g, long p, uint64_t *lost, uint64_t *gained);
 /* A phase named as its node in the hierarchy would be. */
 void pf_phase_label(char *buf, size_t n, const pf_phase *q);
+
+/* ---------------------------------------------- fold of a transition (fold.c) */
+
+/* The saddle-node picture of transition k of a leg, tested on its
+ * metastable branch: the certified points of the old phase up to the
+ * transition (the sweep's, then the bisection's old-phase side), fitted
+ * with lambda_min(H_L) = a (beta_c - beta)^gamma (a down leg: a (beta -
+ * beta_c)^gamma) by pf_power_fit_run, free and with gamma = 1/2. gap is
+ * how far the fitted beta_c lies outside the refined interval (0 inside;
+ * NaN without a refinement), overlap the refinement's. ok: the free fit
+ * had at least three points with lambda_min > 0. */
+typedef struct {
+    double beta, lambda_min;      /* of H_L */
+    int from_bisection;
+} pf_fold_point;
+
+typedef struct {
+    int ok;
+    long n_points;
+    pf_fold_point *points;        /* (n_points) in ascending distance to the transition's far side */
+    pf_power_fit fit, half;
+    double gap;
+    double overlap;
+} pf_fold;
+
+/* The fold's law is asymptotic, near beta_c: max_sweep_points (> 0) keeps
+ * only that many of the sweep's certified points nearest the transition
+ * (PF_FOLD_SWEEP_POINTS in the reports); the bisection's all count. */
+#define PF_FOLD_SWEEP_POINTS 6
+int pf_leg_fold(const pf_leg *g, long k, const pf_power_fit_config *cfg, int max_sweep_points, pf_fold *out,
+                pf_error *err);
+void pf_fold_free(pf_fold *f);
 
 #endif

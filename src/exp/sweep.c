@@ -127,6 +127,28 @@ int pf_grid_expand(const double *betas, long n, const char *direction, pf_grid_p
     return PF_OK;
 }
 
+void pf_point_from_train(pf_point_result *res, const pf_train_result *tr, double beta)
+{
+    res->epochs = tr->epochs;
+    res->diverged = tr->diverged;
+    res->start_reg_loss = tr->start_reg_loss;
+    res->final_reg_loss = tr->final_reg_loss;
+    res->seconds = tr->seconds;
+    if (!tr->has_cert) return;
+    const pf_certificate *c = &tr->cert;
+    res->has_certificate = 1;
+    res->grad_norm = c->grad_inf;
+    res->certified = c->certified;
+    res->escapes = c->escapes;
+    res->certify_eps = c->eps;
+    res->certify_seconds = c->seconds;
+    res->certify_hvps = c->hvps;
+    res->has_hessian = 1;
+    res->lambda_min_E = c->lambda_min - beta;
+    res->lambda_max_E = c->lambda_max - beta;
+    res->hessian_converged = c->lanczos_converged;
+}
+
 int pf_sweep(pf_trainer *t, float *theta, const pf_dataset *train, const pf_dataset *test,
              const pf_train_config *base, const pf_grid_point *points, long n, long start,
              pf_point_fn on_point, void *ctx, pf_error *err)
@@ -141,12 +163,8 @@ int pf_sweep(pf_trainer *t, float *theta, const pf_dataset *train, const pf_data
         memset(&res, 0, sizeof res);
         res.index = i;
         res.point = points[i];
-        res.epochs = tr.epochs;
-        res.diverged = tr.diverged;
-        res.start_reg_loss = tr.start_reg_loss;
-        res.final_reg_loss = tr.final_reg_loss;
+        pf_point_from_train(&res, &tr, cfg.beta);
         rc = pf_measure(&t->eval_work, theta, train, test, cfg.anchor, cfg.beta, &res.m, err);
-        res.seconds = tr.seconds;
         if (rc) return rc;
         if (on_point && (rc = on_point(ctx, &res, theta, t, err))) return rc;
     }

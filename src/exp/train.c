@@ -7,7 +7,9 @@
  * is the mean of its minibatch losses; training stops when that score has not
  * improved for `patience` epochs, or after max_epochs. The final state is
  * kept, not the best one.
- * L-BFGS: full-batch, deterministic; max_epochs bounds its iterations.
+ * L-BFGS and Newton-CG (certify.c): full-batch, deterministic; max_epochs
+ * bounds their iterations. With cfg->certify every point is then checked
+ * to be a minimum (certify.c).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ double pf_now(void)
 void pf_train_config_paper(pf_train_config *c)
 {
     memset(c, 0, sizeof *c);
+    pf_certificate_config_default(&c->certificate);
     pf_opt_config_default(&c->opt, PF_OPT_ADAM);
     c->batch = 64;
     c->max_epochs = 50;
@@ -42,7 +45,9 @@ void pf_train_config_default(pf_train_config *c, pf_opt_kind kind)
 {
     pf_train_config_paper(c);
     pf_opt_config_default(&c->opt, kind);
-    if (kind == PF_OPT_LBFGS) c->max_epochs = PF_LBFGS_MAX_ITER;
+    if (kind == PF_OPT_LBFGS || kind == PF_OPT_NEWTON) c->max_epochs = PF_LBFGS_MAX_ITER;
+    if (kind == PF_OPT_NEWTON) c->batch = 0, c->grad_tol = PF_NEWTON_GRAD_TOL;
+    pf_certificate_config_default(&c->certificate);
 }
 
 uint64_t pf_shuffle_seed(uint64_t seed) { return seed ^ 0x53485546464c45ULL; }
@@ -92,6 +97,11 @@ int pf_trainer_get_state(const pf_trainer *t, pf_trainer_state *s, pf_error *err
     if (o->v && !(s->v = malloc(bytes ? bytes : 1))) goto oom;
     if (o->m) memcpy(s->m, o->m, bytes);
     if (o->v) memcpy(s->v, o->v, bytes);
+    const double *modes;
+    if (pf_second_order_modes(t, &modes)) {
+        if (!(s->modes = malloc(2 * o->n * sizeof *s->modes))) goto oom;
+        memcpy(s->modes, modes, 2 * o->n * sizeof *s->modes);
+    }
     return PF_OK;
 oom:
     pf_trainer_state_free(s);
@@ -109,6 +119,8 @@ int pf_trainer_set_state(pf_trainer *t, const pf_trainer_state *s, pf_error *err
     if ((s->m != NULL) != (o->m != NULL) || (s->v != NULL) != (o->v != NULL))
         return pf_fail(err, PF_EINPUT, "the state's optimizer buffers do not match a %s optimizer",
                        pf_opt_name(o->cfg.kind));
+    int rc = pf_second_order_set_modes(t, s->modes, err);
+    if (rc) return rc;
     o->step = s->step;
     if (o->m) memcpy(o->m, s->m, o->n * sizeof(float));
     if (o->v) memcpy(o->v, s->v, o->n * sizeof(float));
@@ -120,7 +132,9 @@ void pf_trainer_state_free(pf_trainer_state *s)
 {
     free(s->m);
     free(s->v);
+    free(s->modes);
     s->m = s->v = NULL;
+    s->modes = NULL;
 }
 
 void pf_trainer_free(pf_trainer *t)
@@ -130,6 +144,7 @@ void pf_trainer_free(pf_trainer *t)
     pf_work_free(&t->eval_work);
     pf_optim_free(&t->optim);
     free(t->perm);
+    pf_second_order_free(t->second);
     free(t->anchor_t);
     free(t->c0);
     free(t->swap);
@@ -385,8 +400,20 @@ static double fullbatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
     return loss;
 }
 
+static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
+                      const pf_train_config *cfg, pf_train_result *res, pf_error *err);
+
 int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
                   const pf_train_config *cfg, pf_train_result *res, pf_error *err)
+{
+    int rc = train_beta(t, theta, train, cfg, res, err);
+    if (!rc && cfg->certify) rc = pf_train_certify(t, theta, train, cfg, res, train_beta, err);
+    return rc;
+}
+
+/* One training at one beta, certification aside. */
+static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
+                      const pf_train_config *cfg, pf_train_result *res, pf_error *err)
 {
     memset(res, 0, sizeof *res);
     if (train->n != t->n)
@@ -413,11 +440,18 @@ int pf_train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         res->epochs = lr.iterations;
         res->steps = lr.evaluations;
         res->epoch_loss = res->best_epoch_loss = lr.loss;
+        res->grad_inf = lr.grad_inf;
         res->seconds = pf_now() - t0;
         if (!isfinite(lr.loss))
             return pf_fail(err, PF_ERUNTIME, "L-BFGS diverged at beta %g (loss %g)", cfg->beta,
                            lr.loss);
         return PF_OK;
+    }
+    if (cfg->opt.kind == PF_OPT_NEWTON) {
+        if (t->batch)
+            return pf_fail(err, PF_EINPUT, "Newton runs full batch (batch 0), the trainer has batch %d",
+                           t->batch);
+        return pf_train_newton(t, theta, train, cfg, res, err);
     }
     t->optim.cfg = cfg->opt;
     if (cfg->reset_optimizer) pf_optim_reset(&t->optim);

@@ -38,5 +38,17 @@ int pf_fig_path_beta(const char *base, const pf_path_point *pts, long n, const p
                      pf_error *err);
 
 
+/* The fold of a transition (fig_fold.c): lambda_min(H_L) of the branch's
+ * points against direction x (beta_c - beta), log-log, with the fits. */
+typedef struct {
+    long n;
+    const double *beta, *lambda;           /* (n) */
+    const unsigned char *from_bisection;   /* (n) */
+    int direction;                         /* +1: an up leg's transition, -1: a down leg's */
+    double beta_c, exponent, amplitude;    /* the free fit */
+    double half_beta_c, half_amplitude;    /* the fit with exponent 1/2 */
+} pf_fig_fold_data;
+
+int pf_fig_fold(const char *base, const pf_fig_fold_data *f, const char *title, pf_error *err);
 
 #endif

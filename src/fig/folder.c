@@ -114,6 +114,46 @@ static int leg_of(const pf_point_result *rows, long n, const cJSON *tj, int dire
     return PF_OK;
 }
 
+/* figures/fold_<label> for every transition with a fitted "fold". */
+static int fold_figures(const char *dir, const cJSON *tj, pf_error *err)
+{
+    const cJSON *o;
+    int rc = PF_OK;
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(tj, "transitions"))
+    {
+        const cJSON *fj = cJSON_GetObjectItemCaseSensitive(o, "fold");
+        const cJSON *label = cJSON_GetObjectItemCaseSensitive(o, "label");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "direction");
+        if (!fj || !cJSON_IsString(label) || !cJSON_IsString(d) || !isfinite(num(fj, "beta_c"))) continue;
+        const cJSON *pts = cJSON_GetObjectItemCaseSensitive(fj, "points"), *half = cJSON_GetObjectItemCaseSensitive(fj, "half");
+        long n = cJSON_GetArraySize(pts), m = 0;
+        double *beta = malloc((size_t)(n + 1) * sizeof *beta), *lam = malloc((size_t)(n + 1) * sizeof *lam);
+        unsigned char *bis = malloc((size_t)(n + 1));
+        if (!beta || !lam || !bis) {
+            free(beta), free(lam), free(bis);
+            return pf_fail(err, PF_ERUNTIME, "out of memory");
+        }
+        const cJSON *p;
+        cJSON_ArrayForEach(p, pts)
+        {
+            const cJSON *from = cJSON_GetObjectItemCaseSensitive(p, "from");
+            beta[m] = num(p, "beta"), lam[m] = num(p, "lambda_min_L");
+            bis[m] = cJSON_IsString(from) && strcmp(from->valuestring, "bisection") == 0;
+            m++;
+        }
+        pf_fig_fold_data f = {m, beta, lam, bis, strcmp(d->valuestring, "down") ? 1 : -1, num(fj, "beta_c"),
+                              num(fj, "exponent"), num(fj, "amplitude"), num(half, "beta_c"), num(half, "amplitude")};
+        char base[4200], title[128];
+        snprintf(base, sizeof base, "%s/figures/fold_%s", dir, label->valuestring);
+        snprintf(title, sizeof title, "Fold at %s: lowest eigenvalue of H_L on the metastable branch",
+                 label->valuestring);
+        rc = pf_fig_fold(base, &f, title, err);
+        free(beta), free(lam), free(bis);
+        if (rc) break;
+    }
+    return rc;
+}
+
 static int sweep_figures(const char *dir, pf_error *err)
 {
     char path[4200], base[4200], title[128];
@@ -139,6 +179,7 @@ static int sweep_figures(const char *dir, pf_error *err)
         snprintf(title, sizeof title, "Per-class test accuracy (%s sweep)", name);
         rc = pf_fig_class_heatmap(base, leg[l], n_leg[l], t[l], nt[l], title, err);
     }
+    if (!rc) rc = fold_figures(dir, tj, err);
     if (!rc && n_leg[0] > 0 && n_leg[1] > 0) {
         snprintf(base, sizeof base, "%s/figures/hysteresis", dir);
         rc = pf_fig_hysteresis(base, leg[0], n_leg[0], leg[1], n_leg[1], "Hysteresis: up and down sweeps", err);

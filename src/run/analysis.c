@@ -74,6 +74,17 @@ static void refined_from_json(const cJSON *ref, pf_refined *f)
     f->steps = (int)NUM("steps");
     f->seconds = NUM("seconds");
     f->tol = NUM("tol");   /* NaN in folders from before it was recorded */
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(ref, "overlap");
+    f->overlap = cJSON_IsNumber(ov) ? ov->valuedouble : NAN;
+    const cJSON *p, *branch = cJSON_GetObjectItemCaseSensitive(ref, "branch");
+    cJSON_ArrayForEach(p, branch)
+    {
+        if (f->n_branch >= PF_REFINE_MAX_BRANCH || cJSON_GetArraySize(p) != 3) break;
+        f->branch_beta[f->n_branch] = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
+        f->branch_lambda_min[f->n_branch] = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1));
+        f->branch_certified[f->n_branch] = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 2)) != 0;
+        f->n_branch++;
+    }
 #undef NUM
 }
 

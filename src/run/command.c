@@ -142,7 +142,10 @@ typedef struct {
     int input_layer;                /* pf_input_layer */
     double lr, momentum, min_delta, grad_tol;
     long batch, max_epochs, patience;
-    int lr_given, max_epochs_given, grad_tol_given, seed_given;
+    int lr_given, max_epochs_given, grad_tol_given, seed_given, batch_given;
+    int certify;                    /* check every point is a minimum */
+    double certify_tol;             /* Lanczos' relative residual tolerance there */
+    long max_escapes;
 } model_opts;
 
 static void model_default(model_opts *m)
@@ -159,10 +162,12 @@ static void model_default(model_opts *m)
     m->patience = c.patience;
     m->min_delta = c.min_delta;
     m->grad_tol = c.grad_tol;
+    m->certify_tol = c.certificate.lanczos.tol;
+    m->max_escapes = c.certificate.max_escapes;
     m->input_layer = (int)c.input_layer;
 }
 
-static const char *const optimizer_names[] = {"adam", "sgd", "lbfgs", NULL};
+static const char *const optimizer_names[] = {"adam", "sgd", "lbfgs", "newton", NULL};
 /* --input-layer's names, in pf_input_layer order. */
 static const char *const input_layer_names[] = {"auto", "sparse", "dense", NULL};
 
@@ -186,7 +191,24 @@ static void show_max_epochs(const void *opts, char *buf, size_t n)
     pf_train_config c, l;
     pf_train_config_default(&c, PF_OPT_ADAM);
     pf_train_config_default(&l, PF_OPT_LBFGS);
-    snprintf(buf, n, "%d; lbfgs: iterations, %d", c.max_epochs, l.max_epochs);
+    snprintf(buf, n, "%d; lbfgs, newton: iterations, %d", c.max_epochs, l.max_epochs);
+}
+
+static void show_grad_tol(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    pf_train_config l, w;
+    pf_train_config_default(&l, PF_OPT_LBFGS);
+    pf_train_config_default(&w, PF_OPT_NEWTON);
+    snprintf(buf, n, "lbfgs %g, newton %g", l.grad_tol, w.grad_tol);
+}
+
+static void show_batch(const void *opts, char *buf, size_t n)
+{
+    (void)opts;
+    pf_train_config c;
+    pf_train_config_default(&c, PF_OPT_ADAM);
+    snprintf(buf, n, "%d; newton: 0", c.batch);
 }
 
 static const pf_option model_rows[] = {
@@ -211,11 +233,15 @@ static const pf_option model_rows[] = {
 static const pf_option protocol_rows[] = {
     {.kind = OPT_SECTION, .help = "Protocol (the defaults are the paper's):"},
     {OPT_CHOICE, "optimizer", "NAME", OPT_OFF(model_opts, optimizer), .help =
-     "adam, sgd (with momentum) or lbfgs (full batch, deterministic)", .choices = optimizer_names},
+     "adam, sgd (with momentum), lbfgs (full batch, deterministic) or newton (full-batch "
+     "trust-region Newton-CG on exact Hessian-vector products, deterministic; follows negative "
+     "curvature instead of stopping at saddles)", .choices = optimizer_names},
     {OPT_DOUBLE, "lr", "X", OPT_OFF(model_opts, lr), 0, INFINITY, OPT_LO_OPEN,
-     "learning rate (L-BFGS: initial step)", .show = show_lr, .given = OPT_GIVEN(model_opts, lr_given)},
+     "learning rate (L-BFGS: initial step; Newton: initial trust radius)", .show = show_lr,
+     .given = OPT_GIVEN(model_opts, lr_given)},
     {OPT_DOUBLE, "momentum", "X", OPT_OFF(model_opts, momentum), 0, 1, OPT_HI_OPEN, "SGD momentum", .given = 0},
-    {OPT_LONG, "batch", "N", OPT_OFF(model_opts, batch), 0, 1 << 24, 0, "minibatch size (0: full batch)", .given = 0},
+    {OPT_LONG, "batch", "N", OPT_OFF(model_opts, batch), 0, 1 << 24, 0, "minibatch size (0: full batch)",
+     .show = show_batch, .given = OPT_GIVEN(model_opts, batch_given)},
     {OPT_LONG, "max-epochs", "N", OPT_OFF(model_opts, max_epochs), 1, 1 << 24, 0,
      "at most N epochs per beta", .show = show_max_epochs,
      .given = OPT_GIVEN(model_opts, max_epochs_given)},
@@ -226,7 +252,20 @@ static const pf_option protocol_rows[] = {
     {OPT_FLAG, "keep-optimizer", NULL, OPT_OFF(model_opts, keep_optimizer), .help =
      "keep the optimizer's state from one beta to the next (default: a new optimizer per beta)"},
     {OPT_DOUBLE, "grad-tol", "X", OPT_OFF(model_opts, grad_tol), 0, INFINITY, OPT_LO_OPEN,
-     "lbfgs: stop when max |gradient| < X", .given = OPT_GIVEN(model_opts, grad_tol_given)},
+     "lbfgs, newton: stop when max |gradient of L_beta| < X; a certified point is held to it",
+     .show = show_grad_tol, .given = OPT_GIVEN(model_opts, grad_tol_given)},
+    {.kind = OPT_SECTION, .help = "Certified minima:"},
+    {OPT_FLAG, "certify", NULL, OPT_OFF(model_opts, certify), .help =
+     "check that every trained point is a minimum of L_beta on all training samples: max "
+     "|gradient| <= --grad-tol and lambda_min(H_L) >= -eps by Lanczos (warm-started from the "
+     "previous point's lowest mode), eps = 10 x --certify-tol x max|lambda|; a point with "
+     "lambda_min < -eps is left along its eigenvector and trained again (--max-escapes), one that "
+     "still fails is marked certified 0. Adds grad_norm, lambda_min/max_E/L and certified to the "
+     "tables"},
+    {OPT_DOUBLE, "certify-tol", "X", OPT_OFF(model_opts, certify_tol), 0, 1, OPT_LO_OPEN | OPT_HI_OPEN,
+     "Lanczos' relative residual tolerance of the certificate", .given = 0},
+    {OPT_LONG, "max-escapes", "N", OPT_OFF(model_opts, max_escapes), 0, 100, 0,
+     "escapes along negative curvature per point before it is marked", .given = 0},
     {OPT_CHOICE, "input-layer", "MODE", OPT_OFF(model_opts, input_layer), .help =
      "auto, sparse or dense: run the input layer on the inputs' entries off their per-feature "
      "background (image background) or as a dense product; auto takes sparse when at most 30% of "
@@ -241,7 +280,10 @@ static void model_protocol(const model_opts *m, pf_train_config *cfg)
     if (m->lr_given) cfg->opt.lr = m->lr;
     cfg->opt.momentum = m->momentum;
     if (m->grad_tol_given) cfg->grad_tol = m->grad_tol;
-    cfg->batch = (int)m->batch;
+    if (m->batch_given || m->optimizer != PF_OPT_NEWTON) cfg->batch = (int)m->batch;
+    cfg->certify = m->certify;
+    cfg->certificate.lanczos.tol = m->certify_tol;
+    cfg->certificate.max_escapes = (int)m->max_escapes;
     if (m->max_epochs_given) cfg->max_epochs = (int)m->max_epochs;
     cfg->patience = (int)m->patience;
     cfg->min_delta = m->min_delta;
@@ -496,6 +538,74 @@ static int eval_run(void *o, char **args, int n_args, const hooks *h, pf_report 
     if (!rc)
         rc = pf_run_eval(ctx, args[0], &a->common.data, a->beta < 0 ? NAN : a->beta, a->anchor, a->act,
                          (pf_input_layer)a->input_layer, out, err);
+    pf_ctx_free(ctx);
+    return rc;
+}
+
+/* ---- saddle -------------------------------------------------------------------- */
+
+static const char *const saddle_usage =
+    "Usage: pathfinder saddle [OPTIONS] --out SADDLE.safetensors FILE.safetensors\n"
+    "The index-1 saddle of L_beta next to the minimum near a model (a transition's\n"
+    "T<k>_below.safetensors, or any model and --beta): Newton-CG to the minimum, then\n"
+    "minimum-mode following (Newton steps on the landscape reflected along the lowest mode\n"
+    "of H_L, found by Lanczos at every step) to the saddle, both to --grad-tol; its index is\n"
+    "counted by Lanczos. Writes the saddle as a checkpoint and prints a summary (one JSON\n"
+    "line with --json): L_beta at the minimum and the saddle, the barrier, the index, the\n"
+    "test accuracy and encoded classes.\n\n";
+
+typedef struct {
+    common_opts common;
+    pf_saddle_run_config s;
+    double beta;      /* < 0: the checkpoint's */
+    const char *out;
+} saddle_args;
+
+static const pf_option saddle_rows[] = {
+    {.kind = OPT_SECTION, .help = "Saddle:"},
+    {OPT_STR, "out", "FILE", OPT_OFF(saddle_args, out), 0, 0, OPT_NO_DEFAULT,
+     "write the saddle here (.safetensors) (required)", .given = 0},
+    {OPT_DOUBLE, "beta", "B", OPT_OFF(saddle_args, beta), 0, INFINITY, 0, "L2 strength of L_beta",
+     .show = show_checkpoint},
+    {OPT_STR, "anchor", "FILE", OPT_OFF(saddle_args, s.anchor), 0, 0, OPT_NO_DEFAULT,
+     "anchor of L_beta (default: the origin)", .given = 0},
+    {OPT_DOUBLE, "grad-tol", "X", OPT_OFF(saddle_args, s.grad_tol), 0, INFINITY, OPT_LO_OPEN,
+     "stop when max |gradient of L_beta| < X, at the minimum and at the saddle", .given = 0},
+    {OPT_INT, "max-iter", "N", OPT_OFF(saddle_args, s.max_iter), 1, 100000, 0,
+     "iterations of the saddle search", .given = 0},
+    {OPT_INT, "side", "S", OPT_OFF(saddle_args, s.direction), -1, 1, 0,
+     "+1 or -1: climb along or against the soft mode; 0: the side the fold's normal form gives",
+     .given = 0},
+    {.kind = OPT_END},
+};
+
+static const pf_option_table saddle_tables[] = {
+    {saddle_rows, 0},
+    {data_rows, OPT_OFF(saddle_args, common)},
+    {other_rows, OPT_OFF(saddle_args, common)},
+    {NULL, 0},
+};
+
+static void saddle_defaults(void *o)
+{
+    saddle_args *a = o;
+    memset(a, 0, sizeof *a);
+    common_default(&a->common);
+    pf_saddle_run_config_default(&a->s);
+    a->beta = -1;
+}
+
+static int saddle_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
+{
+    (void)h;
+    saddle_args *a = o;
+    if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected exactly one checkpoint file");
+    if (!a->out) return pf_fail(err, PF_EINPUT, "--out FILE.safetensors is required");
+    a->s.data = a->common.data;
+    a->s.beta = a->beta < 0 ? NAN : a->beta;
+    pf_ctx *ctx = NULL;
+    int rc = with_ctx(a->common.threads, &ctx, err);
+    if (!rc) rc = pf_run_saddle(ctx, args[0], a->out, &a->s, out, err);
     pf_ctx_free(ctx);
     return rc;
 }
@@ -1080,8 +1190,8 @@ static const pf_option path_rows[] = {
      "carve a seeded validation split of F of the training set (the model trains on the rest) and "
      "steer by its error (default: steer by the training error); the test error is measured and "
      "reported only", .given = 0},
-    {.kind = OPT_SECTION, .help = "Certification:"},
-    {OPT_INT, "certify", "N", OPT_OFF(connect_args, certify.interior), 0, 1000, 0,
+    {.kind = OPT_SECTION, .help = "Certification of the path's segments:"},
+    {OPT_INT, "segment-points", "N", OPT_OFF(connect_args, certify.interior), 0, 1000, 0,
      "evenly spaced interior points per segment", .given = 0},
     {OPT_DOUBLE, "rise", "P", OPT_OFF(connect_args, certify.rise), 0, INFINITY, 0,
      "refine around a point whose steering error exceeds the segment's higher end by more than P "
@@ -1279,6 +1389,8 @@ static const command_def commands[] = {
      eval_run, NULL},
     {"hessian", hessian_usage, EXIT_HELP, sizeof(hessian_args), offsetof(hessian_args, common),
      hessian_defaults, hessian_tables, hessian_run, hessian_plan_of},
+    {"saddle", saddle_usage, EXIT_HELP, sizeof(saddle_args), offsetof(saddle_args, common), saddle_defaults,
+     saddle_tables, saddle_run, NULL},
     {"sweep", sweep_usage, sweep_tail, sizeof(sweep_args), offsetof(sweep_args, common), sweep_defaults,
      sweep_tables, sweep_run, sweep_plan_of},
     {"transitions", transitions_usage, EXIT_HELP, sizeof(analyze_args), (size_t)-1, analyze_defaults,

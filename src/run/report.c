@@ -35,7 +35,61 @@ cJSON *pf_json_refined(const pf_refined *f)
     cJSON_AddNumberToObject(r, "steps", f->steps);
     cJSON_AddNumberToObject(r, "seconds", f->seconds);
     if (isfinite(f->tol)) cJSON_AddNumberToObject(r, "tol", f->tol);
+    if (f->n_branch > 0) {
+        /* the old phase's side, certified: [beta, lambda_min(H_L), certified] */
+        cJSON *b = cJSON_AddArrayToObject(r, "branch");
+        for (int i = 0; i < f->n_branch; i++) {
+            cJSON *p = cJSON_CreateArray();
+            cJSON_AddItemToArray(p, cJSON_CreateNumber(f->branch_beta[i]));
+            cJSON_AddItemToArray(p, cJSON_CreateNumber(f->branch_lambda_min[i]));
+            cJSON_AddItemToArray(p, cJSON_CreateNumber(f->branch_certified[i]));
+            cJSON_AddItemToArray(b, p);
+        }
+    }
+    if (isfinite(f->overlap)) cJSON_AddNumberToObject(r, "overlap", f->overlap);
     return r;
+}
+
+/* A number, or null when not finite (JSON has no NaN). */
+static cJSON *number_or_null(double x)
+{
+    return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull();
+}
+
+static cJSON *interval(double lo, double hi)
+{
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, number_or_null(lo));
+    cJSON_AddItemToArray(a, number_or_null(hi));
+    return a;
+}
+
+cJSON *pf_json_fold(const pf_fold *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "beta_c", number_or_null(f->fit.beta_c));
+    cJSON_AddItemToObject(o, "beta_c_interval", interval(f->fit.beta_c_lo, f->fit.beta_c_hi));
+    cJSON_AddItemToObject(o, "exponent", number_or_null(f->fit.exponent));
+    cJSON_AddItemToObject(o, "exponent_interval", interval(f->fit.exponent_lo, f->fit.exponent_hi));
+    cJSON_AddItemToObject(o, "amplitude", number_or_null(f->fit.amplitude));
+    cJSON_AddItemToObject(o, "rms_log", number_or_null(f->fit.rms));
+    cJSON_AddItemToObject(o, "gap", number_or_null(f->gap));
+    cJSON_AddItemToObject(o, "overlap", number_or_null(f->overlap));
+    cJSON *h = cJSON_AddObjectToObject(o, "half");   /* the fit with gamma = 1/2 */
+    cJSON_AddItemToObject(h, "beta_c", number_or_null(f->half.beta_c));
+    cJSON_AddItemToObject(h, "beta_c_interval", interval(f->half.beta_c_lo, f->half.beta_c_hi));
+    cJSON_AddItemToObject(h, "amplitude", number_or_null(f->half.amplitude));
+    cJSON_AddItemToObject(h, "rms_log", number_or_null(f->half.rms));
+    cJSON_AddNumberToObject(o, "n_points", (double)f->fit.n);
+    cJSON *pts = cJSON_AddArrayToObject(o, "points");
+    for (long i = 0; i < f->n_points; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "beta", f->points[i].beta);
+        cJSON_AddNumberToObject(p, "lambda_min_L", f->points[i].lambda_min);
+        cJSON_AddStringToObject(p, "from", f->points[i].from_bisection ? "bisection" : "sweep");
+        cJSON_AddItemToArray(pts, p);
+    }
+    return o;
 }
 
 cJSON *pf_json_transitions(const pf_leg *g)
@@ -81,6 +135,17 @@ cJSON *pf_json_transitions(const pf_leg *g)
             snprintf(path, sizeof path, "transitions/%s_%s.safetensors", label,
                      g->direction > 0 ? "above" : "below");
             cJSON_AddStringToObject(r, "model_to", path);
+        }
+        /* certified sweeps: the fold picture, on the old phase's branch */
+        int certified = 0;
+        for (long j = 0; j < g->n && !certified; j++) certified = g->sorted[j].has_certificate;
+        pf_fold fold;
+        pf_power_fit_config fc;
+        pf_power_fit_config_default(&fc);
+        pf_error ferr;
+        if (certified && pf_leg_fold(g, k, &fc, PF_FOLD_SWEEP_POINTS, &fold, &ferr) == PF_OK) {
+            cJSON_AddItemToObject(o, "fold", pf_json_fold(&fold));
+            pf_fold_free(&fold);
         }
         cJSON_AddItemToArray(arr, o);
     }
@@ -284,6 +349,14 @@ cJSON *pf_json_protocol(const pf_train_config *cfg, int threads)
     cJSON_AddNumberToObject(p, "grad_tol", cfg->grad_tol);
     cJSON_AddStringToObject(p, "input_layer", pf_input_layer_name(cfg->input_layer));
     cJSON_AddNumberToObject(p, "threads", threads);
+    if (cfg->certify) {
+        /* only when on, so that older folders' settings still compare equal */
+        cJSON *c = cJSON_AddObjectToObject(p, "certify");
+        cJSON_AddNumberToObject(c, "lanczos_tol", cfg->certificate.lanczos.tol);
+        cJSON_AddNumberToObject(c, "lanczos_max_dim", cfg->certificate.lanczos.max_dim);
+        cJSON_AddNumberToObject(c, "eps_factor", cfg->certificate.eps_factor);
+        cJSON_AddNumberToObject(c, "max_escapes", cfg->certificate.max_escapes);
+    }
     return p;
 }
 

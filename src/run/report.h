@@ -16,6 +16,8 @@
 cJSON *pf_json_set(const uint64_t *set, int n_classes);
 /* A refinement's interval, metrics, steps, time and tolerance. */
 cJSON *pf_json_refined(const pf_refined *f);
+/* The fold analysis of a transition (transitions.json's "fold"). */
+cJSON *pf_json_fold(const pf_fold *f);
 cJSON *pf_json_transitions(const pf_leg *g);
 cJSON *pf_json_gaps(const pf_leg *g);
 cJSON *pf_json_phases(const pf_leg *g);

@@ -141,6 +141,19 @@ int pf_sweep_config_from_settings(const cJSON *s, pf_sweep_config *c, int *threa
     if (!rc && cJSON_IsString(layer) && pf_input_layer_from_name(layer->valuestring, &c->protocol.input_layer))
         rc = pf_fail(err, PF_EINPUT, "config.json: unknown input layer '%s'", layer->valuestring);
     if (!rc) c->protocol.reset_optimizer = cJSON_IsTrue(item(s, "protocol", "reset_optimizer"));
+    const cJSON *cert = item(s, "protocol", "certify");
+    if (!rc && cert) {
+        c->protocol.certify = 1;
+        const char *keys[4] = {"lanczos_tol", "lanczos_max_dim", "eps_factor", "max_escapes"};
+        double got[4];
+        for (int k = 0; k < 4 && !rc; k++) rc = get_num(cert, keys[k], NULL, &got[k], err);
+        if (!rc) {
+            c->protocol.certificate.lanczos.tol = got[0];
+            c->protocol.certificate.lanczos.max_dim = (int)got[1];
+            c->protocol.certificate.eps_factor = got[2];
+            c->protocol.certificate.max_escapes = (int)got[3];
+        }
+    }
     STR("grid", "beta", c->grid);
     STR("grid", "direction", c->direction);
     NUM("hessian_samples", NULL, c->hessian_samples, long);

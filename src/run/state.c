@@ -408,6 +408,10 @@ void pf_state_put_trainer(pf_state *s, const char *prefix, const pf_trainer_stat
         field_name(name, sizeof name, prefix, "v");
         pf_state_put(s, name, PF_STATE_F32, ts->v, ts->n);
     }
+    if (ts->modes) {
+        field_name(name, sizeof name, prefix, "modes");
+        pf_state_put(s, name, PF_STATE_F64, ts->modes, 2 * ts->n);
+    }
 }
 
 int pf_state_get_trainer(const pf_state *s, const char *prefix, size_t n_params,
@@ -435,6 +439,16 @@ int pf_state_get_trainer(const pf_state *s, const char *prefix, size_t n_params,
         *dst = malloc((n_params ? n_params : 1) * sizeof **dst);
         if (!*dst) rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", s->path);
         if (!rc) rc = pf_state_get(s, name, PF_STATE_F32, *dst, n_params, err);
+        if (rc) {
+            pf_trainer_state_free(ts);
+            return rc;
+        }
+    }
+    field_name(name, sizeof name, prefix, "modes");
+    if (pf_state_count(s, name, PF_STATE_F64) >= 0) {
+        ts->modes = malloc((n_params ? 2 * n_params : 1) * sizeof *ts->modes);
+        if (!ts->modes) rc = pf_fail(err, PF_ERUNTIME, "%s: out of memory", s->path);
+        if (!rc) rc = pf_state_get(s, name, PF_STATE_F64, ts->modes, 2 * n_params, err);
         if (rc) {
             pf_trainer_state_free(ts);
             return rc;

@@ -227,6 +227,11 @@ int pf_sweep_run_part(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf
     cJSON *settings = NULL;
     pf_dir_lock *lock = NULL;
     sweep_run s = {.dir = dir, .c = c, .t0 = pf_now()};
+    if (c->protocol.certify && c->hessian_samples >= 0) {
+        rc = pf_fail(err, PF_EINPUT, "%s: --certify records lambda_min and lambda_max of H_L on all "
+                     "training samples at every point already; leave out --hessian", dir);
+        goto done;
+    }
     if ((rc = pf_grid_parse(c->grid, &betas, &n_betas, err))) goto done;
     if ((rc = pf_grid_expand(betas, n_betas, c->direction, &points, &n_points, err))) goto done;
     /* the folder first: made, writable, ours alone, and holding a sweep

@@ -15,13 +15,18 @@ static const char *const trailing_cols[] = {"r", "Train_Accuracy", "epochs", "se
 static const char *const hessian_cols[] = {"lambda_min_E", "lambda_max_E", "lambda_min_L",
                                            "lambda_max_L", "hessian_converged"};
 enum { N_HESSIAN_COLS = sizeof hessian_cols / sizeof *hessian_cols };
+/* present when any row was certified (sweep --certify; the Hessian columns
+ * then hold the certificate's extremes on all training samples) */
+static const char *const certificate_cols[] = {"grad_norm", "certified", "escapes", "certify_eps",
+                                                "certify_seconds", "certify_hvps"};
+enum { N_CERTIFICATE_COLS = sizeof certificate_cols / sizeof *certificate_cols };
 
 int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf_error *err)
 {
     int K = n > 0 ? rows[0].m.test.n_classes : 0;
-    int hess = 0;
-    for (long i = 0; i < n; i++) hess |= rows[i].has_hessian;
-    size_t cap = 4096 + (size_t)(n > 0 ? n : 1) * (size_t)(540 + 26 * K), len = 0;
+    int hess = 0, cert = 0;
+    for (long i = 0; i < n; i++) hess |= rows[i].has_hessian, cert |= rows[i].has_certificate;
+    size_t cap = 4096 + (size_t)(n > 0 ? n : 1) * (size_t)(640 + 26 * K), len = 0;
     char *buf = malloc(cap);
     if (!buf) return pf_fail(err, PF_ERUNTIME, "%s: out of memory", path);
 #define PUT(...) len += (size_t)snprintf(buf + len, cap - len, __VA_ARGS__)
@@ -29,10 +34,11 @@ int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf
     for (int k = 0; k < K; k++) PUT(",Class_%d_Accuracy", k);
     for (size_t c = 0; c < sizeof trailing_cols / sizeof *trailing_cols; c++) PUT(",%s", trailing_cols[c]);
     for (int c = 0; hess && c < N_HESSIAN_COLS; c++) PUT(",%s", hessian_cols[c]);
+    for (int c = 0; cert && c < N_CERTIFICATE_COLS; c++) PUT(",%s", certificate_cols[c]);
     PUT("\n");
     for (long i = 0; i < n; i++) {
         const pf_point_result *r = &rows[i];
-        if (cap - len < (size_t)(540 + 26 * K)) break; /* cannot happen: sized above */
+        if (cap - len < (size_t)(640 + 26 * K)) break; /* cannot happen: sized above */
         PUT("%.17g,%.17g,%.17g,%.17g,%.17g", r->point.beta, r->m.train.loss, r->m.reg_loss,
             r->m.test.loss, r->m.test.accuracy);
         for (int k = 0; k < K; k++) PUT(",%.17g", r->m.test.class_accuracy[k]);
@@ -43,6 +49,11 @@ int pf_sweep_csv_write(const char *path, const pf_point_result *rows, long n, pf
                 r->lambda_min_E + r->point.beta, r->lambda_max_E + r->point.beta, r->hessian_converged);
         else if (hess)
             PUT(",nan,nan,nan,nan,0");
+        if (cert && r->has_certificate)
+            PUT(",%.17g,%d,%d,%.17g,%.6f,%ld", r->grad_norm, r->certified, r->escapes, r->certify_eps,
+                r->certify_seconds, r->certify_hvps);
+        else if (cert)
+            PUT(",nan,0,0,nan,nan,0");
         PUT("\n");
     }
 #undef PUT
@@ -85,7 +96,7 @@ static int column(char **names, int nf, const char *name)
  * an older version, without the optional ones) read back. */
 typedef struct {
     int beta, train_loss, reg_loss, test_loss, test_acc, cls0, r, train_acc, epochs, seconds, dir,
-        index, diverged, lmin, lmax, hconv;
+        index, diverged, lmin, lmax, hconv, grad_norm, certified, escapes, certify_eps;
     int K;
 } sweep_columns;
 
@@ -106,6 +117,10 @@ static int find_columns(char **f, int nf, sweep_columns *c)
     c->lmin = column(f, nf, "lambda_min_E");
     c->lmax = column(f, nf, "lambda_max_E");
     c->hconv = column(f, nf, "hessian_converged");
+    c->grad_norm = column(f, nf, "grad_norm");
+    c->certified = column(f, nf, "certified");
+    c->escapes = column(f, nf, "escapes");
+    c->certify_eps = column(f, nf, "certify_eps");
     c->cls0 = column(f, nf, "Class_0_Accuracy");
     c->K = 0;
     if (c->cls0 >= 0) {
@@ -195,6 +210,20 @@ int pf_sweep_csv_read(const char *path, pf_point_result **rows, long *n, pf_erro
             r->lambda_min_E = h[0];
             r->lambda_max_E = h[1];
             r->hessian_converged = h[2] != 0;
+        }
+        if (c.grad_norm >= 0 && c.certified >= 0 && c.escapes >= 0 && c.certify_eps >= 0) {
+            double g[4];
+            if (field_double(f[c.grad_norm], &g[0]) || field_double(f[c.certified], &g[1]) ||
+                field_double(f[c.escapes], &g[2]) || field_double(f[c.certify_eps], &g[3]) ||
+                !(g[2] >= 0 && g[2] <= 1e6)) {
+                rc = pf_fail(err, PF_EINPUT, "%s:%ld: malformed certificate columns", path, lineno);
+                goto done;
+            }
+            r->has_certificate = !isnan(g[0]);
+            r->grad_norm = g[0];
+            r->certified = g[1] != 0;
+            r->escapes = (int)g[2];
+            r->certify_eps = g[3];
         }
         r->point.direction = strcmp(dir, "up") == 0 ? 1 : -1;
         r->epochs = (int)epochs;
