@@ -55,6 +55,12 @@ static void test_grid_parse(void **state)
                          "0,,1", "0:1:-1", "geom:1e-3:1e-1:2.5", "nan", "0,0:1", "0.1,", "geom:"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (pf_grid_parse(bad[i], &b, &n, &err) != PF_EINPUT) fail_msg("grid '%s' accepted", bad[i]);
+    /* more points than any sweep trains: refused at once, with the limit */
+    const char *huge[] = {"0:110100:.0112", "geom:1:2:2000000", "0:0.5:1e-6,0.6:1.1:1e-6"};
+    for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+        if (pf_grid_parse(huge[i], &b, &n, &err) != PF_EINPUT) fail_msg("grid '%s' accepted", huge[i]);
+        assert_non_null(strstr(err.msg, "more than 1000000 points"));
+    }
     pf_grid_point *p;
     double v[3] = {0, 1, 2};
     assert_int_equal(pf_grid_expand(v, 3, "loop", &p, &n, &err), PF_OK);

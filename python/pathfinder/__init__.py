@@ -42,7 +42,7 @@ fig_library_path = _lib.fig_path
 
 __all__ = [
     "train", "evaluate", "sweep", "refine", "transitions", "hierarchy", "connect", "probe",
-    "hessian", "load", "run", "data_dir", "commands", "options", "help", "Sweep", "Path", "open_sweep",
+    "hessian", "saddle", "load", "run", "data_dir", "commands", "options", "help", "Sweep", "Path", "open_sweep",
     "open_path", "read_table", "Error", "InputError", "RunError", "PathfinderWarning",
     "LibraryNotFound", "__version__",
 ]
@@ -189,3 +189,14 @@ def hessian(path, k=None, which=None, data=None, progress=None, **options):
     if options.get("density") and _os.path.exists(options["density"]):
         result["density"] = read_table(options["density"])
     return result
+
+
+def saddle(path, out, beta=None, data=None, progress=None, **options):
+    """The index-1 saddle of L_beta next to the minimum near the model at
+    path (a transition's T<k>_below.safetensors, or any model and beta):
+    written to out (.safetensors); returns the report (L_beta at the
+    minimum and the saddle, the barrier, the index, the lowest eigenvalues,
+    test accuracy and encoded classes) with lists as numpy arrays."""
+    report, _ = _run("saddle", (str(path),), dict(options, out=str(out), beta=beta), data, progress, False)
+    return _arrays(report)
+

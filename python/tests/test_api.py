@@ -175,8 +175,8 @@ def test_figures(tmp_path, tiny):
 
 
 def test_help_and_commands_are_the_librarys():
-    assert pathfinder.commands() == ["train", "eval", "hessian", "sweep", "transitions", "hierarchy", "refine",
-                                     "connect", "probe"]
+    assert pathfinder.commands() == ["train", "eval", "hessian", "saddle", "sweep", "transitions", "hierarchy",
+                                     "refine", "connect", "probe"]
     for cmd in ("sweep", "connect", "hessian"):
         cli = subprocess.run([CLI, cmd, "--help"], check=True, capture_output=True, text=True).stdout
         assert pathfinder.help(cmd) == cli

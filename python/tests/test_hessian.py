@@ -119,3 +119,24 @@ def test_extremes_of_a_dense_hessian(tmp_path):
     d = h["density"]
     assert list(d) == ["lambda", "density"] and np.all(d["density"] >= 0)
     assert np.trapz(d["density"], d["lambda"]) == pytest.approx(1, abs=0.05)
+
+
+def test_saddle_same_as_the_command_line(small_minima, tmp_path):
+    """pathfinder.saddle gives the command line's report (or its error), and
+    what it reports of the saddle is what `hessian` finds at its checkpoint."""
+    model = small_minima[0]
+    opts = ["--beta", "0.01", "--train-subset", "500", "--max-iter", "40", "--grad-tol", "1e-5",
+            "--threads", str(THREADS)]
+    cli_out = tmp_path / "cli.safetensors"
+    cli = subprocess.run([CLI, "saddle", model, "--json", "--quiet", "--out", str(cli_out)] + opts,
+                         capture_output=True, text=True)
+    kw = dict(beta=0.01, train_subset=500, max_iter=40, grad_tol=1e-5, threads=THREADS)
+    if cli.returncode != 0:
+        with pytest.raises(pathfinder.Error, match=cli.stderr.strip().split(": ", 2)[-1][:40]):
+            pathfinder.saddle(model, tmp_path / "py.safetensors", **kw)
+        return
+    want = json.loads(cli.stdout)
+    got = pathfinder.saddle(model, tmp_path / "py.safetensors", **kw)
+    for key in ("index", "barrier", "grad_norm"):
+        assert got[key] == want[key], key
+    assert (tmp_path / "py.safetensors").read_bytes() == cli_out.read_bytes()

@@ -26,7 +26,9 @@ static int parse_num(const char *s, const char *end, double *v)
     return (*e || errno || !isfinite(*v)) ? -1 : 0;
 }
 
-enum { MAX_GRID = 10000000 };
+/* more points than any sweep can train (the paper's has 451), refused
+ * before they are made */
+enum { MAX_GRID = 1000000 };
 
 /* Append one part of a grid spec, [p, end): a number, start:stop:step or
  * geom:start:stop:n. Returns -1 if it is malformed, PF_ERUNTIME (with err
@@ -46,18 +48,19 @@ static int grid_part(const char *p, const char *end, double **v, long *count, lo
         }
         if (a[0] < 0 || a[1] < a[0]) return -1;
         if (geom) {
-            if (!(a[0] > 0) || a[2] < 2 || a[2] != floor(a[2]) || a[2] > MAX_GRID) return -1;
+            if (!(a[0] > 0) || a[2] < 2 || a[2] != floor(a[2])) return -1;
+            if (a[2] > MAX_GRID) return -2;
             add = (long)a[2];
         } else {
             if (!(a[2] > 0)) return -1;
             double steps = floor((a[1] - a[0]) / a[2] + 1e-9);
-            if (steps + 1 > MAX_GRID) return -1;
+            if (steps + 1 > MAX_GRID) return -2;
             add = (long)steps + 1;
         }
     } else if (parse_num(p, end, &a[0]) || a[0] < 0) {
         return -1;
     }
-    if (*count + add > MAX_GRID) return -1;
+    if (*count + add > MAX_GRID) return -2;
     if (*count + add > *cap) {
         long c = *cap ? *cap : 16;
         while (c < *count + add) c *= 2;
@@ -89,6 +92,9 @@ int pf_grid_parse(const char *spec, double **betas, long *n, pf_error *err)
         if (rc) {
             free(v);
             if (rc > 0) return rc;
+            if (rc == -2)
+                return pf_fail(err, PF_EINPUT, "beta grid '%.60s%s': more than %d points", spec,
+                               strlen(spec) > 60 ? "..." : "", (int)MAX_GRID);
             return pf_fail(err, PF_EINPUT,
                            "bad beta grid '%s': use a list of values and ranges, each a number, "
                            "start:stop:step or geom:start:stop:n, with non-negative values", spec);
