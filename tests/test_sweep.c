@@ -109,7 +109,7 @@ static void make_synth(synth *s, const double *steps, int n_steps, double noise,
 
 static long detect(const synth *s, pf_transition **t)
 {
-    pf_curve c = {s->n, s->beta, s->r, s->loss, s->reg, s->acc};
+    pf_curve c = {s->n, s->beta, s->r, s->loss, s->reg, s->acc, 0.0};
     pf_detect_config cfg;
     pf_detect_config_default(&cfg);
     long n;
@@ -158,6 +158,64 @@ static void test_detect_smooth_curves(void **state)
 
 /* The detector must not react to a step up in r (not a transition of an
  * up-sweep's kind) nor to a lone outlier point. */
+/* The collapse into the trivial phase, as the demo's sweep met it: E
+ * enters the band around ln 10 at one gap and stays, while r relaxes over
+ * three points after it and then scatters around 0.07. The trend fits
+ * cannot score that gap; the collapse rule finds it, and only with ln K. */
+static void test_detect_collapse_to_trivial(void **state)
+{
+    (void)state;
+    enum { N = 60, AT = 45 };
+    double beta[N], r[N], loss[N], reg[N], acc[N];
+    static const double after[] = {0.954, 0.208, 0.086, 0.060, 0.068, 0.097, 0.055, 0.109, 0.063, 0.081,
+                                   0.111, 0.072, 0.090, 0.058, 0.101};
+    pf_rng rng;
+    pf_rng_seed(&rng, 7);
+    for (int i = 0; i < N; i++) {
+        beta[i] = 0.06 + 0.0005 * i;
+        if (i < AT) {
+            r[i] = 3.5 * pow(beta[i] / 0.06, -1.2) * (1 + 0.01 * gauss(&rng));
+            loss[i] = 1.9 + 5.0 * (beta[i] - 0.06) + 0.01 * gauss(&rng);
+            acc[i] = 35 + 3 * gauss(&rng);
+        } else {
+            r[i] = after[i - AT];
+            loss[i] = 2.3026 - 0.004 + 0.006 * gauss(&rng) * 0.5;
+            acc[i] = 10 + 0.5 * gauss(&rng);
+        }
+        reg[i] = loss[i] + 0.5 * beta[i] * r[i] * r[i];
+    }
+    pf_detect_config cfg;
+    pf_detect_config_default(&cfg);
+    pf_error err;
+    pf_transition *t;
+    long n;
+    pf_curve plain = {N, beta, r, loss, reg, acc, 0.0};
+    assert_int_equal(pf_detect_transitions(&plain, &cfg, &t, &n, &err), PF_OK);
+    for (long k = 0; k < n; k++)
+        if (t[k].below == AT - 1) fail_msg("the trend fits alone found the collapse: the case tests nothing");
+    free(t);
+    pf_curve with = plain;
+    with.trivial_loss = log(10.0);
+    assert_int_equal(pf_detect_transitions(&with, &cfg, &t, &n, &err), PF_OK);
+    long hits = 0;
+    for (long k = 0; k < n; k++)
+        if (t[k].below == AT - 1) {
+            hits++;
+            assert_true(t[k].jump_r < -0.5 && t[k].jump_loss > 0);
+            assert_true(t[k].beta_below < t[k].beta_above);
+        }
+    assert_int_equal(hits, 1);
+    free(t);
+    /* E creeping into the band with r falling smoothly is no collapse */
+    for (int i = 0; i < N; i++) {
+        r[i] = 3.5 * pow(beta[i] / 0.06, -1.2);
+        loss[i] = 2.2 + 0.1 * i / (N - 1.0);
+    }
+    assert_int_equal(pf_detect_transitions(&with, &cfg, &t, &n, &err), PF_OK);
+    assert_int_equal(n, 0);
+    free(t);
+}
+
 static void test_detect_rejects_outliers(void **state)
 {
     (void)state;
@@ -347,7 +405,7 @@ static void demo_leg_build(demo_leg *d, const pf_point_result *rows, long n)
     pf_encoding enc;
     pf_encoding_default(&enc);
     pf_error err;
-    pf_curve c = {n, d->beta, d->r, d->loss, d->reg, d->acc};
+    pf_curve c = {n, d->beta, d->r, d->loss, d->reg, d->acc, 0.0};
     assert_int_equal(pf_detect_gaps(d->beta, n, &cfg, &d->gaps, &d->ng, &err), PF_OK);
     assert_int_equal(pf_detect_transitions(&c, &cfg, &d->t, &d->nt, &err), PF_OK);
     assert_int_equal(pf_phases(d->beta, d->acc, d->loss, d->r, d->cls, n, DEMO_K, d->t, d->nt, d->gaps,
@@ -1079,6 +1137,7 @@ int main(void)
         cmocka_unit_test(test_detect_known_steps),
         cmocka_unit_test(test_detect_smooth_curves),
         cmocka_unit_test(test_detect_rejects_outliers),
+        cmocka_unit_test(test_detect_collapse_to_trivial),
         cmocka_unit_test(test_phases_flickering_classes),
         cmocka_unit_test(test_grid_gaps),
         cmocka_unit_test(test_gap_is_own_phase),

@@ -229,7 +229,16 @@ typedef struct {
     const double *loss;       /* E, train loss */
     const double *reg_loss;   /* L_beta */
     const double *accuracy;   /* test accuracy, percent (may be NULL) */
+    /* ln K of a K-class cross-entropy (0: no such rule): where E enters
+     * the trivial band (within PF_TRIVIAL_TOL of it) and stays there to the
+     * end of the leg, the gap before is a transition, the collapse into the
+     * trivial phase, even when r relaxes over several points after it and
+     * the trend fits cannot score it */
+    double trivial_loss;
 } pf_curve;
+
+/* A plateau whose mean train loss is this close to ln K is the trivial phase. */
+#define PF_TRIVIAL_TOL 0.02
 
 typedef struct {
     int window;          /* points on each side for the local trends (default 5) */

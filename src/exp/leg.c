@@ -56,7 +56,7 @@ int pf_leg_build(pf_leg *g, const pf_point_result *rows, long n_rows, int direct
         g->acc[i] = r->m.test.accuracy;
         for (int c = 0; c < K; c++) g->class_acc[i * K + c] = r->m.test.class_accuracy[c];
     }
-    pf_curve curve = {g->n, g->beta, g->r, g->loss, g->reg, g->acc};
+    pf_curve curve = {g->n, g->beta, g->r, g->loss, g->reg, g->acc, K > 1 ? log((double)K) : 0.0};
     /* Gaps split phases (beta = 0 before 0.02, 0.0205, ... is its own) but
      * are not transitions: the detector fits no trend across them. */
     int rc = pf_detect_gaps(g->beta, g->n, dc, &g->gaps, &g->ng, err);

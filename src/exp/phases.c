@@ -92,7 +92,7 @@ static void fill_phase(pf_phase *q, long first, long last, const double *beta,
         }
     }
     q->trivial = loss == PF_LOSS_CE && n_classes > 1 &&
-                 fabs(q->mean_loss - log((double)n_classes)) < 0.02;
+                 fabs(q->mean_loss - log((double)n_classes)) < PF_TRIVIAL_TOL;
     /* the fraction with a little slack: 4 of 5 points is 0.8 however it rounds */
     if (!q->trivial)
         for (int k = 0; k < n_classes; k++) {

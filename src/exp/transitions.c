@@ -133,11 +133,42 @@ static double gap_jump(const double *x, const double *y, long i, int w, double *
     return (a2 + b2 * xm) - (a1 + b1 * xm);
 }
 
+/* The transition at the gap (below, below + 1), with its jumps. */
+static void add_transition(const pf_curve *c, const pf_detect_config *cfg, long below, double jump_r,
+                           double jump_loss, double jump_acc, double score, pf_transition *t)
+{
+    long above = below + 1;
+    memset(t, 0, sizeof *t);
+    t->below = below;
+    t->above = above;
+    t->beta_below = c->beta[below];
+    t->beta_above = c->beta[above];
+    t->r_below = c->r[below];
+    t->r_above = c->r[above];
+    t->jump_r = jump_r;
+    t->loss_below = c->loss[below];
+    t->loss_above = c->loss[above];
+    t->jump_loss = jump_loss;
+    if (c->reg_loss) {
+        t->reg_below = c->reg_loss[below];
+        t->reg_above = c->reg_loss[above];
+        t->jump_reg = c->reg_loss[above] - c->reg_loss[below];
+    }
+    if (c->accuracy) {
+        t->acc_below = c->accuracy[below];
+        t->acc_above = c->accuracy[above];
+        t->jump_accuracy = jump_acc;
+        t->major = -jump_acc >= cfg->major_accuracy_drop;
+    }
+    t->score = score;
+}
+
 /* The search on the gap-free points [lo, hi] of the curve; appends to found. */
 static int detect_segment(const pf_curve *c, const pf_detect_config *cfg, long lo, long hi,
                           pf_transition *found, long *nf, pf_error *err)
 {
     int w = cfg->window;
+    long seg_start = *nf;
     /* Work on beta > 0 and r > 0 only (log scale). */
     long first = lo;
     while (first <= hi && !(c->beta[first] > 0 && c->r[first] > 0)) first++;
@@ -180,33 +211,30 @@ static int detect_segment(const pf_curve *c, const pf_detect_config *cfg, long l
         double ne, je = gap_jump(x, ye, i, w, &ne);
         const double *bx = x; /* the accuracy trend is also taken against log beta */
         if (!(je > 0)) continue; /* E must step up where r steps down */
-        long below = first + i, above = below + 1;
-        pf_transition *t = &found[(*nf)++];
-        memset(t, 0, sizeof *t);
-        t->below = below;
-        t->above = above;
-        t->beta_below = c->beta[below];
-        t->beta_above = c->beta[above];
-        t->r_below = c->r[below];
-        t->r_above = c->r[above];
-        t->jump_r = jump[i];
-        t->loss_below = c->loss[below];
-        t->loss_above = c->loss[above];
-        t->jump_loss = je;
-        if (c->reg_loss) {
-            t->reg_below = c->reg_loss[below];
-            t->reg_above = c->reg_loss[above];
-            t->jump_reg = c->reg_loss[above] - c->reg_loss[below];
+        /* single points are noisy: judge the accuracy's drop from the two trends */
+        double na, ja = c->accuracy ? gap_jump(bx, c->accuracy + first, i, w, &na) : 0.0;
+        add_transition(c, cfg, first + i, jump[i], je, ja, score[i], &found[(*nf)++]);
+    }
+    /* The collapse into the trivial phase: E enters the band around ln K
+     * at the gap (i, i+1) and stays in it to the end, with r falling
+     * there. r often relaxes over a few points after such a collapse, which
+     * the trend fits on its far side take for noise; the jumps are then the
+     * gap's own. */
+    if (c->trivial_loss > 0) {
+        double band = c->trivial_loss - PF_TRIVIAL_TOL;
+        long j = n;
+        while (j > 0 && c->loss[first + j - 1] >= band) j--;
+        long i = j - 1, below = first + i;
+        int clear = i >= 0 && n - j >= 2 && c->loss[below] < band;
+        for (long k = seg_start; clear && k < *nf; k++)
+            if (found[k].below > below - w) clear = 0;   /* found already, or a step after it */
+        double jr = clear ? log(c->r[below + 1] / c->r[below]) : 0.0;
+        if (clear && jr <= -log1p(cfg->min_rel_jump)) {
+            double je = log(fmax(c->loss[below + 1], 1e-300) / fmax(c->loss[below], 1e-300));
+            double ja = c->accuracy ? c->accuracy[below + 1] - c->accuracy[below] : 0.0;
+            add_transition(c, cfg, below, jr, je, ja, i >= w - 1 && i + w < n ? score[i] : 0.0,
+                           &found[(*nf)++]);
         }
-        if (c->accuracy) {
-            t->acc_below = c->accuracy[below];
-            t->acc_above = c->accuracy[above];
-            /* single points are noisy: judge the drop from the two trends */
-            double na, ja = gap_jump(bx, c->accuracy + first, i, w, &na);
-            t->jump_accuracy = ja;
-            t->major = -ja >= cfg->major_accuracy_drop;
-        }
-        t->score = score[i];
     }
     free(x), free(y), free(ye), free(jump), free(noise), free(sorted), free(score);
     return PF_OK;
