@@ -88,6 +88,10 @@ sweep="$sweep --threads 1 --quiet"
 "$tool" sweep --seeds 0-2 $sweep --out run >/dev/null && keep s_serial
 check "the serial seeds found a transition to bisect" \
     sh -c 'ls s_serial/seed*/transitions/refined_*.json >/dev/null 2>&1'
+t0=$(date +%s.%N)
+mpi 3 sweep --seeds 0-2 $sweep --out run >/dev/null && keep s_3
+took=$(/usr/bin/python3 -c "import time; print(time.time() - $t0)")
+check "sweep --seeds 0-2 on 3 ranks equals one process" $same s_serial s_3
 mpi 2 sweep --seeds 0-2 $sweep --out run >/dev/null && keep s_2
 check "sweep --seeds 0-2 on 2 ranks equals one process" $same s_serial s_2
 kills=0
@@ -95,7 +99,8 @@ rm -rf run
 for round in 1 2 3; do
     mpirun --oversubscribe -n 3 "$tool" sweep --seeds 0-2 $sweep --out run >/dev/null 2>&1 &
     job=$!
-    sleep "$(/usr/bin/python3 -c "import random; print(round(random.uniform(2, 25), 1))")"
+    # a random moment within the work still to do (the job on 3 ranks took $took s)
+    sleep "$(/usr/bin/python3 -c "import random; print(round(random.uniform(0.1, 0.45) * $took, 1))")"
     # the whole job: mpirun and its ranks (each in a process group of its own)
     ranks=$(pgrep -P "$job")
     if kill -0 "$job" 2>/dev/null; then
@@ -107,6 +112,7 @@ for round in 1 2 3; do
 done
 mpi 3 sweep --seeds 0-2 $sweep --out run >/dev/null 2>&1
 status=$?
+check "the job was killed in the middle of its work ($kills of 3 times)" [ "$kills" -ge 1 ]
 check "after $kills kills (SIGKILL to the whole job) the rerun completes" [ "$status" = 0 ]
 [ -d run ] && keep s_killed
 check "and gives the results of one uninterrupted process" $same s_serial s_killed
