@@ -349,6 +349,19 @@ typedef struct {
     int rank, ranks;
 } hooks;
 
+/* A command's plan (its tasks), made and run here one task after another. */
+typedef int (*plan_fn)(void *opts, char **args, int n_args, const hooks *h, pf_plan **plan, pf_error *err);
+
+static int run_as_plan(plan_fn make, void *o, char **args, int n_args, const hooks *h, pf_report *out,
+                       pf_error *err)
+{
+    pf_plan *plan = NULL;
+    int rc = make(o, args, n_args, h, &plan, err);
+    if (!rc) rc = pf_plan_run_all(plan, out, err);
+    pf_plan_free(plan);
+    return rc;
+}
+
 /* A context of the command's threads for its run. */
 static int with_ctx(int threads, pf_ctx **ctx, pf_error *err) { return pf_ctx_create(ctx, threads, err); }
 
@@ -763,13 +776,7 @@ static int hessian_plan_of(void *o, char **args, int n_args, const hooks *h, pf_
 static int hessian_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
 {
     hessian_args *a = o;
-    if (n_args > 1) {
-        pf_plan *plan = NULL;
-        int rc = hessian_plan_of(o, args, n_args, h, &plan, err);
-        if (!rc) rc = pf_plan_run_all(plan, out, err);
-        pf_plan_free(plan);
-        return rc;
-    }
+    if (n_args > 1) return run_as_plan(hessian_plan_of, o, args, n_args, h, out, err);
     if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected a checkpoint file (or several)");
     if (a->s.out && !has_ext(a->s.out, ".json") && !has_ext(a->s.out, ".csv"))
         return pf_fail(err, PF_EINPUT, "--out %s: one checkpoint's results go to a .json or .csv file", a->s.out);
@@ -911,13 +918,8 @@ static int sweep_plan_of(void *o, char **args, int n_args, const hooks *h, pf_pl
 static int sweep_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
 {
     sweep_args *a = o;
-    if (a->seeds_spec) {   /* several sweeps: their plan, one task after another */
-        pf_plan *plan = NULL;
-        int rc = sweep_plan_of(o, args, n_args, h, &plan, err);
-        if (!rc) rc = pf_plan_run_all(plan, out, err);
-        pf_plan_free(plan);
-        return rc;
-    }
+    /* several sweeps: their plan, one task after another */
+    if (a->seeds_spec) return run_as_plan(sweep_plan_of, o, args, n_args, h, out, err);
     pf_sweep_config c;
     uint64_t *seeds;
     long n_seeds;
@@ -1256,18 +1258,19 @@ static const pf_option_table probe_tables[] = {
 
 static void path_defaults(connect_args *a)
 {
+    /* the library's defaults, as pf_run_connect and pf_run_probe have them */
+    pf_path_run_config d;
+    pf_path_run_config_default(&d);
     common_default(&a->common);
     model_default(&a->model);
     a->model.act = NULL;   /* from the checkpoints' metadata */
-    pf_analysis_config_default(&a->post);
-    pf_schedule_config_default(&a->sched);
-    a->sched.tol = PF_PATH_TOL_FRACTION;
-    a->sched.step_cap = PF_PATH_STEP_CAP_FRACTION;
-    pf_certify_config_default(&a->certify);
-    a->bridge_depth = PF_BRIDGE_DEPTH;
-    a->bridge_barrier = PF_BRIDGE_BARRIER;
-    a->star = -1;
-    a->hessian = -1;
+    a->post = d.analysis;
+    a->sched = d.schedule;
+    a->certify = d.certify;
+    a->bridge_depth = d.bridge_depth;
+    a->bridge_barrier = d.bridge_barrier;
+    a->star = d.star;
+    a->hessian = d.hessian_samples;
 }
 
 static void connect_defaults(void *o)
@@ -1361,11 +1364,7 @@ static int path_plan_of(void *o, char **args, int n_args, const hooks *h, pf_pla
 
 static int path_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
 {
-    pf_plan *plan = NULL;
-    int rc = path_plan_of(o, args, n_args, h, &plan, err);
-    if (!rc) rc = pf_plan_run_all(plan, out, err);
-    pf_plan_free(plan);
-    return rc;
+    return run_as_plan(path_plan_of, o, args, n_args, h, out, err);
 }
 
 /* ---- the commands ---------------------------------------------------------------------- */
