@@ -13,6 +13,7 @@
 
 #include "run/options.h"
 #include "run/plan.h"
+#include "run/report.h"
 #include "pathfinder/run.h"
 
 /* ---- options every command takes ---------------------------------------- */
@@ -643,12 +644,6 @@ typedef struct {
 
 static const char *const which_names[] = {"largest", "smallest", "both", NULL};
 
-static int has_ext(const char *path, const char *ext)
-{
-    size_t n = strlen(path), e = strlen(ext);
-    return n > e && strcmp(path + n - e, ext) == 0;
-}
-
 static const char *parse_out(void *opts, const char *arg)
 {
     hessian_args *a = opts;
@@ -660,7 +655,7 @@ static const char *parse_out(void *opts, const char *arg)
 static const char *parse_vectors(void *opts, const char *arg)
 {
     hessian_args *a = opts;
-    if (!has_ext(arg, ".npy")) return "a .npy file";
+    if (!pf_has_ext(arg, ".npy")) return "a .npy file";
     a->s.vectors = arg;
     return NULL;
 }
@@ -668,7 +663,7 @@ static const char *parse_vectors(void *opts, const char *arg)
 static const char *parse_density(void *opts, const char *arg)
 {
     hessian_args *a = opts;
-    if (!has_ext(arg, ".csv")) return "a .csv file";
+    if (!pf_has_ext(arg, ".csv")) return "a .csv file";
     a->s.density = arg;
     return NULL;
 }
@@ -778,7 +773,7 @@ static int hessian_run(void *o, char **args, int n_args, const hooks *h, pf_repo
     hessian_args *a = o;
     if (n_args > 1) return run_as_plan(hessian_plan_of, o, args, n_args, h, out, err);
     if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected a checkpoint file (or several)");
-    if (a->s.out && !has_ext(a->s.out, ".json") && !has_ext(a->s.out, ".csv"))
+    if (a->s.out && !pf_has_ext(a->s.out, ".json") && !pf_has_ext(a->s.out, ".csv"))
         return pf_fail(err, PF_EINPUT, "--out %s: one checkpoint's results go to a .json or .csv file", a->s.out);
     hessian_setup(a, h);
     pf_ctx *ctx = NULL;

@@ -393,3 +393,9 @@ char *pf_text_end(pf_text *t)
 }
 
 char *pf_json_line(const cJSON *doc) { return cJSON_PrintUnformatted(doc); }
+
+int pf_has_ext(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && strcmp(path + n - e, ext) == 0;
+}

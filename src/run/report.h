@@ -30,6 +30,8 @@ cJSON *pf_json_metrics(const pf_metrics *m);
  * and compared when a run resumes. */
 cJSON *pf_json_protocol(const pf_train_config *cfg, int threads);
 /* obj printed with indentation, written atomically. */
+/* 1 if path ends in ext (".json") after at least one character. */
+int pf_has_ext(const char *path, const char *ext);
 int pf_write_json(const char *path, cJSON *obj, pf_error *err);
 
 /* Text tables: a leg's transitions and gaps, the hierarchy as a tree. */

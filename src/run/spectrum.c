@@ -308,12 +308,6 @@ static void lanczos_event(void *ctx, int dim, int n_conv, int n_wanted, double s
     c->progress(c->progress_ctx, &e);
 }
 
-static int has_ext(const char *path, const char *ext)
-{
-    size_t n = strlen(path), e = strlen(ext);
-    return n > e && strcmp(path + n - e, ext) == 0;
-}
-
 int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *cfg, pf_report *out,
                     pf_error *err)
 {
@@ -327,11 +321,11 @@ int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *cf
     pf_hessian *h = NULL;
     pf_lanczos_result res = {0};
     pf_ckpt_meta meta;
-    if (c.out && !has_ext(c.out, ".json") && !has_ext(c.out, ".csv"))
+    if (c.out && !pf_has_ext(c.out, ".json") && !pf_has_ext(c.out, ".csv"))
         return pf_fail(err, PF_EINPUT, "%s: the results go to a .json or .csv file", c.out);
-    if (c.vectors && !has_ext(c.vectors, ".npy"))
+    if (c.vectors && !pf_has_ext(c.vectors, ".npy"))
         return pf_fail(err, PF_EINPUT, "%s: the eigenvectors go to a .npy file", c.vectors);
-    if (c.density && !has_ext(c.density, ".csv"))
+    if (c.density && !pf_has_ext(c.density, ".csv"))
         return pf_fail(err, PF_EINPUT, "%s: the density goes to a .csv file", c.density);
     if (c.vectors) c.lanczos.want_vectors = 1;
     c.slq.seed = c.lanczos.seed;
@@ -401,7 +395,7 @@ int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *cf
 
     cJSON *doc = results_json(&c, model, threads, &arch, &res, &s);
     if (c.out && writes) {
-        if (has_ext(c.out, ".csv")) {
+        if (pf_has_ext(c.out, ".csv")) {
             rc = write_csv(c.out, &c, &res, beta, err);
         } else {
             rc = pf_write_json(c.out, doc, err);
