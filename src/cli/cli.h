@@ -39,6 +39,8 @@ void cli_progress_done(cli_progress *p);
 int cli_mpi_launched(void);
 int cli_mpi_env_rank(void);
 int cli_mpi_run(const char *name, pf_command *cmd, pf_report *report, int *printer, pf_error *err);
+/* Ends MPI once the printing rank has printed (no-op without MPI). */
+void cli_mpi_finish(void);
 
 /* Print a run's report: its text, or its JSON document with json. */
 void cli_print_report(const pf_report *r, int json);

@@ -53,9 +53,13 @@ int cli_mpi_run(const char *name, pf_command *cmd, pf_report *report, int *print
 {
     (void)cmd;
     (void)report;
-    *printer = cli_mpi_env_rank() == 0;
+    *printer = 1; /* every rank says it: none waits for another to print */
     return pf_fail(err, PF_EINPUT, "this pathfinder was built without Open MPI (install libopenmpi-dev "
                    "and rebuild); run '%s' without mpirun", name);
+}
+
+void cli_mpi_finish(void)
+{
 }
 
 #else
@@ -385,12 +389,25 @@ int cli_mpi_run(const char *name, pf_command *cmd, pf_report *report, int *print
     } else {
         rc = run_single(cmd, rank, report, err);
     }
-    /* every rank is here before any leaves (Finalize's own wait may spin) */
+    return rc;
+}
+
+/* After rank 0 has printed: every rank is here before any leaves, so a
+ * rank that exits with an error cannot have the launcher kill rank 0
+ * before its message is out (Finalize's own wait may spin: hence the
+ * lazy barrier first). */
+void cli_mpi_finish(void)
+{
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) return;
+    fflush(stdout);
+    fflush(stderr);
     MPI_Request req;
     MPI_Ibarrier(MPI_COMM_WORLD, &req);
     lazy_wait(&req);
     MPI_Finalize();
-    return rc;
 }
 
 #endif

@@ -80,6 +80,7 @@ int cli_run_command(const char *name, int argc, char **argv)
     } else {
         cli_print_report(&report, json);
     }
+    if (mpi) cli_mpi_finish();
     pf_report_free(&report);
     pf_command_free(cmd);
     return rc;
