@@ -1104,7 +1104,7 @@ static void test_sweep_certify_columns(void **state)
     /* the saddle next to the last point's minimum: index 1 and converged by
      * its own report, L_beta above the minimum's, and `hessian` at the
      * checkpoint it wrote finds exactly one negative eigenvalue of H_L */
-    char sad[700], js[700];
+    char sad[720], js[720];
     snprintf(sad, sizeof sad, "%s/saddle.safetensors", tmpdir);
     snprintf(js, sizeof js, "%s/saddle.json", tmpdir);
     assert_int_equal(shell("%s saddle %s/checkpoints/p00002.safetensors --train-subset 300 --grad-tol %g "
@@ -1127,6 +1127,44 @@ static void test_sweep_certify_columns(void **state)
     assert_int_equal(sscanf(el + strlen("\"eigenvalues_L\":["), "%lf,%lf", &l0, &l1), 2);
     if (!(l0 < 0 && l1 > 0)) fail_msg("the saddle's lowest eigenvalues of H_L are %g and %g", l0, l1);
     free(sj);
+    /* a quasi-static series: nearest the model's beta (0.03) first, every
+     * point an index-1 saddle with its checkpoint, the barrier along the
+     * path agreeing with the difference of the values (no cancellation on
+     * so small a set), and the fits of the fold's laws over the points */
+    char ser[600];
+    snprintf(ser, sizeof ser, "%s/series", tmpdir);
+    assert_int_equal(shell("%s saddle %s/checkpoints/p00002.safetensors --train-subset 300 --grad-tol %g "
+                           "--threads 1 --quiet --series 0.028,0.03,0.029 --out %s > /dev/null", tool, dir,
+                           grad_tol, ser), 0);
+    snprintf(js, sizeof js, "%s/saddles.json", ser);
+    sj = slurp(js);
+    assert_non_null(sj);
+    cJSON *doc = cJSON_Parse(sj);
+    assert_non_null(doc);
+    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(doc, "points");
+    assert_int_equal(cJSON_GetArraySize(pts), 3);
+    const double order[3] = {0.03, 0.029, 0.028};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *p = cJSON_GetArrayItem(pts, k);
+        double b = cJSON_GetObjectItemCaseSensitive(p, "beta")->valuedouble;
+        double bar = cJSON_GetObjectItemCaseSensitive(p, "barrier")->valuedouble;
+        double dif = cJSON_GetObjectItemCaseSensitive(p, "barrier_difference")->valuedouble;
+        if (fabs(b - order[k]) > 1e-12) fail_msg("series point %d at beta %g, expected %g", k + 1, b, order[k]);
+        assert_true(cJSON_GetObjectItemCaseSensitive(p, "index")->valuedouble == 1);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "converged")));
+        if (!(bar > 0 && fabs(bar - dif) <= 1e-2 * bar))
+            fail_msg("series point %d: barrier %g along the path, %g as a difference", k + 1, bar, dif);
+        snprintf(sad, sizeof sad, "%s/saddle_%03d.safetensors", ser, k + 1);
+        assert_true(access(sad, F_OK) == 0);
+    }
+    const cJSON *fit = cJSON_GetObjectItemCaseSensitive(doc, "barrier_fit");
+    assert_non_null(fit);
+    assert_true(cJSON_GetObjectItemCaseSensitive(fit, "n_points")->valuedouble == 3);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(doc, "lambda_min_fit"));
+    cJSON_Delete(doc);
+    free(sj);
+    assert_int_equal(shell("%s saddle %s/checkpoints/p00002.safetensors --series 0.02:x --out %s/bad 2>/dev/null",
+                           tool, dir, tmpdir), 2);
     assert_int_equal(shell("%s sweep --certify --hessian 100 --out %s/y 2>/dev/null", tool, tmpdir), 2);
 }
 

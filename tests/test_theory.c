@@ -32,6 +32,7 @@
 
 typedef struct {
     double beta, kappa, c, s;   /* c, s: cos and sin of the rotation */
+    double offset;              /* added to f (a loss far above the barrier) */
     long evals, hvps;
     double at_u;                /* u of the point products are taken at */
 } fold2d;
@@ -49,7 +50,8 @@ static int fold_eval(void *ctx, const double *x, double *f, double *grad, pf_err
     double u, w;
     to_uw(F, x, &u, &w);
     F->evals++;
-    *f = u * u * u * u / 4 - 2 * u * u * u / 3 + F->kappa * w * w / 2 + F->beta * (u * u + w * w) / 2;
+    *f = u * u * u * u / 4 - 2 * u * u * u / 3 + F->kappa * w * w / 2 + F->beta * (u * u + w * w) / 2 +
+         F->offset;
     if (grad) {
         double gu = u * u * u - 2 * u * u + F->beta * u, gw = (F->kappa + F->beta) * w;
         grad[0] = F->c * gu - F->s * gw;
@@ -319,11 +321,43 @@ static void test_saddle_in_closed_form(void **state)
         assert_int_equal(r.index, 1);
         assert_true(fabs(r.eig[0] + 2 * s * (1 - s)) < 1e-9);
         assert_true(fabs((r.f - r.f_start) - 4.0 / 3.0 * s * s * s) < 1e-12 + 1e-9 * s * s * s);
+        if (!(fabs(r.barrier_path - 4.0 / 3.0 * s * s * s) < 1e-12 * s * s * s))
+            fail_msg("beta %g: barrier along the path %.12g, closed form %.12g", betas[b], r.barrier_path,
+                     4.0 / 3.0 * s * s * s);
         assert_true(fabs(r.distance - 2 * s) < 1e-9);
         assert_true(fabs(r.overlap - 1) < 1e-9);
         /* the normal form's guesses: t* = -2s(1+s)/(2+6s) and its barrier */
         assert_true(fabs(fabs(r.t_normal_form) - 4 * s * (1 + s) / (2 + 6 * s)) < 1e-4 * s + 1e-8);
     }
+}
+
+/* The barrier along the path keeps its digits where f(saddle) - f(start)
+ * loses them: with f offset by 1e6 (a landscape whose loss is far above
+ * its barrier, as a network's is near a fold) the difference of values
+ * is off by rounding of 1e6, the integral of the gradient is not. */
+static void test_saddle_barrier_without_cancellation(void **state)
+{
+    (void)state;
+    const double beta = 0.99999999, s = sqrt(1 - beta), want = 4.0 / 3.0 * s * s * s;
+    fold2d F;
+    pf_objective o = fold_objective(&F, beta);
+    F.offset = 1e6;
+    double x[2], mode[2];
+    from_uw(&F, 1 + s, 0.0, x);
+    pf_saddle_config sc;
+    pf_saddle_config_default(&sc);
+    sc.grad_tol = 1e-13;
+    pf_saddle_result r;
+    pf_error err;
+    assert_int_equal(pf_saddle_search(&o, x, mode, &sc, &r, &err), PF_OK);
+    assert_true(r.converged);
+    assert_int_equal(r.index, 1);
+    /* the difference of values: rounding of 1e6 is 1e-10, the barrier 1.3e-12 */
+    if (!(fabs((r.f - r.f_start) - want) > 0.01 * want))
+        fail_msg("the difference of values was expected to lose the barrier (%.3g against %.3g)",
+                 r.f - r.f_start, want);
+    if (!(fabs(r.barrier_path - want) < 1e-6 * want))
+        fail_msg("barrier along the path %.9g, closed form %.9g", r.barrier_path, want);
 }
 
 /* The escape: started on the saddle itself (gradient zero), Newton stops at
@@ -544,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_power_fit_recovers_a_law),
         cmocka_unit_test(test_leg_fold),
         cmocka_unit_test(test_saddle_in_closed_form),
+        cmocka_unit_test(test_saddle_barrier_without_cancellation),
         cmocka_unit_test(test_escape_from_a_saddle),
         cmocka_unit_test(test_mlp_objective_derivatives),
         cmocka_unit_test(test_newton_matches_lbfgs),

@@ -326,6 +326,9 @@ typedef struct {
     double third;               /* c, the third derivative along the mode at the start */
     double t_normal_form;       /* t* = -2 lambda / c */
     double barrier_normal_form; /* 2 lambda^3 / (3 c^2) */
+    double barrier_path;        /* f(saddle) - f(start) as the integral of the gradient along
+                                 * the segment between them (8-node Gauss-Legendre): free of
+                                 * the cancellation in f - f_start when both are large */
     int n_eig;                  /* eigenvalues computed at the saddle (<= 8) */
     double eig[8];              /* the lowest ones, ascending */
     int index;                  /* negative ones among them; a lower bound if all are */

@@ -262,8 +262,15 @@ int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *c,
  * transition's below-side model, or any): Newton-CG to the minimum, then
  * minimum-mode following to the saddle, both to grad_tol; the index is
  * counted by Lanczos. The saddle is written to out_path (safetensors);
- * the report: beta, L_beta at the minimum and at the saddle, the barrier,
- * the index, the test accuracy and encoded classes at both. */
+ * the report: beta, L_beta at the minimum and at the saddle, the barrier
+ * (the integral of the gradient from the minimum to the saddle), the
+ * index, the test accuracy and encoded classes at both.
+ * With a series of betas, the minimum is followed quasi-statically from the
+ * model to each beta in turn (nearest the model's beta first), the saddle
+ * found at each and written to out_path/saddle_<k>.safetensors, and the
+ * barriers and lambda_min(H_L) at the minima over the index-1 points are
+ * fitted with a (beta_c - beta)^gamma (the fold: 3/2 and 1/2); the report,
+ * points and fits, also goes to out_path/saddles.json. */
 typedef struct {
     pf_data_options data;
     double beta;                  /* NaN (default): the checkpoint's */
@@ -272,6 +279,10 @@ typedef struct {
     int max_iter;                 /* of the saddle search (default 200) */
     int direction;                /* +1 / -1 along the soft mode; 0 (default): the fold's side */
     pf_encoding encoding;         /* which classes count as encoded (test accuracy above threshold) */
+    const double *series;         /* n_series > 0: a quasi-static series of betas, out_path a folder */
+    long n_series;
+    pf_event_fn progress;         /* may be NULL: a NOTE after each saddle of a series */
+    void *progress_ctx;
 } pf_saddle_run_config;
 
 void pf_saddle_run_config_default(pf_saddle_run_config *c);

@@ -560,19 +560,25 @@ static int eval_run(void *o, char **args, int n_args, const hooks *h, pf_report 
 
 static const char *const saddle_usage =
     "Usage: pathfinder saddle [OPTIONS] --out SADDLE.safetensors FILE.safetensors\n"
+    "       pathfinder saddle [OPTIONS] --series GRID --out DIR FILE.safetensors\n"
     "The index-1 saddle of L_beta next to the minimum near a model (a transition's\n"
     "T<k>_below.safetensors, or any model and --beta): Newton-CG to the minimum, then\n"
     "minimum-mode following (Newton steps on the landscape reflected along the lowest mode\n"
     "of H_L, found by Lanczos at every step) to the saddle, both to --grad-tol; its index is\n"
     "counted by Lanczos. Writes the saddle as a checkpoint and prints a summary (one JSON\n"
     "line with --json): L_beta at the minimum and the saddle, the barrier, the index, the\n"
-    "test accuracy and encoded classes.\n\n";
+    "test accuracy and encoded classes. With --series, the minimum is followed from the\n"
+    "model's beta to each beta of GRID in turn (nearest first), the saddle found at each\n"
+    "(DIR/saddle_<k>.safetensors), and the barrier and lambda_min(H_L) at the minimum fitted\n"
+    "with a (beta_c - beta)^gamma (the fold: 3/2 and 1/2); the whole report also goes to\n"
+    "DIR/saddles.json.\n\n";
 
 typedef struct {
     common_opts common;
     pf_saddle_run_config s;
     double beta;      /* < 0: the checkpoint's */
     const char *out;
+    const char *series;
 } saddle_args;
 
 static const pf_option saddle_rows[] = {
@@ -587,6 +593,8 @@ static const pf_option saddle_rows[] = {
      "stop when max |gradient of L_beta| < X, at the minimum and at the saddle", .given = 0},
     {OPT_INT, "max-iter", "N", OPT_OFF(saddle_args, s.max_iter), 1, 100000, 0,
      "iterations of the saddle search", .given = 0},
+    {OPT_STR, "series", "GRID", OPT_OFF(saddle_args, series), 0, 0, OPT_NO_DEFAULT,
+     "a quasi-static series of betas (a sweep's GRID syntax); --out is then a folder", .given = 0},
     {OPT_INT, "side", "S", OPT_OFF(saddle_args, s.direction), -1, 1, 0,
      "+1 or -1: climb along or against the soft mode; 0: the side the fold's normal form gives",
      .given = 0},
@@ -611,16 +619,26 @@ static void saddle_defaults(void *o)
 
 static int saddle_run(void *o, char **args, int n_args, const hooks *h, pf_report *out, pf_error *err)
 {
-    (void)h;
     saddle_args *a = o;
     if (n_args != 1) return pf_fail(err, PF_EINPUT, "expected exactly one checkpoint file");
-    if (!a->out) return pf_fail(err, PF_EINPUT, "--out FILE.safetensors is required");
+    if (!a->out) return pf_fail(err, PF_EINPUT, "--out %s is required", a->series ? "DIR" : "FILE.safetensors");
     a->s.data = a->common.data;
     a->s.beta = a->beta < 0 ? NAN : a->beta;
+    a->s.progress = h->progress;
+    a->s.progress_ctx = h->progress_ctx;
+    double *betas = NULL;
+    long n = 0;
+    if (a->series) {
+        pf_error e;
+        if (pf_grid_parse(a->series, &betas, &n, &e)) return pf_fail(err, PF_EINPUT, "--series: %s", e.msg);
+        a->s.series = betas, a->s.n_series = n;
+    }
     pf_ctx *ctx = NULL;
     int rc = with_ctx(a->common.threads, &ctx, err);
     if (!rc) rc = pf_run_saddle(ctx, args[0], a->out, &a->s, out, err);
     pf_ctx_free(ctx);
+    free(betas);
+    a->s.series = NULL, a->s.n_series = 0;
     return rc;
 }
 

@@ -64,6 +64,20 @@ static cJSON *interval(double lo, double hi)
     return a;
 }
 
+cJSON *pf_json_power_fit(const pf_power_fit *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", f->ok);
+    cJSON_AddItemToObject(o, "beta_c", number_or_null(f->ok ? f->beta_c : NAN));
+    cJSON_AddItemToObject(o, "beta_c_interval", interval(f->beta_c_lo, f->beta_c_hi));
+    cJSON_AddItemToObject(o, "exponent", number_or_null(f->ok ? f->exponent : NAN));
+    cJSON_AddItemToObject(o, "exponent_interval", interval(f->exponent_lo, f->exponent_hi));
+    cJSON_AddItemToObject(o, "amplitude", number_or_null(f->ok ? f->amplitude : NAN));
+    cJSON_AddItemToObject(o, "rms_log", number_or_null(f->ok ? f->rms : NAN));
+    cJSON_AddNumberToObject(o, "n_points", (double)f->n);
+    return o;
+}
+
 cJSON *pf_json_fold(const pf_fold *f)
 {
     cJSON *o = cJSON_CreateObject();

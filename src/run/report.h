@@ -18,6 +18,8 @@ cJSON *pf_json_set(const uint64_t *set, int n_classes);
 cJSON *pf_json_refined(const pf_refined *f);
 /* The fold analysis of a transition (transitions.json's "fold"). */
 cJSON *pf_json_fold(const pf_fold *f);
+/* A power-law fit y = a (beta_c - beta)^gamma: beta_c, gamma, intervals. */
+cJSON *pf_json_power_fit(const pf_power_fit *f);
 cJSON *pf_json_transitions(const pf_leg *g);
 cJSON *pf_json_gaps(const pf_leg *g);
 cJSON *pf_json_phases(const pf_leg *g);
