@@ -294,8 +294,8 @@ int pf_escape(const pf_objective *obj, double *x, const double *v, double lambda
  * the boundary. Converged when ||g||_inf <= grad_tol; then the k_index
  * lowest eigenvalues are computed and the index is the count below
  * -index_tol x max|lambda|.
- * Start: x is a minimum (or near one) and mode its lowest mode (n, or NULL:
- * computed). The first step follows the cubic normal form of a fold along
+ * Start: x is a minimum (or near one); cfg->mode_start a guess of its
+ * lowest mode (n values), or NULL for Lanczos' seeded random start. The first step follows the cubic normal form of a fold along
  * the mode, f(x + t v) ~ f + lambda t^2/2 + c t^3/6 with c the third
  * derivative (a central difference of v'Hv), whose saddle is at
  * t* = -2 lambda / c with barrier 2 lambda^3 / (3 c^2); direction (+1,
@@ -310,6 +310,7 @@ typedef struct {
     int k_index;           /* eigenvalues counted for the index (default 4) */
     double index_tol;      /* (default 1e-6) */
     int direction;         /* +1 / -1 along the mode, 0: the normal form's side */
+    const double *mode_start;   /* a guess of the start's lowest mode, or NULL (default) */
     void (*progress)(void *ctx, int iter, double f, double grad_inf, double lambda_min,
                      double radius);
     void *progress_ctx;
@@ -338,7 +339,8 @@ typedef struct {
     double seconds;
 } pf_saddle_result;
 
-/* On return x holds the saddle and mode (if not NULL) its lowest mode. */
+/* On return x holds the saddle and mode (if not NULL; output only) its
+ * lowest mode. */
 int pf_saddle_search(const pf_objective *obj, double *x, double *mode, const pf_saddle_config *cfg,
                      pf_saddle_result *res, pf_error *err);
 

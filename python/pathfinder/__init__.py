@@ -196,7 +196,11 @@ def saddle(path, out, beta=None, data=None, progress=None, **options):
     path (a transition's T<k>_below.safetensors, or any model and beta):
     written to out (.safetensors); returns the report (L_beta at the
     minimum and the saddle, the barrier, the index, the lowest eigenvalues,
-    test accuracy and encoded classes) with lists as numpy arrays."""
+    test accuracy and encoded classes) with lists as numpy arrays.
+    With series="B1,B2,..." (a sweep's grid syntax) the minimum is followed
+    from the model's beta to each in turn, out is a folder of saddles, and
+    the report holds "points" (one such report each) and the fits of the
+    fold's laws, "barrier_fit" and "lambda_min_fit"."""
     report, _ = _run("saddle", (str(path),), dict(options, out=str(out), beta=beta), data, progress, False)
     return _arrays(report)
 

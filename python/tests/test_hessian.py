@@ -140,3 +140,28 @@ def test_saddle_same_as_the_command_line(small_minima, tmp_path):
     for key in ("index", "barrier", "grad_norm"):
         assert got[key] == want[key], key
     assert (tmp_path / "py.safetensors").read_bytes() == cli_out.read_bytes()
+
+
+def test_saddle_series_same_as_the_command_line(small_minima, tmp_path):
+    """A series of betas through pathfinder.saddle: the command line's
+    points in the same order, nearest the model's beta first, with the same
+    barriers and the same checkpoints."""
+    model = small_minima[0]
+    opts = ["--train-subset", "500", "--max-iter", "40", "--grad-tol", "1e-5", "--threads", str(THREADS)]
+    cli = subprocess.run([CLI, "saddle", model, "--json", "--quiet", "--series", "0.01,0.012",
+                          "--beta", "0.012", "--out", str(tmp_path / "cli")] + opts,
+                         capture_output=True, text=True)
+    kw = dict(beta=0.012, series="0.01,0.012", train_subset=500, max_iter=40, grad_tol=1e-5, threads=THREADS)
+    if cli.returncode != 0:
+        with pytest.raises(pathfinder.Error, match=cli.stderr.strip().split(": ", 2)[-1][:40]):
+            pathfinder.saddle(model, tmp_path / "py", **kw)
+        return
+    want = json.loads(cli.stdout)
+    got = pathfinder.saddle(model, tmp_path / "py", **kw)
+    assert [p["beta"] for p in got["points"]] == [0.012, 0.01]
+    assert [p["barrier"] for p in got["points"]] == [p["barrier"] for p in want["points"]]
+    assert json.loads((tmp_path / "cli" / "saddles.json").read_text())["points"][0]["barrier"] == \
+        want["points"][0]["barrier"]
+    for k in (1, 2):
+        name = "saddle_%03d.safetensors" % k
+        assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()

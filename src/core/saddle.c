@@ -148,7 +148,8 @@ int pf_saddle_search(const pf_objective *obj, double *x, double *mode, const pf_
 
     /* the start: f, the lowest mode, and the normal form along it */
     if ((rc = obj->eval(obj->ctx, x, &f, g, err)) || (rc = obj->at(obj->ctx, x, err)) ||
-        (rc = lowest_mode(obj, &cfg->lanczos, mode, cfg->lanczos.tol, 1, lam, v, NULL, &res->hvps, err)))
+        (rc = lowest_mode(obj, &cfg->lanczos, cfg->mode_start, cfg->lanczos.tol, 1, lam, v, NULL, &res->hvps,
+                          err)))
         goto done;
     res->f_start = f;
     res->lambda_start = lam[0];

@@ -45,11 +45,12 @@ typedef struct {
 } saddle_point;
 
 /* The minimum of L_beta from xmin (left there), then the saddle next to
- * it (in x, its lowest mode in mode), written to path. */
+ * it (in x, its lowest mode in mode), written to path. With have_mode,
+ * mode holds the last point's lowest mode: the start of this one's. */
 static int saddle_at(pf_mlp_objective *mo, pf_work *gw, pf_ctx *ctx, const pf_dataset *train,
                      const pf_dataset *test, const pf_arch *arch, const float *anchor, const char *anchor_name,
                      double beta, const pf_saddle_run_config *c, double *xmin, double *x, double *mode,
-                     float *theta, const char *path, saddle_point *p, pf_error *err)
+                     int have_mode, float *theta, const char *path, saddle_point *p, pf_error *err)
 {
     memset(p, 0, sizeof *p);
     p->beta = beta;
@@ -69,6 +70,7 @@ static int saddle_at(pf_mlp_objective *mo, pf_work *gw, pf_ctx *ctx, const pf_da
     sc.max_iter = c->max_iter;
     sc.direction = c->direction;
     sc.lanczos.ctx = ctx;
+    sc.mode_start = have_mode ? mode : NULL;
     memcpy(x, xmin, n * sizeof *x);
     if ((rc = pf_saddle_search(&obj, x, mode, &sc, &p->sr, err))) return rc;
     for (size_t i = 0; i < n; i++) theta[i] = (float)x[i];
@@ -240,8 +242,8 @@ int pf_run_saddle(pf_ctx *ctx, const char *model, const char *out_path, const pf
         char path[4096];
         if (n_series) snprintf(path, sizeof path, "%s/saddle_%03ld.safetensors", out_path, k + 1);
         else snprintf(path, sizeof path, "%s", out_path);
-        rc = saddle_at(mo, &gw, ctx, &train, &test, &arch, anchor, c->anchor, betas[k], c, xmin, x, mode, theta,
-                       path, &pts[k], err);
+        rc = saddle_at(mo, &gw, ctx, &train, &test, &arch, anchor, c->anchor, betas[k], c, xmin, x, mode, k > 0,
+                       theta, path, &pts[k], err);
         if (rc) break;
         point_text(t.f, &pts[k], model, path);
         cJSON *o = point_json(&pts[k], model, path, &c->encoding);
