@@ -551,6 +551,36 @@ static void test_lanczos_known_spectra(void **state)
     pf_lanczos_result_free(&r);
 }
 
+/* A warm start that is (nearly) an eigenvector of an inner eigenvalue, as
+ * the last point's soft mode is once another mode has gone below it: the
+ * Ritz pair it starts on converges at once, and must not be taken for the
+ * lowest. */
+static void test_lanczos_warm_start_on_an_inner_eigenvector(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    double diag[N], start[N];
+    for (int i = 0; i < N; i++) diag[i] = 0.01 + (double)i / N;
+    dense_op op = {N, diag};
+    for (int exact = 1; exact >= 0; exact--) {
+        for (int i = 0; i < N; i++) start[i] = exact ? 0.0 : 1e-9 * sin(1.0 + i);
+        start[40] = 1.0;
+        pf_lanczos_config c;
+        pf_lanczos_config_default(&c);
+        c.k = 1;
+        c.which = PF_EIG_SMALLEST;
+        c.start = start;
+        c.tol = 1e-6;
+        pf_lanczos_result r;
+        pf_error err;
+        assert_int_equal(pf_lanczos(diag_matvec, &op, N, &c, &r, &err), PF_OK);
+        if (!(fabs(r.values[0] - diag[0]) < 1e-6))
+            fail_msg("%s warm start on the eigenvector of %g: lowest eigenvalue %g, the true one %g",
+                     exact ? "an exact" : "a nearly exact", diag[40], r.values[0], diag[0]);
+        pf_lanczos_result_free(&r);
+    }
+}
+
 /* ---- a saddle built by hand ---------------------------------------------- */
 
 /* f(x) = w2 * w1 * x (one hidden linear unit, no biases) with MSE,
@@ -879,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_lanczos_matches_dense_hessian),
         cmocka_unit_test(test_lanczos_known_spectra),
+        cmocka_unit_test(test_lanczos_warm_start_on_an_inner_eigenvector),
         cmocka_unit_test(test_constructed_saddle),
         cmocka_unit_test(test_slq_quadrature),
         cmocka_unit_test(test_library_rejects_bad_input),

@@ -68,6 +68,7 @@ typedef int (*pf_matvec_fn)(void *ctx, const double *v, double *out, pf_error *e
 
 typedef enum { PF_EIG_LARGEST, PF_EIG_SMALLEST, PF_EIG_BOTH } pf_eig_which;
 #define PF_LANCZOS_MAX_DIM 300   /* the default Krylov dimension cap */
+#define PF_LANCZOS_WARM_MIX 0.1   /* the Gaussian share of a warm start, by length */
 /* "largest", "smallest", "both" */
 int pf_eig_which_from_name(const char *name, pf_eig_which *which);
 const char *pf_eig_which_name(pf_eig_which which);
@@ -79,7 +80,9 @@ typedef struct {
     double tol;           /* converged: residual <= tol * max|Ritz value|; 0 = 1e-4 */
     uint64_t seed;        /* start vector: Gaussian from pf_rng seeded with this */
     const double *start;  /* or this one (n, any nonzero length; NULL: the seeded Gaussian): a
-                           * warm start from a nearby operator's eigenvector */
+                           * warm start from a nearby operator's eigenvector, with the seeded
+                           * Gaussian added at PF_LANCZOS_WARM_MIX of its length, so that a
+                           * start on an inner eigenvector cannot pass for the extreme one */
     int want_vectors;     /* 1: return eigenvectors and check residuals explicitly */
     /* Optional progress callback after every step (may be NULL). */
     void (*progress)(void *ctx, int dim, int n_converged, int n_wanted, double seconds);

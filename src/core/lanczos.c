@@ -392,6 +392,15 @@ int pf_lanczos(pf_matvec_fn op, void *ctx, size_t n, const pf_lanczos_config *cf
     if (cfg->start) { /* a warm start; a zero or non-finite one falls back to the Gaussian */
         memcpy(K.Q, cfg->start, n * sizeof *K.Q);
         q0 = norm2(K.Q, n);
+        if (q0 > 0 && isfinite(q0) && n > 1) {
+            /* with a share of the seeded Gaussian: a start that is an
+             * eigenvector (or nearly) of an inner eigenvalue would have its
+             * Ritz pair converge at once and be taken for the extreme one */
+            fill_gaussian(&rng, K.w, n);
+            double gn = norm2(K.w, n), mix = PF_LANCZOS_WARM_MIX * q0 / gn;
+            for (size_t i = 0; i < n; i++) K.Q[i] += mix * K.w[i];
+            q0 = norm2(K.Q, n);
+        }
     }
     if (!(q0 > 0) || !isfinite(q0)) {
         fill_gaussian(&rng, K.Q, n);

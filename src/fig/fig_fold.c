@@ -43,7 +43,7 @@ static void draw_fold(const void *p)
     /* whole decades, so that a log axis always has labelled ticks */
     double px = fmax(0.1, 0.05 * (xhi - xlo)), py = fmax(0.1, 0.05 * (yhi - ylo));
     xlo = floor(xlo - px), xhi = ceil(xhi + px), ylo = floor(ylo - py), yhi = ceil(yhi + py);
-    plvpor(0.14, 0.95, 0.12, c->title ? 0.88 : 0.94);
+    plvpor(0.14, 0.95, 0.12, c->title ? 0.86 : 0.94);
     plwind(xlo, xhi, ylo, yhi);
     plcol0(C_GRID);
     plwidth(1.0);
@@ -82,7 +82,7 @@ static void draw_fold(const void *p)
     char legend[256];
     snprintf(legend, sizeof legend, "fit: #gg = %.3f, #gb#dc#u = %.8g;  dashed: #gg = 1/2", f->exponent, f->beta_c);
     plmtex("t", -1.5, 0.03, 0.0, legend);
-    plot_title(c->title, 1.2);
+    plot_title(c->title, 2.2);   /* clear of the top decade's label */
     free(lx), free(ly);
 }
 
