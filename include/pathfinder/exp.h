@@ -145,6 +145,7 @@ typedef struct {
     float *swap;           /* (sizes[0] sizes[1]) for transposing in place */
     size_t *cursor;        /* (n_threads, batch) each member's walk along the batch's rows */
     float *gblock;         /* (n_threads, PF_SPARSE_BLOCK_BYTES) each member's gradient of a block */
+    float *theta_line;     /* (n_params) theta while a minibatch beta trains, on cache lines */
     struct pf_sparse_set *epoch_rows; /* the training set's sparse rows in this epoch's order */
 } pf_trainer;
 

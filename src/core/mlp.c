@@ -28,9 +28,10 @@ int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf
     int ok = 1;
     for (int l = 0; l < arch->n_layers; l++) {
         size_t n = B * (size_t)arch->sizes[l + 1] * sizeof(float);
-        w->z[l] = malloc(n);
-        w->a[l] = malloc(n);
-        w->d[l] = malloc(n);
+        /* on cache lines: members write neighbouring shares of them */
+        w->z[l] = pf_line_alloc(n);
+        w->a[l] = pf_line_alloc(n);
+        w->d[l] = pf_line_alloc(n);
         ok = ok && w->z[l] && w->a[l] && w->d[l];
     }
     w->xbuf = malloc(B * (size_t)arch->sizes[0] * sizeof(float));

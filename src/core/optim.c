@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pathfinder/core.h"
+#include "sparse.h"
 
 static const char *const opt_names[] = {"adam", "sgd", "lbfgs", "newton"};
 
@@ -47,8 +48,9 @@ int pf_optim_init(pf_optim *o, const pf_opt_config *cfg, size_t n, pf_error *err
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
     o->n = n;
-    o->m = calloc(n ? n : 1, sizeof(float));
-    if (cfg->kind == PF_OPT_ADAM) o->v = calloc(n ? n : 1, sizeof(float));
+    /* on cache lines: the team's members update neighbouring shares */
+    o->m = pf_line_alloc((n ? n : 1) * sizeof(float));
+    if (cfg->kind == PF_OPT_ADAM) o->v = pf_line_alloc((n ? n : 1) * sizeof(float));
     if (!o->m || (cfg->kind == PF_OPT_ADAM && !o->v)) {
         pf_optim_free(o);
         return pf_fail(err, PF_ERUNTIME, "out of memory for optimizer state");

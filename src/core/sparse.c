@@ -37,6 +37,15 @@ void *pf_big_alloc(size_t bytes)
     return p;
 }
 
+void *pf_line_alloc(size_t bytes)
+{
+    enum { LINE = 64 };
+    size_t rounded = (bytes + LINE - 1) / LINE * LINE;
+    void *p = aligned_alloc(LINE, rounded ? rounded : LINE);
+    if (p) memset(p, 0, rounded ? rounded : LINE);
+    return p;
+}
+
 /* ---- sparse sets ----------------------------------------------------------------- */
 
 enum { PROBE_ROWS = 1024, PRINT_ROWS = 64 };
@@ -307,8 +316,11 @@ void pf_sparse_gather_rows(float *z, size_t ldz, const float *c, const float *W,
                            const pf_sparse_view *v, int r0, int r1)
 {
     int dim = v->set->dim;
-    /* a block of W's rows fills about half of a 48 KiB L1 */
-    int block = pf_sparse_block(width);
+    /* a block of W's rows fills about half of a 48 KiB L1; it is sized by
+     * the whole row (ldw), not the columns asked for, so that a column's
+     * sum is split into the same blocks, and rounds the same, whether the
+     * whole row or a slice of it is gathered */
+    int block = pf_sparse_block((int)ldw);
     const uint32_t *col = v->set->col;
     const float *val = v->set->val;
     enum { ROWS = 256 };

@@ -66,7 +66,7 @@ int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_op
     t->ctx = ctx;
     t->n_threads = pf_ctx_threads(ctx);
     if ((rc = pf_work_init(&t->work, ctx, arch, t->batch ? t->batch : 1, err))) goto fail;
-    t->grad = malloc(arch->n_params * sizeof(float));
+    t->grad = pf_line_alloc(arch->n_params * sizeof(float));
     if (!t->grad) goto oom;
     if ((rc = pf_work_init(&t->eval_work, ctx, arch, EVAL_BLOCK, err)) ||
         (rc = pf_optim_init(&t->optim, opt, arch->n_params, err)))
@@ -148,6 +148,7 @@ void pf_trainer_free(pf_trainer *t)
     free(t->anchor_t);
     free(t->c0);
     free(t->swap);
+    free(t->theta_line);
     free(t->cursor);
     free(t->gblock);
     if (t->epoch_rows) {
@@ -258,9 +259,22 @@ static void step_task_sparse(void *vctx, int tid, int nt)
     pf_share((size_t)B, tid, nt, &lo, &hi);
     gather_targets(t, c->d, c->start, lo, hi);
     pf_sparse_view v = pf_sparse_range(t->epoch_rows, c->start);
-    pf_sparse_forward0_rows(w, &v, (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
+    /* the members' units in whole cache lines of every row (16 floats) */
+    pf_share(((size_t)n0 + 15) / 16, tid, nt, &o0, &o1);
+    o0 = o0 * 16 < (size_t)n0 ? o0 * 16 : (size_t)n0;
+    o1 = o1 * 16 < (size_t)n0 ? o1 * 16 : (size_t)n0;
+    if (nt > 1) {
+        /* the input layer by the member's units, over every row: it reads
+         * only its own columns of W_0^T, the ones its step writes, so no
+         * weight line goes from core to core (by rows, every member read
+         * every line the others had just written); the rows of the layers
+         * above wait for all the units */
+        pf_sparse_forward0(w, &v, B, c->theta + A->w_off[0], t->c0, (int)o0, (int)o1);
+        pf_barrier();
+    } else {
+        pf_sparse_forward0_rows(w, &v, (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
+    }
     step_rows(c, tid, 1, lo, hi);
-    pf_share((size_t)n0, tid, nt, &o0, &o1);
     pf_sparse_step0(w, &v, B, &t->optim, c->theta, c->anchor, c->cfg->beta, t->c0, (int)o0, (int)o1,
                     t->cursor + (size_t)tid * (size_t)t->batch,
                     t->gblock + (size_t)tid * (PF_SPARSE_BLOCK_BYTES / sizeof(float)));
@@ -281,7 +295,7 @@ static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, 
     if (to) {
         size_t nt = (size_t)t->n_threads;
         if (!t->cursor && !(t->cursor = malloc(nt * (size_t)t->batch * sizeof *t->cursor))) return PF_ERUNTIME;
-        if (!t->gblock && !(t->gblock = malloc(nt * PF_SPARSE_BLOCK_BYTES))) return PF_ERUNTIME;
+        if (!t->gblock && !(t->gblock = pf_line_alloc(nt * PF_SPARSE_BLOCK_BYTES))) return PF_ERUNTIME;
         if (!t->epoch_rows && !(t->epoch_rows = calloc(1, sizeof *t->epoch_rows))) return PF_ERUNTIME;
         pf_sparse_set *e = t->epoch_rows;
         size_t nnz = set->row_ptr[set->n];
@@ -457,6 +471,18 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     if (cfg->reset_optimizer) pf_optim_reset(&t->optim);
     double best = INFINITY, start_loss = NAN;
     double r0 = pf_distance(theta, cfg->anchor, A->n_params);
+    /* minibatch steps work on a copy of theta on cache lines (as the
+     * gradient and the moments are): the members update neighbouring shares
+     * of every row of the input layer, and where a share's edge fell inside
+     * a line the two cores took that line from each other at every step */
+    float *caller_theta = theta;
+    size_t bytes = A->n_params * sizeof *theta;
+    if (t->batch) {
+        if (!t->theta_line && !(t->theta_line = pf_line_alloc(bytes)))
+            return pf_fail(err, PF_ERUNTIME, "out of memory for the trainer");
+        memcpy(t->theta_line, theta, bytes);
+        theta = t->theta_line;
+    }
     /* the input layer: sparse on the training set's nonzeros, or dense */
     const pf_sparse_set *set = NULL;
     t->work.input_layer = t->eval_work.input_layer = cfg->input_layer;
@@ -495,6 +521,7 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         }
     }
     if (set) sparse_layout(t, set, theta, NULL, 0);
+    if (theta != caller_theta) memcpy(caller_theta, theta, bytes);
     if (diverged_epoch) {
         res->seconds = pf_now() - t0;
         return pf_fail(err, PF_ERUNTIME, "training diverged at beta %g, epoch %d (loss %g): lower --lr",
