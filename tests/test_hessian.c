@@ -866,6 +866,13 @@ static void test_cli(void **state)
     assert_true(strncmp(text, "index,end,lambda_E,lambda_L,residual,converged\n", 47) == 0);
     free(text);
     assert_int_equal(run_tool("hessian %s --data %s --time-hvp 2 --quiet", model, data), 0);
+    /* one line of JSON, ended: benches append these lines to one file */
+    snprintf(path, sizeof path, "%s/stdout.txt", tmpdir);
+    text = slurp(path);
+    assert_non_null(text);
+    size_t len = strlen(text);
+    assert_true(len > 2 && text[0] == '{' && text[len - 1] == '\n' && strchr(text, '\n') == text + len - 1);
+    free(text);
 
     /* bad input: exit 2 and a line naming the problem */
     expect_error(run_tool("hessian %s/missing.safetensors --data %s", tmpdir, data), "missing.safetensors");
