@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "pathfinder/core.h"
-#include "sparse.h"
+#include "team.h"
 
 static const char *const opt_names[] = {"adam", "sgd", "lbfgs", "newton"};
 

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pathfinder/core.h"
 #include "team.h"
@@ -218,6 +219,15 @@ void pf_parallel(pf_ctx *ctx, pf_task_fn fn, void *arg)
 }
 
 /* Sense-reversing barrier for the members of the running task. */
+void *pf_line_alloc(size_t bytes)
+{
+    size_t rounded = (bytes + PF_LINE_BYTES - 1) / PF_LINE_BYTES * PF_LINE_BYTES;
+    if (!rounded) rounded = PF_LINE_BYTES;
+    void *p = aligned_alloc(PF_LINE_BYTES, rounded);
+    if (p) memset(p, 0, rounded);
+    return p;
+}
+
 void pf_barrier(void)
 {
     pf_ctx *team = current;

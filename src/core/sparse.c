@@ -37,15 +37,6 @@ void *pf_big_alloc(size_t bytes)
     return p;
 }
 
-void *pf_line_alloc(size_t bytes)
-{
-    enum { LINE = 64 };
-    size_t rounded = (bytes + LINE - 1) / LINE * LINE;
-    void *p = aligned_alloc(LINE, rounded ? rounded : LINE);
-    if (p) memset(p, 0, rounded ? rounded : LINE);
-    return p;
-}
-
 /* ---- sparse sets ----------------------------------------------------------------- */
 
 enum { PROBE_ROWS = 1024, PRINT_ROWS = 64 };

@@ -308,10 +308,6 @@ static inline void pf_sparse_prefetch(const pf_sparse_view *v, int i)
  * the TLB misses (and, on first touch, the page faults) of 4 KiB ones.
  * Freed with free(). */
 void *pf_big_alloc(size_t bytes);
-/* Zeroed memory on a 64-byte cache line (free with free): the buffers that
- * team members write side by side, so that a member's share of a row
- * starts on a line of its own and no line is written by two members. */
-void *pf_line_alloc(size_t bytes);
 
 /* Background (majority vote over up to 1024 evenly spread rows) and the
  * density of those rows off it; fills s->background (allocated), density,

@@ -29,4 +29,20 @@ static inline void pf_share(size_t n, int tid, int n_threads, size_t *lo, size_t
     *hi = n * (size_t)(tid + 1) / (size_t)n_threads;
 }
 
+/* Floats in a 64-byte cache line. */
+enum { PF_LINE_BYTES = 64, PF_LINE_FLOATS = PF_LINE_BYTES / 4 };
+
+/* The same share of n floats in whole cache lines: a member's share of a
+ * row that starts on a line starts on a line of its own. */
+static inline void pf_share_lines(size_t n, int tid, int n_threads, size_t *lo, size_t *hi)
+{
+    pf_share((n + PF_LINE_FLOATS - 1) / PF_LINE_FLOATS, tid, n_threads, lo, hi);
+    *lo = *lo * PF_LINE_FLOATS < n ? *lo * PF_LINE_FLOATS : n;
+    *hi = *hi * PF_LINE_FLOATS < n ? *hi * PF_LINE_FLOATS : n;
+}
+
+/* Zeroed memory on a cache line (free with free): the buffers members
+ * write side by side, so that no line is written by two members. */
+void *pf_line_alloc(size_t bytes);
+
 #endif

@@ -259,10 +259,8 @@ static void step_task_sparse(void *vctx, int tid, int nt)
     pf_share((size_t)B, tid, nt, &lo, &hi);
     gather_targets(t, c->d, c->start, lo, hi);
     pf_sparse_view v = pf_sparse_range(t->epoch_rows, c->start);
-    /* the members' units in whole cache lines of every row (16 floats) */
-    pf_share(((size_t)n0 + 15) / 16, tid, nt, &o0, &o1);
-    o0 = o0 * 16 < (size_t)n0 ? o0 * 16 : (size_t)n0;
-    o1 = o1 * 16 < (size_t)n0 ? o1 * 16 : (size_t)n0;
+    /* the members' units in whole cache lines of every row */
+    pf_share_lines((size_t)n0, tid, nt, &o0, &o1);
     if (nt > 1) {
         /* the input layer by the member's units, over every row: it reads
          * only its own columns of W_0^T, the ones its step writes, so no

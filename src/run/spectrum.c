@@ -238,11 +238,10 @@ static int time_products(const pf_spectrum_config *a, const char *model, int thr
         cJSON_AddNumberToObject(o, "hv_norm", sqrt(hn));
         out->json = pf_json_line(o);
         /* the text is the same line, ended as a line of text is */
-        size_t len = out->json ? strlen(out->json) : 0;
-        out->text = out->json ? malloc(len + 2) : NULL;
-        if (out->text) {
-            memcpy(out->text, out->json, len);
-            out->text[len] = '\n', out->text[len + 1] = '\0';
+        pf_text t;
+        if (out->json && !pf_text_begin(&t)) {
+            fprintf(t.f, "%s\n", out->json);
+            out->text = pf_text_end(&t);
         }
         cJSON_Delete(o);
         if (!out->json || !out->text) rc = pf_fail(err, PF_ERUNTIME, "out of memory");
