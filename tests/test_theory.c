@@ -216,6 +216,22 @@ static void test_power_fit_recovers_a_law(void **state)
     assert_true(fabs(a.beta_c - 0.0375) < 2e-6);
     assert_int_equal(pf_power_fit_run(beta, y, N, PF_POWER_FIXED, 0.0375, &pc, &fx, &err), PF_OK);
     assert_true(fabs(fx.exponent - 1.5) < 0.02 && fx.exponent_lo < 1.5 && fx.exponent_hi > 1.5);
+    /* an exact fit (three parameters, three or four points) has no interval;
+     * five points have one, around the estimate */
+    for (long n = 3; n <= 5; n++) {
+        assert_int_equal(pf_power_fit_run(beta, y, n, PF_POWER_FREE, NAN, &pc, &a, &err), PF_OK);
+        assert_true(a.ok);
+        if (n < 5) {
+            assert_true(isnan(a.exponent_lo) && isnan(a.beta_c_hi));
+        } else {
+            assert_true(a.exponent_lo < a.exponent && a.exponent < a.exponent_hi);
+            assert_true(a.beta_c_lo < a.beta_c_hi);
+        }
+    }
+    assert_int_equal(pf_power_fit_run(beta, y, 3, PF_POWER_HALF, NAN, &pc, &a, &err), PF_OK);
+    assert_true(a.ok && isnan(a.beta_c_lo));
+    assert_int_equal(pf_power_fit_run(beta, y, 4, PF_POWER_HALF, NAN, &pc, &a, &err), PF_OK);
+    assert_true(a.ok && a.beta_c_lo < a.beta_c_hi);
     /* too few points: no fit, no error */
     assert_int_equal(pf_power_fit_run(beta, y, 2, PF_POWER_FREE, NAN, &pc, &a, &err), PF_OK);
     assert_false(a.ok);

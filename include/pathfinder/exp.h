@@ -311,7 +311,9 @@ void pf_encoding_default(pf_encoding *e);
  *   PF_POWER_HALF   gamma = 1/2: y^2 is linear in beta, and beta_c where it
  *                   reaches zero.
  * Points with y <= 0 are left out; at least three are needed (else ok 0).
- * Intervals: percentiles of a seeded bootstrap over the points. */
+ * Intervals: percentiles of a seeded bootstrap over the points, given only
+ * when there are at least two points more than the fit's parameters (FREE 5,
+ * FIXED and HALF 4); else NaN, as an exact fit says nothing of its spread. */
 typedef enum { PF_POWER_FREE, PF_POWER_FIXED, PF_POWER_HALF } pf_power_kind;
 
 typedef struct {

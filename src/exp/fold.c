@@ -10,8 +10,9 @@
  * points' span, refined by golden section around the best scan point (the
  * profile is smooth but need not be unimodal far out). Intervals come from
  * a bootstrap over points: resample the n pairs with replacement, refit,
- * and take the percentiles; resamples with fewer than three distinct betas
- * are drawn again. The generator is seeded, so the intervals are
+ * and take the percentiles; a resample must have one distinct beta more
+ * than the fit has parameters (else it is drawn again), and a fit with no
+ * points to spare beyond that gets no interval. The generator is seeded, so the intervals are
  * reproducible. */
 #include <math.h>
 #include <stdlib.h>
@@ -117,10 +118,10 @@ static double percentile(double *v, long n, double q)
     return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[n - 1];
 }
 
-static long distinct_betas(const double *beta, const long *idx, long n)
+static long distinct_betas(const double *beta, const long *idx, long n, long enough)
 {
     long d = 0;
-    for (long k = 0; k < n && d < 3; k++) {
+    for (long k = 0; k < n && d < enough; k++) {
         int seen = 0;
         for (long j = 0; j < k && !seen; j++) seen = beta[idx[j]] == beta[idx[k]];
         d += !seen;
@@ -182,16 +183,21 @@ int pf_power_fit_run(const double *beta, const double *y, long n, pf_power_kind 
         out->rms = sqrt(rss / (double)m);
     }
     out->ok = isfinite(bcf) && isfinite(g);
-    /* the bootstrap */
+    /* The bootstrap. A resample must over-determine the fit (one distinct
+     * beta more than the fit's parameters), and there must be points to
+     * spare beyond that, or every resample is the sample itself in another
+     * order and the interval collapses onto the estimate: then none is given. */
+    long n_par = kind == PF_POWER_FREE ? 3 : 2, need = n_par + 1;
+    if (m < need + 1) B = 0;
     pf_rng rng;
     pf_rng_seed(&rng, cfg->seed);
     long nb = 0;
     for (int b = 0; b < B; b++) {
         for (int tries = 0; tries < 100; tries++) {
             for (long k = 0; k < m; k++) rs[k] = idx[pf_rng_below(&rng, (uint64_t)m)];
-            if (distinct_betas(beta, rs, m) >= 3) break;
+            if (distinct_betas(beta, rs, m, need) >= need) break;
         }
-        if (distinct_betas(beta, rs, m) < 3) continue;
+        if (distinct_betas(beta, rs, m, need) < need) continue;
         double bb, aa, gg, rr;
         if (kind == PF_POWER_FREE) fit_free(beta, logy, rs, m, u, &bb, &aa, &gg, &rr);
         else if (kind == PF_POWER_FIXED) bb = bcf, rr = at_beta_c(beta, logy, rs, m, bb, u, &aa, &gg);
