@@ -46,7 +46,7 @@ typedef struct {
     double lambda_min, lambda_max;   /* of the Hessian there (H_L for an MLP's L_beta) */
     double res_min, res_max;    /* their measured residuals */
     double eps;
-    int lanczos_converged;
+    int lanczos_converged;      /* the lowest Ritz pair's measured residual <= tol max|lambda| */
     int grad_ok, curvature_ok;
     int certified;              /* all three */
     int escapes;                /* escapes taken (each followed by a re-convergence) */

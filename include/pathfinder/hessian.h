@@ -260,6 +260,10 @@ typedef struct {
     double lambda_min, lambda_max;
     double res_min, res_max;   /* measured ||H v - lambda v|| */
     int converged;             /* both residuals <= tol * max|lambda| */
+    int min_converged;         /* the lowest pair's residual alone: the highest
+                                * mode only sets the scale, and its residual
+                                * meets a floor of the float products near
+                                * 1e-6 max|lambda| */
     int iterations;
     long hvps;
     double seconds;

@@ -199,6 +199,7 @@ int pf_objective_modes(const pf_objective *obj, const pf_lanczos_config *cfg, co
     out->res_min = r.residuals[0];
     out->res_max = r.residuals[last];
     out->converged = r.all_converged;
+    out->min_converged = r.converged[0];
     out->iterations = r.iterations;
     out->hvps = r.n_matvecs;
     out->seconds = r.seconds;
