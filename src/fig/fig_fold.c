@@ -80,7 +80,8 @@ static void draw_fold(const void *p)
     plmtex("b", 3.0, 0.5, 0.5, f->direction > 0 ? "#gb#dc#u - #gb" : "#gb - #gb#dc#u");
     plmtex("l", 5.0, 0.5, 0.5, "#gl#dmin#u(H#dL#u)");
     char legend[256];
-    snprintf(legend, sizeof legend, "fit: #gg = %.3f, #gb#dc#u = %.8g;  dashed: #gg = 1/2", f->exponent, f->beta_c);
+    snprintf(legend, sizeof legend, "fit: #gg = %.3f, #gb#dc#u = %.8g; dashed: #gg = 1/2, #gb#dc#u = %.7g",
+             f->exponent, f->beta_c, f->half_beta_c);
     plmtex("t", -1.5, 0.03, 0.0, legend);
     plot_title(c->title, 2.2);   /* clear of the top decade's label */
     free(lx), free(ly);
