@@ -12,8 +12,8 @@
  * a bootstrap over points: resample the n pairs with replacement, refit,
  * and take the percentiles; a resample must have one distinct beta more
  * than the fit has parameters (else it is drawn again), and a fit with no
- * points to spare beyond that gets no interval. The generator is seeded, so the intervals are
- * reproducible. */
+ * points to spare beyond that gets no interval. The generator is seeded,
+ * so the intervals are reproducible. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,11 +193,12 @@ int pf_power_fit_run(const double *beta, const double *y, long n, pf_power_kind 
     pf_rng_seed(&rng, cfg->seed);
     long nb = 0;
     for (int b = 0; b < B; b++) {
-        for (int tries = 0; tries < 100; tries++) {
+        long distinct = 0;
+        for (int tries = 0; tries < 100 && distinct < need; tries++) {
             for (long k = 0; k < m; k++) rs[k] = idx[pf_rng_below(&rng, (uint64_t)m)];
-            if (distinct_betas(beta, rs, m, need) >= need) break;
+            distinct = distinct_betas(beta, rs, m, need);
         }
-        if (distinct_betas(beta, rs, m, need) < need) continue;
+        if (distinct < need) continue;
         double bb, aa, gg, rr;
         if (kind == PF_POWER_FREE) fit_free(beta, logy, rs, m, u, &bb, &aa, &gg, &rr);
         else if (kind == PF_POWER_FIXED) bb = bcf, rr = at_beta_c(beta, logy, rs, m, bb, u, &aa, &gg);

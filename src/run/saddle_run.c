@@ -144,14 +144,11 @@ static void fit_text(FILE *f, const char *what, const char *law, const pf_power_
         fprintf(f, "  %s: no fit (%ld usable points; 3 are needed)\n", what, fit->n);
         return;
     }
-    if (!isfinite(fit->exponent_lo)) {
-        fprintf(f, "  %s ~ a (beta_c - beta)^gamma over %ld points: gamma %.3f (the fold: %s), beta_c %.6g; "
-                "no interval (too few points to spare)\n", what, fit->n, fit->exponent, law, fit->beta_c);
-        return;
-    }
-    fprintf(f, "  %s ~ a (beta_c - beta)^gamma over %ld points: gamma %.3f [%.3f, %.3f] (the fold: %s), "
-            "beta_c %.6g [%.6g, %.6g]\n", what, fit->n, fit->exponent, fit->exponent_lo, fit->exponent_hi, law,
-            fit->beta_c, fit->beta_c_lo, fit->beta_c_hi);
+    fprintf(f, "  %s ~ a (beta_c - beta)^gamma over %ld points: gamma %.3f", what, fit->n, fit->exponent);
+    if (isfinite(fit->exponent_lo)) fprintf(f, " [%.3f, %.3f]", fit->exponent_lo, fit->exponent_hi);
+    fprintf(f, " (the fold: %s), beta_c %.6g", law, fit->beta_c);
+    if (isfinite(fit->beta_c_lo)) fprintf(f, " [%.6g, %.6g]\n", fit->beta_c_lo, fit->beta_c_hi);
+    else fprintf(f, "; no interval (too few points to spare)\n");
 }
 
 /* The series' order: nearest the model's beta first. */
