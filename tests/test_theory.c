@@ -194,7 +194,8 @@ static void test_fold_exponent_and_beta_c(void **state)
 /* A quadratic bowl f = x'Dx/2 whose products carry an error on the top
  * mode alone, like the floor float products put under it (here 3e-6 of
  * lambda_max): the top pair's measured residual then stays above the
- * tolerance whatever Lanczos does. The certificate is about lambda_min and must not refuse the point. */
+ * tolerance whatever Lanczos does. The certificate is about lambda_min and
+ * must not refuse the point. */
 enum { BOWL_N = 40 };
 
 static double bowl_d(int i)
