@@ -134,7 +134,7 @@ void pf_forward_block(pf_work *w, const float *theta, const float *x, int B, con
     if (w->sparse_scratch) w->sparse_scratch->batch_x = NULL;
     int first = 0;
     if (v) {
-        pf_sparse_forward0(w, v, B, wt, c, 0, w->arch->sizes[1]);
+        pf_sparse_forward0(w, v, B, wt, (size_t)w->arch->sizes[1], c, 0, w->arch->sizes[1]);
         first = 1;
     }
     for (int l = first; l < w->arch->n_layers; l++)

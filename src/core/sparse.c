@@ -290,12 +290,12 @@ void pf_transpose(float *restrict dst, const float *restrict src, int rows, int 
 }
 
 void pf_input_background(float *c, const float *wt, const float *b0, const float *background,
-                         int dim, int n_out, int o0, int o1)
+                         int dim, int ldw, int o0, int o1)
 {
     if (o1 <= o0) return;
     for (int o = o0; o < o1; o++) c[o] = 0.0f;
     for (int j = 0; j < dim; j++) {
-        const float *row = wt + (size_t)j * n_out;
+        const float *row = wt + (size_t)j * (size_t)ldw - o0;
         float b = background[j];
         for (int o = o0; o < o1; o++) c[o] = pf_sfma(b, row[o], c[o]);
     }
@@ -308,10 +308,10 @@ void pf_sparse_gather_rows(float *z, size_t ldz, const float *c, const float *W,
 {
     int dim = v->set->dim;
     /* a block of W's rows fills about half of a 48 KiB L1; it is sized by
-     * the whole row (ldw), not the columns asked for, so that a column's
-     * sum is split into the same blocks, and rounds the same, whether the
-     * whole row or a slice of it is gathered */
-    int block = pf_sparse_block((int)ldw);
+     * the whole row of z (ldz), not the columns asked for nor W's layout,
+     * so that a column's sum is split into the same blocks, and rounds the
+     * same, whether the whole row or a slice of it is gathered */
+    int block = pf_sparse_block((int)ldz);
     const uint32_t *col = v->set->col;
     const float *val = v->set->val;
     enum { ROWS = 256 };
@@ -347,14 +347,14 @@ void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_view *v, int r0, int r1
     activate(A->act[0], a + off, z + off, (size_t)(r1 - r0) * n_out);
 }
 
-void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, const float *c,
-                        int o0, int o1)
+void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, size_t ldw,
+                        const float *c, int o0, int o1)
 {
     const pf_arch *A = w->arch;
     int n_out = A->sizes[1], width = o1 - o0;
     if (B <= 0 || width <= 0) return;
     float *z = w->z[0], *a = w->a[0];
-    pf_sparse_gather_rows(z + o0, (size_t)n_out, c + o0, wt + o0, (size_t)n_out, width, v, 0, B);
+    pf_sparse_gather_rows(z + o0, (size_t)n_out, c + o0, wt, ldw, width, v, 0, B);
     if (width == n_out)
         activate(A->act[0], a, z, (size_t)B * n_out);
     else
@@ -450,7 +450,7 @@ void pf_sparse_step0(pf_work *w, const pf_sparse_view *v, int B, pf_optim *o, fl
                      const float *anchor, double beta, float *c, int o0, int o1, size_t *cursor, float *g)
 {
     const pf_arch *A = w->arch;
-    int dim = A->sizes[0], n_out = A->sizes[1], width = o1 - o0;
+    int dim = A->sizes[0], width = o1 - o0;
     enum { COLS = 4096 };
     float cs[COLS];
     if (width <= 0 || width > COLS) return;
@@ -466,7 +466,7 @@ void pf_sparse_step0(pf_work *w, const pf_sparse_view *v, int B, pf_optim *o, fl
         scatter_block(w, v, B, p0, nb, g, (size_t)width, o0, o1, cursor);
         /* the block's gradient is summed: its step, and its share of c */
         for (int r = 0; r < nb; r++) {
-            size_t off = A->w_off[0] + (size_t)(p0 + r) * n_out + (size_t)o0;
+            size_t off = A->w_off[0] + (size_t)o0 * dim + (size_t)(p0 + r) * width;
             pf_optim_update_local(o, theta, g + (size_t)r * width, anchor, beta, off, (size_t)width);
             const float *wr = theta + off;
             float b = bg[p0 + r];

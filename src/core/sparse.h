@@ -346,11 +346,12 @@ void pf_sparse_scratch_free(pf_sparse_scratch *s);
 /* dst (cols, rows) = src (rows, cols)^T. */
 void pf_transpose(float *restrict dst, const float *restrict src, int rows, int cols);
 
-/* c[o] = b0[o] + sum_j background_j wt[j, o] for o in [o0, o1) (b0 NULL:
- * no bias), wt (dim, n_out): the part of the input layer the background
- * contributes, summed over j in order. */
+/* c[o] = b0[o] + sum_j background_j W_0^T[j, o] for o in [o0, o1) (b0
+ * NULL: no bias), with unit o of row j at wt[j * ldw + o - o0] (the whole
+ * W_0^T (dim, n_out): ldw = n_out and o0's column first): the part of the
+ * input layer the background contributes, summed over j in order. */
 void pf_input_background(float *c, const float *wt, const float *b0, const float *background,
-                         int dim, int n_out, int o0, int o1);
+                         int dim, int ldw, int o0, int o1);
 
 /* Number of entries of col[k, kend) (ascending) below lim. */
 static inline size_t pf_count_below(const uint32_t *col, size_t k, size_t kend, uint32_t lim)
@@ -381,9 +382,11 @@ void pf_sparse_gather_rows(float *z, size_t ldz, const float *c, const float *W,
                            const pf_sparse_view *v, int r0, int r1);
 
 /* Forward of layer 0 on sparse rows: z_0 and a_0 columns [o0, o1) of batch
- * rows [0, B) from wt = W_0^T (dim, n_out) and c (pf_input_background). */
-void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, const float *c,
-                        int o0, int o1);
+ * rows [0, B) from W_0^T's columns [o0, o1), row j at wt + j * ldw (the
+ * whole W_0^T (dim, n_out): its column o0 and ldw = n_out; a trainer's
+ * panel: the panel and its width), and c (pf_input_background). */
+void pf_sparse_forward0(pf_work *w, const pf_sparse_view *v, int B, const float *wt, size_t ldw,
+                        const float *c, int o0, int o1);
 /* The same for batch rows [r0, r1), all units. */
 void pf_sparse_forward0_rows(pf_work *w, const pf_sparse_view *v, int r0, int r1, const float *wt,
                              const float *c);
@@ -404,9 +407,11 @@ size_t pf_sparse_outer_block(float *G, size_t ldg, int p0, int nb, const float *
                              const pf_sparse_view *v, int B, size_t *cursor);
 
 /* pf_sparse_grad0 (overwrite) fused with the optimizer's step, for a
- * trainer that holds the input layer transposed in theta (W_0^T at
- * w_off[0]; anchor likewise, or NULL): every feature block's gradient is
- * applied while it is in L1, the bias's after them, and c gets W_0 b + b_0
+ * trainer that holds the input layer transposed in theta, in panels: the
+ * units [o0, o1) of every feature are the panel (dim, o1 - o0) at
+ * w_off[0] + o0 * dim (one panel: W_0^T itself); the anchor and the
+ * optimizer's moments likewise (anchor NULL: none). Every feature block's
+ * gradient is applied while it is in L1, the bias's after them, and c gets W_0 b + b_0
  * of the updated weights (as pf_input_background) for the next forward.
  * Units [o0, o1) (at most 4096); pf_optim_begin was called for the step;
  * g has room for one block (PF_SPARSE_BLOCK_BYTES). */

@@ -245,9 +245,10 @@ static void step_task(void *vctx, int tid, int nt)
 
 /* The same with a sparse input layer: no inputs are copied (the member's
  * rows are views of the training set's sparse rows, by feature in its
- * CSC), and the input layer's weights are W_0^T, so that a member's units
- * are a column block of every pixel's row. Its step also refreshes its
- * share of c0 = W_0 b + b_0. */
+ * CSC), and the input layer's weights are W_0^T in one panel per member
+ * (sparse_layout): a member's units of every pixel, side by side in memory
+ * that no other member touches. Its step also refreshes its share of
+ * c0 = W_0 b + b_0. */
 static void step_task_sparse(void *vctx, int tid, int nt)
 {
     step_ctx *c = vctx;
@@ -267,7 +268,8 @@ static void step_task_sparse(void *vctx, int tid, int nt)
          * weight line goes from core to core (by rows, every member read
          * every line the others had just written); the rows of the layers
          * above wait for all the units */
-        pf_sparse_forward0(w, &v, B, c->theta + A->w_off[0], t->c0, (int)o0, (int)o1);
+        pf_sparse_forward0(w, &v, B, c->theta + A->w_off[0] + o0 * (size_t)A->sizes[0], o1 - o0, t->c0,
+                           (int)o0, (int)o1);
         pf_barrier();
     } else {
         pf_sparse_forward0_rows(w, &v, (int)lo, (int)hi, c->theta + A->w_off[0], t->c0);
@@ -279,9 +281,29 @@ static void step_task_sparse(void *vctx, int tid, int nt)
     step_update(c, tid, nt, 1);
 }
 
+/* W_0 (n0, dim) into the panels of the sparse path (to = 1) or back: for
+ * each member's units [o0, o1) (pf_share_lines), the rows of W_0 become the
+ * panel W_0[o0:o1, :]^T (dim, o1 - o0) in their own place. Members own
+ * whole panels: with every pixel's row split among them instead, their
+ * shares interleave line by line, and the hardware, fetching neighbouring
+ * lines ahead, moves the other member's lines back and forth at every
+ * step (measured: the Adam update of the input layer 4.7x slower at two
+ * threads than in panels, bench/epoch.sh). One member: W_0^T. */
+static void panels(float *dst, const float *src, int n0, int dim, int nt, int to)
+{
+    for (int k = 0; k < nt; k++) {
+        size_t o0, o1;
+        pf_share_lines((size_t)n0, k, nt, &o0, &o1);
+        if (o1 <= o0) continue;
+        size_t at = o0 * (size_t)dim;
+        if (to) pf_transpose(dst + at, src + at, (int)(o1 - o0), dim);
+        else pf_transpose(dst + at, src + at, dim, (int)(o1 - o0));
+    }
+}
+
 /* Put the input layer of theta, of the optimizer's moments (and of a copy
- * of the anchor) into the transposed layout of the sparse path, or back
- * (to = 0). The anchor copy is made on the way in. */
+ * of the anchor) into the panels of the sparse path, or back (to = 0). The
+ * anchor copy is made on the way in. */
 static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, const float *anchor,
                          int to)
 {
@@ -311,13 +333,12 @@ static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, 
     if (to && anchor) {
         if (!t->anchor_t && !(t->anchor_t = malloc(A->n_params * sizeof *t->anchor_t))) return PF_ERUNTIME;
         memcpy(t->anchor_t, anchor, A->n_params * sizeof *anchor);
-        pf_transpose(t->anchor_t + off, anchor + off, n0, dim);
+        panels(t->anchor_t + off, anchor + off, n0, dim, t->n_threads, 1);
     }
     float *blocks[3] = {theta, t->optim.m, t->optim.v};
     for (int k = 0; k < 3; k++) {
         if (!blocks[k]) continue;
-        if (to) pf_transpose(t->swap, blocks[k] + off, n0, dim);
-        else pf_transpose(t->swap, blocks[k] + off, dim, n0);
+        panels(t->swap, blocks[k] + off, n0, dim, t->n_threads, to);
         memcpy(blocks[k] + off, t->swap, cnt * sizeof *t->swap);
     }
     return PF_OK;
@@ -494,9 +515,13 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
     }
     t->sparse = set != NULL;
     res->setup_seconds = pf_now() - t0;
-    if (set)
-        pf_input_background(t->c0, theta + A->w_off[0], A->bias ? theta + A->b_off[0] : NULL,
-                            set->background, A->sizes[0], A->sizes[1], 0, A->sizes[1]);
+    for (int k = 0; set && k < t->n_threads; k++) { /* c0 = W_0 b + b_0, panel by panel */
+        size_t o0, o1;
+        pf_share_lines((size_t)A->sizes[1], k, t->n_threads, &o0, &o1);
+        pf_input_background(t->c0, theta + A->w_off[0] + o0 * (size_t)A->sizes[0],
+                            A->bias ? theta + A->b_off[0] : NULL, set->background, A->sizes[0],
+                            (int)(o1 - o0), (int)o0, (int)o1);
+    }
     int wait = 0, diverged_epoch = 0;
     double diverged_loss = 0.0;
     for (int epoch = 1; epoch <= cfg->max_epochs; epoch++) {
