@@ -305,7 +305,7 @@ static void test_grid_gaps(void **state)
         const char *grid;
         long n_gaps, first;   /* how many, and the index below the first */
     } some[] = {
-        {"0,0.02:0.09:0.0005", 1, 0},              /* the demo's grid: beta = 0 alone */
+        {"0,0.02:0.09:0.0005", 1, 0},              /* beta = 0 alone before a fine grid */
         {"0.001,0.02:0.09:0.0005", 1, 0},
         {"0.01:0.02:0.001,0.05:0.06:0.001", 1, 10},
         {"0,0.01,0.02:0.09:0.0005", 2, 0},         /* 0 and 0.01 each alone */
@@ -333,7 +333,7 @@ static void test_grid_gaps(void **state)
     assert_int_equal(pf_detect_gaps(b2, 4, &cfg, &gaps, &ng, &err), PF_EINPUT);
 }
 
-/* A sweep shaped like the demo's: beta = 0, then 0.02 to 0.09 in steps of
+/* A sweep shaped like a demo run: beta = 0, then 0.02 to 0.09 in steps of
  * 0.0005, transitions at 0.0373, 0.0591, 0.0743 and 0.0846 (r steps down
  * by 10%, by 90% into the trivial phase). beta = 0 holds all ten classes
  * at 97%; then {0,1,2,3,4,6,7}, {0,1,7}, {0}; then a
