@@ -412,7 +412,7 @@ static void optim_restore(const optim_copy *c, pf_optim *o, size_t n)
 }
 
 static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, double length0,
-                     const pf_path_sample *start_sample, emit_fn emit, void *ectx, double *leg_length,
+                     const pf_path_sample *start_sample, emit_fn emit, void *ectx, double *end_length,
                      pf_error *err);
 
 /* Try to bridge the segment prev -> cur (its certification in *seg, its
@@ -440,9 +440,8 @@ static int bridge(tracer *tr, const float *prev, const float *cur, const pf_path
     tr->out->bridges_tried++;
     optim_save(&saved, o, n);
     memcpy(theta, prev, n * sizeof *theta);
-    double bridge_length = 0.0;
-    if ((rc = trace_leg(tr, theta, cur, depth + 1, length0, at_prev, buffer_add, &buf, &bridge_length,
-                        err)))
+    double bridge_end = length0;
+    if ((rc = trace_leg(tr, theta, cur, depth + 1, length0, at_prev, buffer_add, &buf, &bridge_end, err)))
         goto done;
     pf_sample_data sd = {&tr->t->eval_work, tr->train, tr->pc->val, tr->test};
     pf_path_sample at_last = *at_prev;
@@ -465,7 +464,7 @@ static int bridge(tracer *tr, const float *prev, const float *cur, const pf_path
         *seg = close;
         memset(&close, 0, sizeof close);
         *step = pf_distance(theta, cur, n);
-        *detour = bridge_length;
+        *detour = bridge_end - length0;
     }
 done:
     if (saved.m) optim_restore(&saved, o, n);
@@ -479,9 +478,12 @@ done:
 
 /* One leg: from theta (whose sample is start_sample, already emitted) up the
  * beta schedule toward anchor, emitting every point. depth 0 is the main
- * path (its grid or the adaptive schedule), deeper legs are bridges. */
+ * path (its grid or the adaptive schedule), deeper legs are bridges. The
+ * path's length so far is length0 (or the resumed state's); *end_length is
+ * the length at the leg's last point, summed in the order the points came,
+ * so that a resumed path ends on the very double an uninterrupted one does. */
 static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, double length0,
-                     const pf_path_sample *start_sample, emit_fn emit, void *ectx, double *leg_length,
+                     const pf_path_sample *start_sample, emit_fn emit, void *ectx, double *end_length,
                      pf_error *err)
 {
     const pf_path_config *pc = tr->pc;
@@ -500,7 +502,7 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
     int rc = PF_OK;
     pf_path_point p;
     memset(&p, 0, sizeof p);
-    *leg_length = 0.0;
+    *end_length = length0;
     if (!prev || !saved.m || !saved.v) {
         rc = pf_fail(err, PF_ERUNTIME, "out of memory tracing a path");
         goto done;
@@ -621,7 +623,7 @@ static int trace_leg(tracer *tr, float *theta, const float *anchor, int depth, d
         prev_r = res.m.r;
         if (depth == 0) tr->out->final_beta = beta;
     }
-    *leg_length = length - length0;
+    *end_length = length;
 done:
     pf_segment_free(&p.segment);
     free(prev);
@@ -678,10 +680,9 @@ int pf_path_trace(pf_trainer *t, float *theta, const float *anchor, const pf_dat
         if ((rc = emit_main(&tr, &p, theta, err))) goto done;
     }
 
-    double leg_length;
-    if ((rc = trace_leg(&tr, theta, anchor, 0, length0, &start_sample, emit_main, &tr, &leg_length, err)))
+    if ((rc = trace_leg(&tr, theta, anchor, 0, length0, &start_sample, emit_main, &tr, &out->length,
+                        err)))
         goto done;
-    out->length = length0 + leg_length;
     out->converged = pf_distance(theta, anchor, n) <= sc->tol;
 done:
     out->seconds = pf_now() - t0;
