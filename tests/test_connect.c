@@ -690,7 +690,15 @@ static void check_connect_resume(const char *name, const char *extra, int check_
     assert_int_equal(pf_read_file(path, &cut, NULL, 1 << 24, &err), PF_OK);
     char *w = drop_column(whole, "seconds"), *c = drop_column(cut, "seconds");
     assert_null(strstr(w, ",seconds"));
-    if (strcmp(w, c) != 0) fail_msg("%s: the resumed path.csv differs from the uninterrupted one", name);
+    if (strcmp(w, c) != 0) {
+        /* name the first line that differs, in both versions */
+        const char *lw = w, *lc = c;
+        int line = 1;
+        for (const char *p = w, *q = c; *p && *p == *q; p++, q++)
+            if (*p == '\n') line++, lw = p + 1, lc = q + 1;
+        fail_msg("%s: the resumed path.csv differs from the uninterrupted one at line %d:\n  whole: %.*s\n"
+                 "  cut:   %.*s", name, line, (int)strcspn(lw, "\n"), lw, (int)strcspn(lc, "\n"), lc);
+    }
     free(whole), free(cut), free(w), free(c);
     snprintf(path, sizeof path, "%s/%s-whole/summary.json", tmpdir, name);
     cJSON *sw = read_json(path);
