@@ -136,9 +136,10 @@ typedef struct {
     struct pf_second_order *second;
     /* The sparse input layer of minibatch training (internal). While a
      * beta trains on it, the input layer's weights in theta, in the
-     * optimizer's moments and in anchor_t are held transposed, as
-     * (sizes[0], sizes[1]), so that a pixel's weights are one row; they
-     * are put back before pf_train_beta returns. */
+     * optimizer's moments and in anchor_t are held transposed, in one
+     * panel (sizes[0], units) per team member, so that a pixel's weights
+     * of a member's units are one row of its own; they are put back before
+     * pf_train_beta returns. */
     int sparse;            /* the path the last pf_train_beta took */
     float *anchor_t;       /* (n_params) the anchor with its input layer transposed */
     float *c0;             /* (sizes[1]) W_0 b + b_0: the background's part of z_0 */
@@ -146,6 +147,8 @@ typedef struct {
     size_t *cursor;        /* (n_threads, batch) each member's walk along the batch's rows */
     float *gblock;         /* (n_threads, PF_SPARSE_BLOCK_BYTES) each member's gradient of a block */
     float *theta_line;     /* (n_params) theta while a minibatch beta trains, on cache lines */
+    float *xrows;          /* (n_threads, batch, sizes[0]) each member's copy of the batch (dense
+                            * input layer, two or more members) */
     struct pf_sparse_set *epoch_rows; /* the training set's sparse rows in this epoch's order */
 } pf_trainer;
 
