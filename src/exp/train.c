@@ -265,6 +265,15 @@ static void step_task(void *vctx, int tid, int nt)
     step_update(c, tid, nt, 0, x);
 }
 
+/* Member k's units [*o0, *o1) of the input layer, in whole cache lines,
+ * and where its panel of W_0^T (sizes[0], *o1 - *o0) starts in a block of
+ * the input layer's weights (theta, a moment, the anchor). */
+static size_t panel_of(const pf_arch *A, int k, int nt, size_t *o0, size_t *o1)
+{
+    pf_share_lines((size_t)A->sizes[1], k, nt, o0, o1);
+    return *o0 * (size_t)A->sizes[0];
+}
+
 /* The same with a sparse input layer: no inputs are copied (the member's
  * rows are views of the training set's sparse rows, by feature in its
  * CSC), and the input layer's weights are W_0^T in one panel per member
@@ -277,20 +286,20 @@ static void step_task_sparse(void *vctx, int tid, int nt)
     pf_trainer *t = c->t;
     const pf_arch *A = t->arch;
     pf_work *w = &t->work;
-    int n0 = A->sizes[1], B = c->B;
+    int B = c->B;
     size_t lo, hi, o0, o1;
     pf_share((size_t)B, tid, nt, &lo, &hi);
     gather_targets(t, c->d, c->start, lo, hi);
     pf_sparse_view v = pf_sparse_range(t->epoch_rows, c->start);
     /* the members' units in whole cache lines of every row */
-    pf_share_lines((size_t)n0, tid, nt, &o0, &o1);
+    size_t at = panel_of(A, tid, nt, &o0, &o1);
     if (nt > 1) {
         /* the input layer by the member's units, over every row: it reads
          * only its own columns of W_0^T, the ones its step writes, so no
          * weight line goes from core to core (by rows, every member read
          * every line the others had just written); the rows of the layers
          * above wait for all the units */
-        pf_sparse_forward0(w, &v, B, c->theta + A->w_off[0] + o0 * (size_t)A->sizes[0], o1 - o0, t->c0,
+        pf_sparse_forward0(w, &v, B, c->theta + A->w_off[0] + at, o1 - o0, t->c0,
                            (int)o0, (int)o1);
         pf_barrier();
     } else {
@@ -309,15 +318,15 @@ static void step_task_sparse(void *vctx, int tid, int nt)
  * whole panels: with every pixel's row split among them instead, their
  * shares interleave line by line, and the hardware, fetching neighbouring
  * lines ahead, moves the other member's lines back and forth at every
- * step (measured: the Adam update of the input layer 4.7x slower at two
- * threads than in panels, bench/epoch.sh). One member: W_0^T. */
-static void panels(float *dst, const float *src, int n0, int dim, int nt, int to)
+ * step (measured on a 2-core Zen 1: the input layer's Adam update took
+ * 1033 us split by rows against 221 us in panels, 421 us on one thread).
+ * One member: W_0^T. */
+static void panels(float *dst, const float *src, const pf_arch *A, int nt, int to)
 {
+    int dim = A->sizes[0];
     for (int k = 0; k < nt; k++) {
-        size_t o0, o1;
-        pf_share_lines((size_t)n0, k, nt, &o0, &o1);
+        size_t o0, o1, at = panel_of(A, k, nt, &o0, &o1);
         if (o1 <= o0) continue;
-        size_t at = o0 * (size_t)dim;
         if (to) pf_transpose(dst + at, src + at, (int)(o1 - o0), dim);
         else pf_transpose(dst + at, src + at, dim, (int)(o1 - o0));
     }
@@ -355,12 +364,12 @@ static int sparse_layout(pf_trainer *t, const pf_sparse_set *set, float *theta, 
     if (to && anchor) {
         if (!t->anchor_t && !(t->anchor_t = malloc(A->n_params * sizeof *t->anchor_t))) return PF_ERUNTIME;
         memcpy(t->anchor_t, anchor, A->n_params * sizeof *anchor);
-        panels(t->anchor_t + off, anchor + off, n0, dim, t->n_threads, 1);
+        panels(t->anchor_t + off, anchor + off, A, t->n_threads, 1);
     }
     float *blocks[3] = {theta, t->optim.m, t->optim.v};
     for (int k = 0; k < 3; k++) {
         if (!blocks[k]) continue;
-        panels(t->swap, blocks[k] + off, n0, dim, t->n_threads, to);
+        panels(t->swap, blocks[k] + off, A, t->n_threads, to);
         memcpy(blocks[k] + off, t->swap, cnt * sizeof *t->swap);
     }
     return PF_OK;
@@ -542,9 +551,8 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         return pf_fail(err, PF_ERUNTIME, "out of memory for the trainer");
     res->setup_seconds = pf_now() - t0;
     for (int k = 0; set && k < t->n_threads; k++) { /* c0 = W_0 b + b_0, panel by panel */
-        size_t o0, o1;
-        pf_share_lines((size_t)A->sizes[1], k, t->n_threads, &o0, &o1);
-        pf_input_background(t->c0, theta + A->w_off[0] + o0 * (size_t)A->sizes[0],
+        size_t o0, o1, at = panel_of(A, k, t->n_threads, &o0, &o1);
+        pf_input_background(t->c0, theta + A->w_off[0] + at,
                             A->bias ? theta + A->b_off[0] : NULL, set->background, A->sizes[0],
                             (int)(o1 - o0), (int)o0, (int)o1);
     }
