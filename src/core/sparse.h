@@ -25,7 +25,7 @@
 
 #include "pathfinder/core.h"
 
-#if defined(__AVX512F__) || defined(__FMA__)
+#if defined(__AVX512F__) || defined(__FMA__) || defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -81,11 +81,24 @@ static inline float pf_sfma(float a, float b, float c)
 #endif
 }
 
+/* s in every lane, by the machine's broadcast: filled lane by lane, GCC
+ * (which prefers 256-bit vectors on AVX-512 machines) built the 512-bit
+ * value from two 256-bit stores and one 512-bit load, which the core cannot
+ * forward from store to load; every gathered or scattered entry then waited
+ * for the store to reach L1 (measured on an AVX-512 Xeon: a full-MNIST
+ * Hessian-vector product took 0.40 CPU s against 0.30, two training epochs
+ * 1.69 user s against 1.13). */
 static inline pf_vf pf_vsplat(float s)
 {
+#if defined(__AVX512F__)
+    return (pf_vf)_mm512_set1_ps(s);
+#elif defined(__AVX__)
+    return (pf_vf)_mm256_set1_ps(s);
+#else
     pf_vf v;
     for (int i = 0; i < PF_LANES; i++) v[i] = s;
     return v;
+#endif
 }
 
 enum { PF_MAX_VECS = 8 }; /* vectors in a chunk: two sets of accumulators stay in registers */
