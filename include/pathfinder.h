@@ -16,6 +16,7 @@
 #define PATHFINDER_H
 
 #include "pathfinder/core.h"
+#include "pathfinder/conv.h"
 #include "pathfinder/hessian.h"
 #include "pathfinder/exp.h"
 #include "pathfinder/io.h"

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 case "$1" in
     libpathfinder)
-        headers="include/pathfinder/core.h include/pathfinder/hessian.h include/pathfinder/exp.h
-                 include/pathfinder/io.h include/pathfinder/run.h"
+        headers="include/pathfinder/core.h include/pathfinder/conv.h include/pathfinder/hessian.h
+                 include/pathfinder/exp.h include/pathfinder/io.h include/pathfinder/run.h"
         # what the figure library takes from the numerics besides the public API
         extra="pf_hierarchy_free pf_path_sample_from_metrics pf_profile_free pf_sweep_csv_read" ;;
     libpathfinder-fig)
