@@ -7,6 +7,11 @@ loss, the gradient, and the parameters after a few optimizer steps on that
 batch (Adam with weight_decay = L2 in the gradient, Adam with a shifted L2
 anchor added to the gradient by hand, SGD with momentum and weight decay).
 
+For the convolution and pooling kernels it records, per case, an input,
+weights, an upstream gradient g, the output and the gradients of <g, out>
+(conv2d with and without bias, stride and padding; max pooling on inputs
+with ties, average pooling).
+
 Usage: make_fixture.py OUTDIR   -> OUTDIR/torch_fixture.json
 Runs with Debian's python3-torch (CPU, float32, single thread).
 """
@@ -99,6 +104,34 @@ def make_case(name, sizes, acts, bias, kind, seed, batch=7):
     return case
 
 
+def conv_case(name, in_c, h, w, out_c, k, stride, pad, bias, seed, batch=2):
+    torch.manual_seed(seed)
+    x = torch.randn(batch, in_c, h, w, requires_grad=True)
+    conv = nn.Conv2d(in_c, out_c, k, stride=stride, padding=pad, bias=bias)
+    out = conv(x)
+    g = torch.randn_like(out)
+    (out * g).sum().backward()
+    case = {"name": name, "in_c": in_c, "h": h, "w": w, "out_c": out_c, "k": k, "stride": stride,
+            "pad": pad, "bias": bias, "batch": batch, "x": flat([x]), "weight": flat([conv.weight]),
+            "g": flat([g]), "out": flat([out]), "dx": flat([x.grad]), "dweight": flat([conv.weight.grad])}
+    if bias:
+        case["b"] = flat([conv.bias])
+        case["dbias"] = flat([conv.bias.grad])
+    return case
+
+
+def pool_case(name, kind, c, h, w, k, seed, batch=2):
+    torch.manual_seed(seed)
+    # max pooling: small integers, so that windows hold ties
+    x = torch.randint(0, 3, (batch, c, h, w)).float() if kind == "max" else torch.randn(batch, c, h, w)
+    x.requires_grad_(True)
+    out = nn.functional.max_pool2d(x, k) if kind == "max" else nn.functional.avg_pool2d(x, k)
+    g = torch.randn_like(out)
+    (out * g).sum().backward()
+    return {"name": name, "kind": kind, "c": c, "h": h, "w": w, "k": k, "batch": batch,
+            "x": flat([x]), "g": flat([g]), "out": flat([out]), "dx": flat([x.grad])}
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "."
     torch.set_num_threads(1)
@@ -109,13 +142,25 @@ def main():
         make_case("sigmoid_mse_sigmoid_out", [5, 6, 2], ["sigmoid", "sigmoid"], True, "mse", 3),
         make_case("linear_ce_bias", [8, 4], ["linear"], True, "ce", 4),
     ]
+    conv_cases = [
+        conv_case("conv_plain", 1, 6, 6, 3, 3, 1, 0, True, 10),
+        conv_case("conv_stride_pad_nobias", 2, 7, 5, 4, 3, 2, 1, False, 11),
+        conv_case("conv_5x5_pad2", 3, 8, 8, 2, 5, 1, 2, True, 12),
+    ]
+    pool_cases = [
+        pool_case("maxpool2_ties", "max", 3, 6, 4, 2, 13),
+        pool_case("maxpool3_ties", "max", 2, 9, 9, 3, 14),
+        pool_case("avgpool2", "avg", 3, 6, 4, 2, 15),
+    ]
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "torch_fixture.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"torch_version": torch.__version__, "cases": cases}, f)
+        json.dump({"torch_version": torch.__version__, "cases": cases, "conv_cases": conv_cases,
+                   "pool_cases": pool_cases}, f)
     os.replace(tmp, path)
-    print(f"fixture: {path} ({len(cases)} cases, torch {torch.__version__})")
+    print(f"fixture: {path} ({len(cases)} models, {len(conv_cases)} convolutions, "
+          f"{len(pool_cases)} poolings, torch {torch.__version__})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pathfinder/conv.h"
 #include "pathfinder/core.h"
 
 static cJSON *fixture;
@@ -269,6 +270,79 @@ static void test_detects_decoupled_decay(void **state)
     case_free(&tc);
 }
 
+static int integer(const cJSON *c, const char *key) { return (int)number(c, key); }
+
+/* conv2d against torch.nn.Conv2d: output and the gradients of <g, out>. */
+static void test_conv_kernels_match_torch(void **state)
+{
+    (void)state;
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(fixture, "conv_cases"), *c;
+    assert_true(cJSON_GetArraySize(cases) >= 3);
+    cJSON_ArrayForEach(c, cases) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+        pf_conv_shape s;
+        pf_error err;
+        assert_int_equal(pf_conv_shape_init(&s, integer(c, "in_c"), integer(c, "h"), integer(c, "w"),
+                                            integer(c, "out_c"), integer(c, "k"),
+                                            integer(c, "stride"), integer(c, "pad"), &err), PF_OK);
+        int B = integer(c, "batch"), bias = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "bias"));
+        size_t ni = B * pf_conv_in_size(&s), no = B * pf_conv_out_size(&s), nw = pf_conv_weight_size(&s);
+        float *x = floats(c, "x", ni), *w = floats(c, "weight", nw), *g = floats(c, "g", no);
+        float *out_ref = floats(c, "out", no), *dx_ref = floats(c, "dx", ni);
+        float *dw_ref = floats(c, "dweight", nw);
+        float *b = bias ? floats(c, "b", (size_t)s.out_c) : NULL;
+        float *out = malloc(no * sizeof *out), *dx = malloc(ni * sizeof *dx);
+        float *dw = calloc(nw, sizeof *dw), *db = calloc((size_t)s.out_c, sizeof *db);
+        float *work = malloc(pf_conv_work_size(&s) * sizeof *work);
+        pf_conv_forward(out, x, w, b, &s, B, work);
+        pf_conv_backward(dx, dw, bias ? db : NULL, g, x, w, &s, B, work);
+        expect_close("out", name, out, out_ref, no);
+        expect_close("dx", name, dx, dx_ref, ni);
+        expect_close("dweight", name, dw, dw_ref, nw);
+        if (bias) {
+            float *db_ref = floats(c, "dbias", (size_t)s.out_c);
+            expect_close("dbias", name, db, db_ref, (size_t)s.out_c);
+            free(db_ref);
+        }
+        free(x), free(w), free(g), free(out_ref), free(dx_ref), free(dw_ref), free(b);
+        free(out), free(dx), free(dw), free(db), free(work);
+    }
+}
+
+/* Max pooling on inputs with ties (the gradient must go where torch sends
+ * it) and average pooling, against torch.nn.functional. */
+static void test_pools_match_torch(void **state)
+{
+    (void)state;
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(fixture, "pool_cases"), *c;
+    assert_true(cJSON_GetArraySize(cases) >= 3);
+    cJSON_ArrayForEach(c, cases) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+        int max = !strcmp(cJSON_GetObjectItemCaseSensitive(c, "kind")->valuestring, "max");
+        pf_pool_shape s;
+        assert_int_equal(pf_pool_shape_init(&s, integer(c, "c"), integer(c, "h"), integer(c, "w"),
+                                            integer(c, "k"), NULL), PF_OK);
+        int B = integer(c, "batch");
+        size_t ni = (size_t)B * s.c * s.in_h * s.in_w, no = (size_t)B * s.c * s.out_h * s.out_w;
+        float *x = floats(c, "x", ni), *g = floats(c, "g", no);
+        float *out_ref = floats(c, "out", no), *dx_ref = floats(c, "dx", ni);
+        float *out = malloc(no * sizeof *out), *dx = malloc(ni * sizeof *dx);
+        int *arg = malloc(no * sizeof *arg);
+        if (max) {
+            pf_maxpool_forward(out, arg, x, &s, B);
+            pf_maxpool_backward(dx, g, arg, &s, B);
+            assert_memory_equal(out, out_ref, no * sizeof *out);
+            assert_memory_equal(dx, dx_ref, ni * sizeof *dx); /* ties routed as torch routes them */
+        } else {
+            pf_avgpool_forward(out, x, &s, B);
+            pf_avgpool_backward(dx, g, &s, B);
+            expect_close("out", name, out, out_ref, no);
+            expect_close("dx", name, dx, dx_ref, ni);
+        }
+        free(x), free(g), free(out_ref), free(dx_ref), free(out), free(dx), free(arg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +351,8 @@ int main(void)
         cmocka_unit_test(test_optimizer_steps),
         cmocka_unit_test(test_optimizer_steps_sparse),
         cmocka_unit_test(test_detects_decoupled_decay),
+        cmocka_unit_test(test_conv_kernels_match_torch),
+        cmocka_unit_test(test_pools_match_torch),
     };
     return cmocka_run_group_tests_name("pytorch", tests, load_fixture, free_fixture);
 }
