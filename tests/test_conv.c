@@ -50,6 +50,14 @@ static const conv_case CASES[] = {
     {1, 8, 8, 2, 4, 3, 1, 1}, /* stride that leaves a border unread */
 };
 
+static pf_conv_shape case_shape(const conv_case *k)
+{
+    pf_conv_shape s;
+    assert_int_equal(pf_conv_shape_init(&s, k->in_c, k->h, k->w, k->out_c, k->k, k->stride, k->pad,
+                                        NULL), PF_OK);
+    return s;
+}
+
 /* L = <g, conv(in; w, b)>: a scalar whose gradient is the backward pass of g. */
 static double conv_objective(const double *g, const double *in, const double *w, const double *b,
                              const pf_conv_shape *s, int B, double *out)
@@ -86,10 +94,7 @@ static void test_conv_reference_matches_finite_differences(void **state)
     const int B = 2;
     for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
         const conv_case *k = &CASES[c];
-        pf_conv_shape s;
-        pf_error err;
-        assert_int_equal(pf_conv_shape_init(&s, k->in_c, k->h, k->w, k->out_c, k->k, k->stride,
-                                            k->pad, &err), PF_OK);
+        pf_conv_shape s = case_shape(k);
         size_t ni = B * pf_conv_in_size(&s), no = B * pf_conv_out_size(&s);
         size_t nw = pf_conv_weight_size(&s);
         double *in = random_doubles(&rng, ni), *w = random_doubles(&rng, nw);
@@ -113,9 +118,7 @@ static void test_conv_fast_path_matches_reference(void **state)
     const int B = 3;
     for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
         const conv_case *k = &CASES[c];
-        pf_conv_shape s;
-        assert_int_equal(pf_conv_shape_init(&s, k->in_c, k->h, k->w, k->out_c, k->k, k->stride,
-                                            k->pad, NULL), PF_OK);
+        pf_conv_shape s = case_shape(k);
         size_t ni = B * pf_conv_in_size(&s), no = B * pf_conv_out_size(&s);
         size_t nw = pf_conv_weight_size(&s), nb = (size_t)s.out_c;
         double *in = random_doubles(&rng, ni), *w = random_doubles(&rng, nw);

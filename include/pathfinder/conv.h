@@ -13,7 +13,8 @@
  * The fast paths (float) lower convolution to sgemm through im2col, one
  * sample at a time; the reference paths (double, plain loops) are the
  * readable definitions they are tested against, and the subject of the
- * finite-difference checks. None of these functions allocates.
+ * finite-difference checks. Pooling is one definition for both types.
+ * None of these functions allocates.
  */
 #ifndef PATHFINDER_CONV_H
 #define PATHFINDER_CONV_H

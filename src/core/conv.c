@@ -144,83 +144,86 @@ void pf_conv_backward(float *din, float *dweight, float *dbias, const float *dou
         }
 }
 
-/* Index in the sample's input of window (c, y, x)'s winner: the first
- * largest entry in row-major order, or its first NaN. Written once for
- * float and double. */
-#define MAX_WINNER(T)                                                                         \
-    static int winner_##T(const T *in, const pf_pool_shape *s, int c, int y, int x)          \
-    {                                                                                         \
-        int best = (c * s->in_h + y * s->k) * s->in_w + x * s->k;                             \
-        for (int i = 0; i < s->k; i++)                                                        \
-            for (int j = 0; j < s->k; j++) {                                                  \
-                int at = (c * s->in_h + y * s->k + i) * s->in_w + x * s->k + j;               \
-                if (isnan(in[best])) return best;                                             \
-                if (in[at] > in[best] || isnan(in[at])) best = at;                            \
-            }                                                                                 \
-        return best;                                                                          \
-    }
-MAX_WINNER(float)
-MAX_WINNER(double)
-
+/* Pooling has no sum that float could round differently (the average is
+ * taken in double), so one definition serves the fast path (float) and the
+ * reference (double). Windows do not overlap: backward writes, it need not
+ * add. */
 static size_t pool_in(const pf_pool_shape *s) { return (size_t)s->c * s->in_h * s->in_w; }
 static size_t pool_out(const pf_pool_shape *s) { return (size_t)s->c * s->out_h * s->out_w; }
-
-void pf_maxpool_forward(float *out, int *arg, const float *in, const pf_pool_shape *s, int B)
+static size_t pool_at(const pf_pool_shape *s, int c, int y, int x)
 {
-    for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * pool_in(s);
-        size_t o = (size_t)b * pool_out(s);
-        for (int c = 0; c < s->c; c++)
-            for (int y = 0; y < s->out_h; y++)
-                for (int w = 0; w < s->out_w; w++, o++) {
-                    arg[o] = winner_float(x, s, c, y, w);
-                    out[o] = x[arg[o]];
-                }
+    return ((size_t)c * s->in_h + y) * s->in_w + x;
+}
+
+#define POOLS(T, SUFFIX)                                                                     \
+    /* Window (c, y, x)'s winner: its first NaN, else its first largest entry in            \
+     * row-major order. */                                                                  \
+    static int winner##SUFFIX(const T *in, const pf_pool_shape *s, int c, int y, int x)     \
+    {                                                                                        \
+        int best = (int)pool_at(s, c, y * s->k, x * s->k);                                   \
+        for (int i = 0; i < s->k; i++)                                                       \
+            for (int j = 0; j < s->k; j++) {                                                 \
+                int at = (int)pool_at(s, c, y * s->k + i, x * s->k + j);                     \
+                if (isnan(in[at])) return at;                                                \
+                if (in[at] > in[best]) best = at;                                            \
+            }                                                                                \
+        return best;                                                                         \
+    }                                                                                        \
+    void pf_maxpool_forward##SUFFIX(T *out, int *arg, const T *in, const pf_pool_shape *s,  \
+                                    int B)                                                   \
+    {                                                                                        \
+        for (int b = 0; b < B; b++) {                                                        \
+            const T *x = in + (size_t)b * pool_in(s);                                        \
+            size_t o = (size_t)b * pool_out(s);                                              \
+            for (int c = 0; c < s->c; c++)                                                   \
+                for (int y = 0; y < s->out_h; y++)                                           \
+                    for (int w = 0; w < s->out_w; w++, o++) {                                \
+                        arg[o] = winner##SUFFIX(x, s, c, y, w);                              \
+                        out[o] = x[arg[o]];                                                  \
+                    }                                                                        \
+        }                                                                                    \
+    }                                                                                        \
+    void pf_maxpool_backward##SUFFIX(T *din, const T *dout, const int *arg,                 \
+                                     const pf_pool_shape *s, int B)                          \
+    {                                                                                        \
+        memset(din, 0, (size_t)B * pool_in(s) * sizeof *din);                                \
+        for (int b = 0; b < B; b++)                                                          \
+            for (size_t o = 0; o < pool_out(s); o++) {                                       \
+                size_t at = (size_t)b * pool_out(s) + o;                                     \
+                din[(size_t)b * pool_in(s) + (size_t)arg[at]] = dout[at];                    \
+            }                                                                                \
+    }                                                                                        \
+    void pf_avgpool_forward##SUFFIX(T *out, const T *in, const pf_pool_shape *s, int B)     \
+    {                                                                                        \
+        for (int b = 0; b < B; b++) {                                                        \
+            const T *x = in + (size_t)b * pool_in(s);                                        \
+            T *o = out + (size_t)b * pool_out(s);                                            \
+            for (int c = 0; c < s->c; c++)                                                   \
+                for (int y = 0; y < s->out_h; y++)                                           \
+                    for (int w = 0; w < s->out_w; w++) {                                     \
+                        double sum = 0.0;                                                    \
+                        for (int i = 0; i < s->k; i++)                                       \
+                            for (int j = 0; j < s->k; j++)                                   \
+                                sum += x[pool_at(s, c, y * s->k + i, w * s->k + j)];         \
+                        *o++ = (T)(sum / ((double)s->k * s->k));                             \
+                    }                                                                        \
+        }                                                                                    \
+    }                                                                                        \
+    void pf_avgpool_backward##SUFFIX(T *din, const T *dout, const pf_pool_shape *s, int B)  \
+    {                                                                                        \
+        for (int b = 0; b < B; b++) {                                                        \
+            T *d = din + (size_t)b * pool_in(s);                                             \
+            const T *g = dout + (size_t)b * pool_out(s);                                     \
+            for (int c = 0; c < s->c; c++)                                                   \
+                for (int y = 0; y < s->in_h; y++)                                            \
+                    for (int x = 0; x < s->in_w; x++)                                        \
+                        d[pool_at(s, c, y, x)] =                                             \
+                            (T)(g[((size_t)c * s->out_h + y / s->k) * s->out_w + x / s->k] / \
+                                ((double)s->k * s->k));                                      \
+        }                                                                                    \
     }
-}
-
-void pf_maxpool_backward(float *din, const float *dout, const int *arg, const pf_pool_shape *s,
-                         int B)
-{
-    memset(din, 0, (size_t)B * pool_in(s) * sizeof *din);
-    for (int b = 0; b < B; b++)
-        for (size_t o = 0; o < pool_out(s); o++) {
-            size_t at = (size_t)b * pool_out(s) + o;
-            din[(size_t)b * pool_in(s) + (size_t)arg[at]] = dout[at];
-        }
-}
-
-void pf_avgpool_forward(float *out, const float *in, const pf_pool_shape *s, int B)
-{
-    const double inv = 1.0 / ((double)s->k * s->k);
-    for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * pool_in(s);
-        float *o = out + (size_t)b * pool_out(s);
-        for (int c = 0; c < s->c; c++)
-            for (int y = 0; y < s->out_h; y++)
-                for (int w = 0; w < s->out_w; w++) {
-                    double sum = 0.0;
-                    for (int i = 0; i < s->k; i++)
-                        for (int j = 0; j < s->k; j++)
-                            sum += x[((size_t)c * s->in_h + y * s->k + i) * s->in_w + w * s->k + j];
-                    *o++ = (float)(sum * inv);
-                }
-    }
-}
-
-void pf_avgpool_backward(float *din, const float *dout, const pf_pool_shape *s, int B)
-{
-    const float inv = (float)(1.0 / ((double)s->k * s->k));
-    for (int b = 0; b < B; b++) {
-        float *d = din + (size_t)b * pool_in(s);
-        const float *g = dout + (size_t)b * pool_out(s);
-        for (int c = 0; c < s->c; c++)
-            for (int y = 0; y < s->in_h; y++)
-                for (int x = 0; x < s->in_w; x++)
-                    d[((size_t)c * s->in_h + y) * s->in_w + x] =
-                        g[((size_t)c * s->out_h + y / s->k) * s->out_w + x / s->k] * inv;
-    }
-}
+POOLS(float, )
+POOLS(double, _ref)
 
 /* ---------------------------------------------------------- reference */
 
@@ -278,62 +281,4 @@ void pf_conv_backward_ref(double *din, double *dweight, double *dbias, const dou
                             }
                 }
     }
-}
-
-void pf_maxpool_forward_ref(double *out, int *arg, const double *in, const pf_pool_shape *s,
-                            int B)
-{
-    for (int b = 0; b < B; b++) {
-        const double *x = in + (size_t)b * pool_in(s);
-        size_t o = (size_t)b * pool_out(s);
-        for (int c = 0; c < s->c; c++)
-            for (int y = 0; y < s->out_h; y++)
-                for (int w = 0; w < s->out_w; w++, o++) {
-                    arg[o] = winner_double(x, s, c, y, w);
-                    out[o] = x[arg[o]];
-                }
-    }
-}
-
-void pf_maxpool_backward_ref(double *din, const double *dout, const int *arg,
-                             const pf_pool_shape *s, int B)
-{
-    memset(din, 0, (size_t)B * pool_in(s) * sizeof *din);
-    for (int b = 0; b < B; b++)
-        for (size_t o = 0; o < pool_out(s); o++) {
-            size_t at = (size_t)b * pool_out(s) + o;
-            din[(size_t)b * pool_in(s) + (size_t)arg[at]] += dout[at];
-        }
-}
-
-void pf_avgpool_forward_ref(double *out, const double *in, const pf_pool_shape *s, int B)
-{
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < s->c; c++)
-            for (int y = 0; y < s->out_h; y++)
-                for (int w = 0; w < s->out_w; w++) {
-                    double sum = 0.0;
-                    for (int i = 0; i < s->k; i++)
-                        for (int j = 0; j < s->k; j++)
-                            sum += in[(size_t)b * pool_in(s) +
-                                      ((size_t)c * s->in_h + y * s->k + i) * s->in_w + w * s->k + j];
-                    out[(size_t)b * pool_out(s) + ((size_t)c * s->out_h + y) * s->out_w + w] =
-                        sum / ((double)s->k * s->k);
-                }
-}
-
-void pf_avgpool_backward_ref(double *din, const double *dout, const pf_pool_shape *s, int B)
-{
-    memset(din, 0, (size_t)B * pool_in(s) * sizeof *din);
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < s->c; c++)
-            for (int y = 0; y < s->out_h; y++)
-                for (int w = 0; w < s->out_w; w++) {
-                    double g = dout[(size_t)b * pool_out(s) + ((size_t)c * s->out_h + y) * s->out_w + w] /
-                               ((double)s->k * s->k);
-                    for (int i = 0; i < s->k; i++)
-                        for (int j = 0; j < s->k; j++)
-                            din[(size_t)b * pool_in(s) +
-                                ((size_t)c * s->in_h + y * s->k + i) * s->in_w + w * s->k + j] += g;
-                }
 }
