@@ -23,17 +23,7 @@
 
 #include "pathfinder/core.h"
 
-typedef struct {
-    int in_c, in_h, in_w;      /* input channels and size */
-    int out_c, k, stride, pad; /* output channels, kernel, stride, zero padding */
-    int out_h, out_w;          /* output size */
-} pf_conv_shape;
-
-typedef struct {
-    int c, in_h, in_w;         /* channels and input size */
-    int k;                     /* window size = stride */
-    int out_h, out_w;
-} pf_pool_shape;
+/* pf_conv_shape and pf_pool_shape are in core.h (a model holds them). */
 
 /* PF_EINPUT, with the sizes in the message, when the kernel (with its
  * padding) is larger than the input, or a size is not positive. */
@@ -54,8 +44,9 @@ void pf_conv_im2col(float *cols, const float *in, const pf_conv_shape *s);
 /* out (B, out_c, out_h, out_w) from in (B, in_c, in_h, in_w); bias may be NULL. */
 void pf_conv_forward(float *out, const float *in, const float *weight, const float *bias,
                      const pf_conv_shape *s, int B, float *work);
-/* Accumulates dweight (and dbias unless NULL) from dout; writes din unless
- * NULL (it is overwritten, not accumulated). */
+/* Accumulates dweight and dbias (each unless NULL) from dout; writes din
+ * unless NULL (it is overwritten, not accumulated). in is read only for
+ * dweight. */
 void pf_conv_backward(float *din, float *dweight, float *dbias, const float *dout,
                       const float *in, const float *weight, const pf_conv_shape *s, int B,
                       float *work);

@@ -1,9 +1,11 @@
 /* pathfinder core: the numerical layer.
  *
- * Model (MLP), losses, shifted L2, optimizers, RNG and errors. Nothing here
- * reads files or knows about the command line; everything above builds on it.
+ * Model (MLP, or convolution and pooling stages then linear layers),
+ * losses, shifted L2, optimizers, RNG and errors. Nothing here reads files
+ * or knows about the command line; everything above builds on it.
  *
  * Parameters live in one flat float vector in PyTorch order:
+ *   conv1.weight (out, in, k, k), conv1.bias (out), conv2..., then
  *   fc1.weight (out1, in) row-major, fc1.bias (out1), fc2.weight (out2, out1), ...
  * so the shifted L2 term, distances and optimizers are single loops over it.
  */
@@ -54,15 +56,51 @@ void pf_rng_shuffle(pf_rng *rng, int *idx, size_t n);
 typedef enum { PF_ACT_SIGMOID, PF_ACT_TANH, PF_ACT_RELU, PF_ACT_LINEAR } pf_act;
 typedef enum { PF_LOSS_CE, PF_LOSS_MSE } pf_loss;
 
+/* Shapes of a convolution and of a pooling (conv.h has their kernels). */
+typedef struct {
+    int in_c, in_h, in_w;      /* input channels and size */
+    int out_c, k, stride, pad; /* output channels, kernel, stride, zero padding */
+    int out_h, out_w;          /* output size */
+} pf_conv_shape;
+
+typedef struct {
+    int c, in_h, in_w;         /* channels and input size */
+    int k;                     /* window size = stride */
+    int out_h, out_w;
+} pf_pool_shape;
+
+/* A convolutional model is a sequence of stages (convolutions, each with
+ * its activation, and poolings) on a C x H x W input, flattened into the
+ * linear layers that follow. */
+#define PF_MAX_STAGES 16
+typedef enum { PF_STAGE_CONV, PF_STAGE_MAXPOOL, PF_STAGE_AVGPOOL } pf_stage_kind;
+
+typedef struct {
+    pf_stage_kind kind;
+    pf_conv_shape conv;        /* PF_STAGE_CONV */
+    pf_pool_shape pool;        /* the poolings */
+    pf_act act;                /* applied after a convolution */
+    size_t in_size, out_size;  /* floats of one sample in and out */
+    size_t w_off, b_off;       /* conv{k}.weight [out, in, k, k] and conv{k}.bias in theta */
+} pf_stage;
+
 typedef struct {
     int n_layers;                    /* number of linear layers */
-    int sizes[PF_MAX_LAYERS + 1];    /* sizes[0] = inputs, sizes[n_layers] = outputs */
+    int sizes[PF_MAX_LAYERS + 1];    /* sizes[0] = inputs of fc1, sizes[n_layers] = outputs */
     pf_act act[PF_MAX_LAYERS];       /* activation applied after layer l */
     int bias;                        /* 1: every layer has a bias */
     pf_loss loss;
     size_t n_params;
     size_t w_off[PF_MAX_LAYERS];     /* offset of fc{l+1}.weight in theta */
     size_t b_off[PF_MAX_LAYERS];     /* offset of fc{l+1}.bias (if bias) */
+    /* The input: in_dim features per sample; a shaped spec ("1x28x28,...")
+     * gives in_c x in_h x in_w (else they are 0). The stages run before
+     * fc1 (none in an MLP, where in_dim = sizes[0]); their parameters come
+     * first in theta, conv1.weight at 0. */
+    int in_dim;
+    int in_c, in_h, in_w;
+    int n_stages, n_conv;
+    pf_stage stage[PF_MAX_STAGES];
 } pf_arch;
 
 /* Build an arch from layer sizes; acts has n_layers entries. Fills offsets. */
@@ -70,13 +108,29 @@ int pf_arch_init(pf_arch *a, int n_layers, const int *sizes, const pf_act *acts,
                  int bias, pf_loss loss, pf_error *err);
 /* "784,128,128,10" -> sizes. */
 int pf_arch_parse_sizes(const char *spec, int *n_layers, int *sizes, pf_error *err);
+/* Any architecture spec, with its activations (as pf_arch_parse_acts, over
+ * the convolutions and then the linear layers):
+ *   "784,128,128,10"                      an MLP (exactly pf_arch_init's)
+ *   "1x28x28,conv8:3,maxpool2,conv16:3:1:1,avgpool2,fc32,fc10"
+ * CxHxW is the input; convN:K[:S[:P]] has N channels, kernel K, stride S
+ * (1) and zero padding P (0); maxpoolK and avgpoolK pool K x K windows
+ * with stride K; "flatten" may be written, and is implied before the first
+ * fcN (a linear layer of N outputs; the last one is the output). PF_EINPUT
+ * with a one-line message naming the spec and the layer at fault. */
+int pf_arch_parse(pf_arch *a, const char *spec, const char *acts, int bias, pf_loss loss,
+                  pf_error *err);
+/* Replace the activations of every layer with those of the list acts. */
+int pf_arch_set_acts(pf_arch *a, const char *acts, pf_error *err);
+/* 1 when the model has convolution or pooling stages. */
+int pf_arch_is_cnn(const pf_arch *a);
 /* "sigmoid" (hidden layers; output linear) or one name per layer. */
 int pf_arch_parse_acts(const char *spec, int n_layers, pf_act *acts, pf_error *err);
 int pf_act_from_name(const char *name, pf_act *act);
 const char *pf_act_name(pf_act act);
 const char *pf_loss_name(pf_loss loss);
 int pf_loss_from_name(const char *name, pf_loss *loss);
-/* Text forms used in checkpoint metadata: "784,128,10", "sigmoid,linear". */
+/* Text forms used in checkpoint metadata: "784,128,10" (or the shaped
+ * spec pf_arch_parse reads), "sigmoid,linear" (convolutions first). */
 void pf_arch_sizes_str(const pf_arch *a, char *buf, size_t n);
 void pf_arch_acts_str(const pf_arch *a, char *buf, size_t n);
 int pf_arch_equal(const pf_arch *a, const pf_arch *b);
@@ -87,8 +141,9 @@ int pf_arch_equal(const pf_arch *a, const pf_arch *b);
 double pf_train_memory(const pf_arch *a, int batch, size_t n_train);
 int pf_check_memory(const pf_arch *a, int batch, size_t n_train, pf_error *err);
 
-/* PyTorch nn.Linear default init: weights and biases uniform in
- * +-1/sqrt(fan_in), drawn layer by layer, weight then bias. */
+/* PyTorch's nn.Conv2d and nn.Linear default init: weights and biases
+ * uniform in +-1/sqrt(fan_in) (fan_in = in * k * k for a convolution),
+ * drawn layer by layer in theta's order, weight then bias. */
 void pf_init_params(const pf_arch *a, float *theta, pf_rng *rng);
 
 /* --------------------------------------------------------------- dataset */
@@ -157,7 +212,15 @@ typedef struct {
     float *z[PF_MAX_LAYERS];   /* pre-activations (B, sizes[l+1]) */
     float *a[PF_MAX_LAYERS];   /* activations     (B, sizes[l+1]) */
     float *d[PF_MAX_LAYERS];   /* deltas dLoss/dz_l (B, sizes[l+1]) */
-    float *xbuf;               /* gathered inputs (B, sizes[0]) */
+    float *xbuf;               /* gathered inputs (B, in_dim) */
+    /* The stages of a convolutional model: convolutions' pre-activations,
+     * every stage's output and its gradient dLoss/d(output) (B, out_size),
+     * max pooling's winners, and im2col room for each team member. The
+     * last stage's output is the input of fc1. */
+    float *sz[PF_MAX_STAGES], *sa[PF_MAX_STAGES], *sd[PF_MAX_STAGES];
+    int *arg[PF_MAX_STAGES];
+    float *conv_work;
+    size_t conv_work_size;     /* floats of one member's share */
     float *ybuf;               /* gathered regression targets (B, n_out) */
     int *lbuf;                 /* gathered labels (B) */
     /* Internal to the sparse input layer: the sparse forms of the datasets

@@ -150,6 +150,8 @@ typedef struct {
     float *xrows;          /* (n_threads, batch, sizes[0]) each member's copy of the batch (dense
                             * input layer, two or more members) */
     struct pf_sparse_set *epoch_rows; /* the training set's sparse rows in this epoch's order */
+    float *stage_grads;    /* (n_threads, the stages' parameters) each member's gradient of its
+                            * rows (a convolutional model, two or more members) */
 } pf_trainer;
 
 int pf_trainer_init(pf_trainer *t, pf_ctx *ctx, const pf_arch *arch, const pf_opt_config *opt,

@@ -9,7 +9,8 @@
 
 static const char *const usage =
     "Usage: pathfinder COMMAND [OPTIONS]\n"
-    "Probe the error landscape of MLPs with (shifted) L2 regularization.\n\n"
+    "Probe the error landscape of neural networks (MLPs and small CNNs) with (shifted) L2\n"
+    "regularization.\n\n"
     "Commands:\n"
     "  train        train a model at one L2 strength and write a checkpoint\n"
     "  eval         metrics of a checkpoint on train and test data\n"

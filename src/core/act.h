@@ -52,6 +52,24 @@ static inline void activate(pf_act act, float *restrict a, const float *restrict
     }
 }
 
+/* d *= act'(z), written in terms of a = act(z) where that is cheaper. */
+static inline void times_act_grad(pf_act act, float *d, const float *z, const float *a, size_t n)
+{
+    switch (act) {
+    case PF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) d[i] *= a[i] * (1.0f - a[i]);
+        break;
+    case PF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) d[i] *= 1.0f - a[i] * a[i];
+        break;
+    case PF_ACT_RELU:
+        for (size_t i = 0; i < n; i++) d[i] = z[i] > 0.0f ? d[i] : 0.0f;
+        break;
+    case PF_ACT_LINEAR:
+        break;
+    }
+}
+
 /* The reference path's activations in double: a = f(z), d1 = f'(z),
  * d2 = f''(z) (the R-operator needs the second derivative). */
 static inline void act_derivs(pf_act act, double z, double *a, double *d1, double *d2)

@@ -122,10 +122,12 @@ void pf_conv_backward(float *din, float *dweight, float *dbias, const float *dou
     if (din) memset(din, 0, (size_t)B * pf_conv_in_size(s) * sizeof *din);
     for (int b = 0; b < B; b++) {
         const float *g = dout + (size_t)b * pf_conv_out_size(s);
-        pf_conv_im2col(cols, in + (size_t)b * pf_conv_in_size(s), s);
-        /* dW (N, CKK) += g (N, OHW) cols^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, CKK, OHW, 1.0f, g, OHW, cols, OHW,
-                    1.0f, dweight, CKK);
+        if (dweight) {
+            pf_conv_im2col(cols, in + (size_t)b * pf_conv_in_size(s), s);
+            /* dW (N, CKK) += g (N, OHW) cols^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, CKK, OHW, 1.0f, g, OHW, cols,
+                        OHW, 1.0f, dweight, CKK);
+        }
         if (din) {
             /* dcols (CKK, OHW) = W^T g */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, OHW, N, 1.0f, weight, CKK, g,
@@ -275,7 +277,7 @@ void pf_conv_backward_ref(double *din, double *dweight, double *dbias, const dou
                             for (int j = 0; j < K; j++) {
                                 int iy = y * s->stride + i - s->pad, ix = w * s->stride + j - s->pad;
                                 size_t wi = (((size_t)n * s->in_c + c) * K + i) * K + j;
-                                dweight[wi] += gz * padded(x, s, c, iy, ix);
+                                if (dweight) dweight[wi] += gz * padded(x, s, c, iy, ix);
                                 if (dx && iy >= 0 && iy < s->in_h && ix >= 0 && ix < s->in_w)
                                     dx[((size_t)c * s->in_h + iy) * s->in_w + ix] += gz * weight[wi];
                             }

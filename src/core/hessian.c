@@ -52,7 +52,9 @@
 #include "pathfinder/core.h"
 #include "pathfinder/hessian.h"
 #include "act.h"
+#include "pathfinder/conv.h"
 #include "sparse.h"
+#include "stages.h"
 #include "team.h"
 
 /* One team member's buffers for a block of B = w->max_batch rows. */
@@ -71,6 +73,11 @@ typedef struct {
     double *rdelta_sum;           /* sum over rows of Rdelta_0 (sizes[1]) */
     float *outer;                 /* one feature block of a block's product (PF_SPARSE_BLOCK_BYTES) */
     size_t *cursor;               /* (max_batch) walks along the block's sparse rows */
+    /* a convolutional model's stages: R{z} of the convolutions, R{out} and
+     * R{sd} of every stage (B, out_size), and scratch for delta, R{delta}
+     * and one product (B, the widest stage) */
+    float *srz[PF_MAX_STAGES], *sra[PF_MAX_STAGES], *srd[PF_MAX_STAGES];
+    float *sdel, *srdel, *stmp;
 } hvp_member;
 
 struct pf_hessian {
@@ -125,6 +132,8 @@ static void member_free(hvp_member *m, int borrowed)
     free(m->rdelta_sum);
     free(m->outer);
     free(m->cursor);
+    for (int i = 0; i < PF_MAX_STAGES; i++) free(m->srz[i]), free(m->sra[i]), free(m->srd[i]);
+    free(m->sdel), free(m->srdel), free(m->stmp);
     if (!borrowed) pf_work_free(&m->own);
     memset(m, 0, sizeof *m);
 }
@@ -147,6 +156,23 @@ static int member_init(hvp_member *m, const pf_arch *A, pf_work *borrow, int max
         m->rd[l] = malloc(bytes);
         ok = ok && m->rz[l] && m->ra[l] && m->rd[l];
         if (A->sizes[l + 1] > wide) wide = A->sizes[l + 1];
+    }
+    size_t swide = 0;
+    for (int i = 0; i < A->n_stages; i++) {
+        const pf_stage *s = &A->stage[i];
+        size_t bytes = B * s->out_size * sizeof(float);
+        if (s->kind == PF_STAGE_CONV) ok = ok && (m->srz[i] = malloc(bytes));
+        m->sra[i] = malloc(bytes);
+        m->srd[i] = malloc(bytes);
+        ok = ok && m->sra[i] && m->srd[i];
+        swide = s->out_size > swide ? s->out_size : swide;
+        swide = s->in_size > swide ? s->in_size : swide;
+    }
+    if (swide) {
+        m->sdel = malloc(B * swide * sizeof(float));
+        m->srdel = malloc(B * swide * sizeof(float));
+        m->stmp = malloc(B * swide * sizeof(float));
+        ok = ok && m->sdel && m->srdel && m->stmp;
     }
     m->e = malloc(B * (size_t)wide * sizeof(float));
     m->re = malloc(B * (size_t)wide * sizeof(float));
@@ -314,6 +340,98 @@ static void transpose_hidden(const pf_arch *A, const float *p, float *pt)
     }
 }
 
+/* ---- a convolutional model's stages ------------------------------------------ */
+
+/* The R-forward of the stages, after their forward pass (w->sz, w->sa):
+ *   conv   Rz = conv(R in; W) + conv(in; V) + c,  R out = f'(z) Rz
+ *   max    R out = R in at each window's winner (max pooling is piecewise
+ *          linear; at a tie the winner is the first largest entry, the
+ *          same one its gradient goes to, so H v is that piece's)
+ *   avg    R out = the mean of R in over each window
+ * with R x = 0. */
+static void stages_r_forward(hvp_member *m, const pf_hessian *h, const float *x, int B)
+{
+    const pf_arch *A = h->arch;
+    pf_work *w = m->w;
+    const float *v = h->v;
+    for (int i = 0; i < A->n_stages; i++) {
+        const pf_stage *s = &A->stage[i];
+        const float *in = i ? w->sa[i - 1] : x, *rin = i ? m->sra[i - 1] : NULL;
+        size_t n = (size_t)B * s->out_size;
+        switch (s->kind) {
+        case PF_STAGE_CONV:
+            pf_conv_forward(m->srz[i], in, v + s->w_off, A->bias ? v + s->b_off : NULL, &s->conv, B,
+                            w->conv_work);
+            if (rin) {
+                pf_conv_forward(m->stmp, rin, h->theta + s->w_off, NULL, &s->conv, B, w->conv_work);
+                for (size_t q = 0; q < n; q++) m->srz[i][q] += m->stmp[q];
+            }
+            r_activate(s->act, m->sra[i], m->srz[i], w->sa[i], n);
+            break;
+        case PF_STAGE_MAXPOOL:
+            if (!rin) {
+                memset(m->sra[i], 0, n * sizeof(float));
+                break;
+            }
+            for (size_t q = 0; q < n; q++) {
+                size_t b = q / s->out_size;
+                m->sra[i][q] = rin[b * s->in_size + (size_t)w->arg[i][q]];
+            }
+            break;
+        case PF_STAGE_AVGPOOL:
+            if (rin) pf_avgpool_forward(m->sra[i], rin, &s->pool, B);
+            else memset(m->sra[i], 0, n * sizeof(float));
+            break;
+        }
+    }
+}
+
+/* The R-backward of the stages from the gradient in the last one's output
+ * (w->sd) and its R{} (m->srd), adding their weights' products into
+ * block_hv (cleared here):
+ *   conv   delta = f' sd,  R delta = f' R sd + f'' sd Rz
+ *          (Hv)_W = R delta (*) in + delta (*) R in,  (Hv)_b = sum R delta
+ *          sd_below = conv^T(delta; W),  R sd_below = conv^T(R delta; W) + conv^T(delta; V)
+ *   pools  sd and R sd go back through the same windows (the winner, or evenly) */
+static void stages_r_backward(hvp_member *m, const pf_hessian *h, const float *x, int B)
+{
+    const pf_arch *A = h->arch;
+    pf_work *w = m->w;
+    const float *theta = h->theta, *v = h->v;
+    memset(m->block_hv, 0, pf_stage_params(A) * sizeof(float));
+    for (int i = A->n_stages - 1; i >= 0; i--) {
+        const pf_stage *s = &A->stage[i];
+        float *below = i ? w->sd[i - 1] : NULL, *rbelow = i ? m->srd[i - 1] : NULL;
+        switch (s->kind) {
+        case PF_STAGE_CONV: {
+            const float *in = i ? w->sa[i - 1] : x;
+            r_delta(s->act, m->sdel, m->srdel, w->sd[i], m->srd[i], m->srz[i], w->sa[i],
+                    (size_t)B * s->out_size);
+            float *hw = m->block_hv + s->w_off, *hb = A->bias ? m->block_hv + s->b_off : NULL;
+            pf_conv_backward(rbelow, hw, hb, m->srdel, in, theta + s->w_off, &s->conv, B, w->conv_work);
+            if (!i) break;
+            pf_conv_backward(m->stmp, hw, NULL, m->sdel, m->sra[i - 1], v + s->w_off, &s->conv, B,
+                             w->conv_work);
+            for (size_t q = 0, n = (size_t)B * s->in_size; q < n; q++) rbelow[q] += m->stmp[q];
+            pf_conv_backward(below, NULL, NULL, m->sdel, NULL, theta + s->w_off, &s->conv, B,
+                             w->conv_work);
+            break;
+        }
+        case PF_STAGE_MAXPOOL:
+            if (!i) break;
+            pf_maxpool_backward(below, w->sd[i], w->arg[i], &s->pool, B);
+            pf_maxpool_backward(rbelow, m->srd[i], w->arg[i], &s->pool, B);
+            break;
+        case PF_STAGE_AVGPOOL:
+            if (!i) break;
+            pf_avgpool_backward(below, w->sd[i], &s->pool, B);
+            pf_avgpool_backward(rbelow, m->srd[i], &s->pool, B);
+            break;
+        }
+    }
+    for (size_t q = 0, n = pf_stage_params(A); q < n; q++) m->acc[q] += m->block_hv[q];
+}
+
 /* ---- one block ------------------------------------------------------------- */
 
 /* out = keep * out + in P_l^T for B rows, P_l the layer-l weights of p
@@ -383,6 +501,14 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B)
         r_activate(A->act[0], m->ra[0], m->rz[0], act[0], (size_t)B * n_out);
         first = 1;
     }
+    /* a convolutional model: x is the input of the stages, fc1 reads feat */
+    const float *input = x, *rfeat = NULL;
+    if (A->n_stages) {
+        pf_stages_forward(w, theta, x, 0, B, 0);
+        stages_r_forward(m, h, x, B);
+        x = pf_fc_input(w, x);
+        rfeat = m->sra[A->n_stages - 1];
+    }
     if (!reuse)
         for (int l = first; l < L; l++) forward_layer(h, l, l ? act[l - 1] : x, B, w->z[l], act[l]);
 
@@ -398,6 +524,7 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B)
         }
         times_weights_t(A, l, v, h->v_t, in, B, keep, rz);
         if (l) times_weights_t(A, l, theta, h->theta_t, m->ra[l - 1], B, 1.0f, rz);
+        else if (rfeat) times_weights_t(A, 0, theta, h->theta_t, rfeat, B, 1.0f, rz);
         r_activate(A->act[l], m->ra[l], rz, act[l], (size_t)B * n_out);
     }
 
@@ -445,12 +572,23 @@ static double block_hvp(hvp_member *m, const pf_hessian *h, size_t row0, int B)
         float *hw = m->block_hv + A->w_off[l];
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, m->rd[l], n_out, in,
                     n_in, 0.0f, hw, n_in);
-        if (l)
+        if (l || rfeat)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, B, 1.0f, w->d[l], n_out,
-                        m->ra[l - 1], n_in, 1.0f, hw, n_in);
+                        l ? m->ra[l - 1] : rfeat, n_in, 1.0f, hw, n_in);
         double *acc = m->acc + A->w_off[l];
         size_t cnt = (size_t)n_out * n_in;
         for (size_t i = 0; i < cnt; i++) acc[i] += hw[i];
+    }
+    if (A->n_stages) {
+        /* into the stages: sd = delta_0 W_0, R sd = Rdelta_0 W_0 + delta_0 V_0 */
+        int n_in = A->sizes[0], n_out = A->sizes[1];
+        float *re = m->srd[A->n_stages - 1];
+        pf_feature_delta_rows(w, theta, 0, B);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, m->rd[0], n_out,
+                    theta + A->w_off[0], n_in, 0.0f, re, n_in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n_in, n_out, 1.0f, w->d[0], n_out,
+                    v + A->w_off[0], n_in, 1.0f, re, n_in);
+        stages_r_backward(m, h, input, B);
     }
     if (A->bias)
         /* bias products: column sums of Rdelta, straight into double */
@@ -527,9 +665,9 @@ static int hessian_create(pf_hessian **out, pf_work *w, const float *theta, cons
     if (n_samples > d->n)
         return pf_fail(err, PF_EINPUT, "hessian: asked for the first %zu samples but %s has %zu",
                        n_samples, d->name, d->n);
-    if (d->dim != A->sizes[0])
+    if (d->dim != A->in_dim)
         return pf_fail(err, PF_EINPUT, "hessian: model takes %d inputs but %s has %d features",
-                       A->sizes[0], d->name, d->dim);
+                       A->in_dim, d->name, d->dim);
     int K = A->sizes[A->n_layers];
     if (A->loss == PF_LOSS_CE) {
         if (!d->labels)
@@ -589,7 +727,8 @@ static int hessian_create(pf_hessian **out, pf_work *w, const float *theta, cons
     }
     double widths = 0.0;
     for (int l = 0; l < A->n_layers; l++) widths += A->sizes[l + 1];
-    if (cache && 2.0 * (double)h->n * widths * sizeof(float) <= CACHE_BUDGET) {
+    /* (a convolutional model's products run the stages each time) */
+    if (cache && !A->n_stages && 2.0 * (double)h->n * widths * sizeof(float) <= CACHE_BUDGET) {
         for (int l = 0; l < A->n_layers && cache; l++) {
             size_t bytes = h->n * (size_t)A->sizes[l + 1] * sizeof(float);
             h->cache_a[l] = big_alloc(bytes);

@@ -1,4 +1,5 @@
-/* The MLP's fast path: forward, loss and backward over a batch with sgemm.
+/* The model's fast path: forward, loss and backward over a batch with
+ * sgemm (a convolutional model's stages first, stages.c).
  *
  * Layer l (0-based) maps a_{l-1} (B, in) to z_l = a_{l-1} W_l^T + b_l (B, out)
  * and a_l = act_l(z_l); a_{-1} is the input batch. The loss reads a_{L-1}.
@@ -15,6 +16,7 @@
 #include "pathfinder/core.h"
 #include "act.h"
 #include "sparse.h"
+#include "stages.h"
 #include "team.h"
 
 int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf_error *err)
@@ -34,7 +36,8 @@ int pf_work_init(pf_work *w, pf_ctx *ctx, const pf_arch *arch, int max_batch, pf
         w->d[l] = pf_line_alloc(n);
         ok = ok && w->z[l] && w->a[l] && w->d[l];
     }
-    w->xbuf = malloc(B * (size_t)arch->sizes[0] * sizeof(float));
+    ok = ok && pf_stages_alloc(w, pf_ctx_threads(ctx)) == PF_OK;
+    w->xbuf = malloc(B * (size_t)arch->in_dim * sizeof(float));
     w->ybuf = malloc(B * (size_t)arch->sizes[arch->n_layers] * sizeof(float));
     w->lbuf = malloc(B * sizeof(int));
     if (!ok || !w->xbuf || !w->ybuf || !w->lbuf) {
@@ -54,27 +57,10 @@ void pf_work_free(pf_work *w)
     free(w->xbuf);
     free(w->ybuf);
     free(w->lbuf);
+    pf_stages_free(w);
     if (w->own_sparse_cache) pf_sparse_cache_free(w->sparse_cache);
     pf_sparse_scratch_free(w->sparse_scratch);
     memset(w, 0, sizeof *w);
-}
-
-/* d *= act'(z), written in terms of a = act(z) where that is cheaper. */
-static void times_act_grad(pf_act act, float *d, const float *z, const float *a, size_t n)
-{
-    switch (act) {
-    case PF_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) d[i] *= a[i] * (1.0f - a[i]);
-        break;
-    case PF_ACT_TANH:
-        for (size_t i = 0; i < n; i++) d[i] *= 1.0f - a[i] * a[i];
-        break;
-    case PF_ACT_RELU:
-        for (size_t i = 0; i < n; i++) d[i] = z[i] > 0.0f ? d[i] : 0.0f;
-        break;
-    case PF_ACT_LINEAR:
-        break;
-    }
 }
 
 void pf_forward_cols(pf_work *w, const float *theta, const float *x, int B, int l, int o0, int o1)
@@ -133,6 +119,10 @@ void pf_forward_block(pf_work *w, const float *theta, const float *x, int B, con
 {
     if (w->sparse_scratch) w->sparse_scratch->batch_x = NULL;
     int first = 0;
+    if (w->arch->n_stages) {
+        pf_stages_forward(w, theta, x, 0, B, 0);
+        x = pf_fc_input(w, x);
+    }
     if (v) {
         pf_sparse_forward0(w, v, B, wt, (size_t)w->arch->sizes[1], c, 0, w->arch->sizes[1]);
         first = 1;
@@ -151,7 +141,7 @@ int pf_sparse_weights(const pf_arch *A, const float *theta, const float *backgro
 
 void pf_forward(pf_work *w, const float *theta, const float *x, int B)
 {
-    int sparse = w->input_layer == PF_INPUT_SPARSE;
+    int sparse = w->input_layer == PF_INPUT_SPARSE && !w->arch->n_stages;
     pf_sparse_scratch *s = sparse ? pf_sparse_scratch_get(w) : w->sparse_scratch;
     if (s) s->batch_x = NULL;
     if (sparse && s && B > 0) {
@@ -281,7 +271,11 @@ double pf_backward_block(pf_work *w, const float *theta, const float *x, const i
     double total = pf_output_delta_rows(w, labels, targets, 0, B, norm);
     for (int l = A->n_layers - 1; l > 0; l--) pf_delta_cols(w, theta, B, l, 0, A->sizes[l]);
     for (int l = sparse; l < A->n_layers; l++)
-        pf_weight_grad(w, x, B, l, 0, w->arch->sizes[l + 1], grad, overwrite);
+        pf_weight_grad(w, pf_fc_input(w, x), B, l, 0, w->arch->sizes[l + 1], grad, overwrite);
+    if (A->n_stages) {
+        pf_feature_delta_rows(w, theta, 0, B);
+        pf_stages_backward(w, theta, x, 0, B, grad, overwrite, 0);
+    }
     if (sparse) {
         /* the input layer's gradient, transposed while it is summed */
         int dim = A->sizes[0], n_out = A->sizes[1];

@@ -211,7 +211,8 @@ int pf_sparse_share_cache(pf_work *dst, pf_work *src)
 const pf_sparse_set *pf_sparse_find(pf_work *w, const float *x, size_t n, int dim, int *use)
 {
     *use = 0;
-    if (w->input_layer == PF_INPUT_DENSE || n == 0) return NULL;
+    /* a convolution, not a linear layer, reads a convolutional model's input */
+    if (w->input_layer == PF_INPUT_DENSE || n == 0 || w->arch->n_stages) return NULL;
     struct pf_sparse_cache *c = cache_of(w);
     if (!c) {
         *use = w->input_layer == PF_INPUT_SPARSE;

@@ -74,9 +74,9 @@ int pf_evaluate(pf_work *w, const float *theta, const pf_dataset *d, pf_eval *ou
     memset(out, 0, sizeof *out);
     out->n = d->n;
     if (d->n == 0) return pf_fail(err, PF_EINPUT, "dataset %s is empty", d->name);
-    if (d->dim != A->sizes[0])
+    if (d->dim != A->in_dim)
         return pf_fail(err, PF_EINPUT, "dataset %s has %d features but the model takes %d",
-                       d->name, d->dim, A->sizes[0]);
+                       d->name, d->dim, A->in_dim);
     if (d->labels && d->n_classes > K)
         return pf_fail(err, PF_EINPUT, "dataset %s has %d classes but the model outputs %d",
                        d->name, d->n_classes, K);

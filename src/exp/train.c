@@ -19,6 +19,7 @@
 #include "pathfinder/exp.h"
 #include "exp/results.h"
 #include "../core/sparse.h"
+#include "../core/stages.h"
 #include "../core/team.h"
 
 double pf_now(void)
@@ -150,6 +151,7 @@ void pf_trainer_free(pf_trainer *t)
     free(t->swap);
     free(t->theta_line);
     free(t->xrows);
+    free(t->stage_grads);
     free(t->cursor);
     free(t->gblock);
     if (t->epoch_rows) {
@@ -263,6 +265,50 @@ static void step_task(void *vctx, int tid, int nt)
     pf_barrier();
     step_rows(c, tid, 1, lo, hi);
     step_update(c, tid, nt, 0, x);
+}
+
+/* A convolutional model. A member runs its rows through the stages and
+ * the linear layers, then back down to the input, the stages' gradient of
+ * its rows into a buffer of its own; after the barrier it owns a share of
+ * every linear layer's units as above, and a share of the stages'
+ * parameters, whose gradient it sums over the members in member order. */
+static void step_task_cnn(void *vctx, int tid, int nt)
+{
+    step_ctx *c = vctx;
+    pf_trainer *t = c->t;
+    const pf_arch *A = t->arch;
+    const pf_dataset *d = c->d;
+    pf_work *w = &t->work;
+    int dim = d->dim, L = A->n_layers;
+    size_t lo, hi, P = pf_stage_params(A);
+    pf_share((size_t)c->B, tid, nt, &lo, &hi);
+    gather_targets(t, d, c->start, lo, hi);
+    for (size_t i = lo; i < hi; i++) {
+        size_t j = (size_t)t->perm[c->start + i];
+        memcpy(w->xbuf + i * dim, d->x + j * dim, (size_t)dim * sizeof(float));
+    }
+    pf_stages_forward(w, c->theta, w->xbuf, (int)lo, (int)hi, tid);
+    const float *feat = pf_fc_input(w, w->xbuf);
+    for (int l = 0; l < L; l++) pf_forward_rows(w, c->theta, feat, l, (int)lo, (int)hi);
+    t->part_loss[tid] = pf_output_delta_rows(w, d->labels ? w->lbuf : NULL,
+                                             d->targets ? w->ybuf : NULL, (int)lo, (int)hi,
+                                             (double)c->B);
+    for (int l = L - 1; l > 0; l--) pf_delta_rows(w, c->theta, l, (int)lo, (int)hi);
+    pf_feature_delta_rows(w, c->theta, (int)lo, (int)hi);
+    float *g = nt > 1 ? t->stage_grads + (size_t)tid * P : t->grad;
+    pf_stages_backward(w, c->theta, w->xbuf, (int)lo, (int)hi, g, 1, tid);
+    pf_barrier();
+    step_update(c, tid, nt, 0, feat);
+    size_t plo, phi;
+    pf_share(P, tid, nt, &plo, &phi);
+    if (nt > 1)
+        for (size_t i = plo; i < phi; i++) {
+            float s = t->stage_grads[i];
+            for (int k = 1; k < nt; k++) s += t->stage_grads[(size_t)k * P + i];
+            t->grad[i] = s;
+        }
+    const float *grads[1] = {t->grad};
+    pf_optim_update(&t->optim, c->theta, grads, 1, c->anchor, c->cfg->beta, plo, phi);
 }
 
 /* Member k's units [*o0, *o1) of the input layer, in whole cache lines,
@@ -430,7 +476,7 @@ static double minibatch_epoch(pf_trainer *t, float *theta, const pf_dataset *d,
     long steps = (long)((n + (size_t)t->batch - 1) / (size_t)t->batch);
     double sum = 0.0;
     step_ctx c = {t, theta, d, cfg, 0, 0, set, set && cfg->anchor ? t->anchor_t : cfg->anchor};
-    pf_task_fn task = set ? step_task_sparse : step_task;
+    pf_task_fn task = set ? step_task_sparse : t->arch->n_stages ? step_task_cnn : step_task;
     for (long s = 0; s < steps; s++) {
         c.start = (size_t)s * (size_t)t->batch;
         c.B = (int)(n - c.start < (size_t)t->batch ? n - c.start : (size_t)t->batch);
@@ -490,7 +536,7 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         return pf_fail(err, PF_EINPUT, "trainer set up for batch %d, the config asks for %d (0: full batch)",
                        t->batch, cfg->batch);
     const pf_arch *A = t->arch;
-    if (train->dim != A->sizes[0] || pf_dataset_out_dim(train) > A->sizes[A->n_layers] ||
+    if (train->dim != A->in_dim || pf_dataset_out_dim(train) > A->sizes[A->n_layers] ||
         (A->loss == PF_LOSS_CE) != (train->labels != NULL) ||
         (train->targets && train->n_targets != A->sizes[A->n_layers]))
         return pf_fail(err, PF_EINPUT, "dataset %s (%d features, %d outputs) does not fit the model",
@@ -545,7 +591,10 @@ static int train_beta(pf_trainer *t, float *theta, const pf_dataset *train,
         }
     }
     t->sparse = set != NULL;
-    if (t->batch && !set && t->n_threads > 1 && !t->xrows &&
+    if (A->n_stages && t->batch && t->n_threads > 1 && !t->stage_grads &&
+        !(t->stage_grads = malloc((size_t)t->n_threads * pf_stage_params(A) * sizeof *t->stage_grads)))
+        return pf_fail(err, PF_ERUNTIME, "out of memory for the trainer");
+    if (t->batch && !set && !A->n_stages && t->n_threads > 1 && !t->xrows &&
         !(t->xrows = pf_line_alloc((size_t)t->n_threads * (size_t)t->batch * (size_t)A->sizes[0] *
                                    sizeof *t->xrows)))
         return pf_fail(err, PF_ERUNTIME, "out of memory for the trainer");

@@ -24,7 +24,9 @@
 
 #include "pathfinder/io.h"
 
-#define MAX_TENSORS (2 * PF_MAX_LAYERS)
+#define MAX_TENSORS (2 * (PF_MAX_LAYERS + PF_MAX_STAGES))
+/* conv<k> tensors are layer PF_MAX_LAYERS + k in the tables below */
+#define CONV_LAYER(k) (PF_MAX_LAYERS + (k))
 /* The reference library refuses larger headers; so do we. */
 #define MAX_HEADER_BYTES 100000000ull
 /* Whole checkpoints are read into memory; beyond this something is wrong. */
@@ -124,8 +126,9 @@ static int json_uint(const cJSON *item, uint64_t *out)
  * is a valid number beyond PF_MAX_LAYERS. */
 static int parse_tensor_name(const char *name, int *is_bias)
 {
-    if (strncmp(name, "fc", 2) != 0) return 0;
-    const char *p = name + 2;
+    int conv = strncmp(name, "conv", 4) == 0;
+    if (strncmp(name, "fc", 2) != 0 && !conv) return 0;
+    const char *p = name + (conv ? 4 : 2);
     if (*p < '1' || *p > '9') return 0;
     long k = 0;
     while (*p >= '0' && *p <= '9') {
@@ -135,6 +138,7 @@ static int parse_tensor_name(const char *name, int *is_bias)
     if (strcmp(p, ".weight") == 0) *is_bias = 0;
     else if (strcmp(p, ".bias") == 0) *is_bias = 1;
     else return 0;
+    if (conv) return k > PF_MAX_STAGES ? -1 : CONV_LAYER((int)k);
     return k > PF_MAX_LAYERS ? -1 : (int)k;
 }
 
@@ -143,7 +147,7 @@ static int parse_tensor_name(const char *name, int *is_bias)
 typedef struct {
     char name[32];      /* "fc12.weight" */
     int rank;
-    int shape[2];
+    int shape[4];
     size_t theta_off;   /* where its values start in theta */
     size_t count;       /* number of floats */
 } out_tensor;
@@ -227,7 +231,7 @@ static char *build_header(const pf_arch *arch, const pf_ckpt_meta *meta,
     uint64_t offset = 0;
     for (int i = 0; i < n && ok; i++) {
         cJSON *entry = cJSON_AddObjectToObject(root, t[i].name);
-        int shape[2] = {t[i].shape[0], t[i].shape[1]};
+        int shape[4] = {t[i].shape[0], t[i].shape[1], t[i].shape[2], t[i].shape[3]};
         uint64_t end = offset + 4 * (uint64_t)t[i].count;
         ok = entry && cJSON_AddStringToObject(entry, "dtype", "F32") &&
              cJSON_AddItemToObject(entry, "shape", cJSON_CreateIntArray(shape, t[i].rank)) &&
@@ -267,8 +271,31 @@ int pf_ckpt_write(const char *path, const pf_arch *arch, const float *theta,
 
     out_tensor t[MAX_TENSORS];
     int n = 0;
+    for (int i = 0, k = 1; i < arch->n_stages; i++) {
+        const pf_stage *st = &arch->stage[i];
+        if (st->kind != PF_STAGE_CONV) continue;
+        out_tensor *w = &t[n++];
+        memset(w, 0, sizeof *w);
+        snprintf(w->name, sizeof w->name, "conv%d.weight", k);
+        w->rank = 4;
+        w->shape[0] = st->conv.out_c, w->shape[1] = st->conv.in_c;
+        w->shape[2] = w->shape[3] = st->conv.k;
+        w->theta_off = st->w_off;
+        w->count = (size_t)st->conv.out_c * st->conv.in_c * st->conv.k * st->conv.k;
+        if (arch->bias) {
+            out_tensor *b = &t[n++];
+            memset(b, 0, sizeof *b);
+            snprintf(b->name, sizeof b->name, "conv%d.bias", k);
+            b->rank = 1;
+            b->shape[0] = st->conv.out_c;
+            b->theta_off = st->b_off;
+            b->count = (size_t)st->conv.out_c;
+        }
+        k++;
+    }
     for (int l = 0; l < arch->n_layers; l++) {
         out_tensor *w = &t[n++];
+        memset(w, 0, sizeof *w);
         snprintf(w->name, sizeof w->name, "fc%d.weight", l + 1);
         w->rank = 2;
         w->shape[0] = arch->sizes[l + 1];
@@ -277,6 +304,7 @@ int pf_ckpt_write(const char *path, const pf_arch *arch, const float *theta,
         w->count = (size_t)arch->sizes[l + 1] * (size_t)arch->sizes[l];
         if (arch->bias) {
             out_tensor *b = &t[n++];
+            memset(b, 0, sizeof *b);
             snprintf(b->name, sizeof b->name, "fc%d.bias", l + 1);
             b->rank = 1;
             b->shape[0] = arch->sizes[l + 1];
@@ -328,7 +356,7 @@ typedef struct {
     int layer;              /* 1-based */
     int is_bias;
     int rank;
-    uint64_t shape[2];
+    uint64_t shape[4];
     uint64_t begin, end;    /* byte offsets into the data buffer */
 } in_tensor;
 
@@ -357,7 +385,7 @@ static int parse_tensor_entry(const cJSON *entry, in_tensor *t, uint64_t data_le
                    dtype->valuestring);
     if (!cJSON_IsArray(shape))
         return bad(err, path, "tensor %s has no shape", t->name);
-    int want_rank = t->is_bias ? 1 : 2;
+    int want_rank = t->is_bias ? 1 : t->layer > PF_MAX_LAYERS ? 4 : 2;
     int rank = cJSON_GetArraySize(shape);
     if (rank != want_rank)
         return bad(err, path, "tensor %s has rank %d; expected %d", t->name, rank, want_rank);
@@ -468,14 +496,104 @@ static const char *md_get(const cJSON *md, const char *key)
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
+static const char *md_get(const cJSON *md, const char *key);
+
+/* A convolutional model (or a shaped spec) from its spec s: activations and
+ * loss as arch_from_metadata takes them, the linear layers checked against
+ * the tensors'. */
+static int shaped_arch(const cJSON *md, const char *s, int n_layers, const int *sizes, int bias,
+                       const pf_arch *fallback, const pf_arch *expect, pf_arch *arch,
+                       const char *path, pf_error *err)
+{
+    pf_error sub;
+    pf_loss loss = PF_LOSS_CE;
+    const char *l = md_get(md, "loss");
+    if (l) {
+        if (pf_loss_from_name(l, &loss) != 0)
+            return bad(err, path, "unknown loss '%.40s' in metadata", l);
+    } else if (fallback) {
+        loss = fallback->loss;
+    } else if (expect) {
+        loss = expect->loss;
+    }
+    if (pf_arch_parse(arch, s, "sigmoid", bias, loss, &sub) != PF_OK)
+        return bad(err, path, "architecture metadata: %s", sub.msg);
+    int same = arch->n_layers == n_layers;
+    for (int k = 0; same && k <= n_layers; k++) same = arch->sizes[k] == sizes[k];
+    if (!same)
+        return bad(err, path, "architecture metadata '%.200s' contradicts the fc tensors' shapes "
+                   "(fc1 reads %d features)", s, sizes[0]);
+    const char *b = md_get(md, "bias");
+    if (b && strcmp(b, bias ? "true" : "false") != 0)
+        return bad(err, path, "bias metadata '%.20s' contradicts the tensors, which %s biases",
+                   b, bias ? "have" : "lack");
+    const char *acts = md_get(md, "activations");
+    const pf_arch *like = fallback && fallback->n_conv == arch->n_conv &&
+                                  fallback->n_layers == arch->n_layers ? fallback
+                          : expect && expect->n_conv == arch->n_conv &&
+                                  expect->n_layers == arch->n_layers ? expect : NULL;
+    if (acts) {
+        if (pf_arch_set_acts(arch, acts, &sub) != PF_OK)
+            return bad(err, path, "activations metadata: %s", sub.msg);
+    } else if (like) {
+        char list[512];
+        pf_arch_acts_str(like, list, sizeof list);
+        if (pf_arch_set_acts(arch, list, &sub) != PF_OK) return bad(err, path, "%s", sub.msg);
+    }
+    return PF_OK;
+}
+
+/* The conv<k> tensors (by_conv[k-1][0/1]) against the model's convolutions. */
+static int check_convs(in_tensor *by_conv[][2], const pf_arch *arch, const char *path, pf_error *err)
+{
+    int k = 0;
+    for (int i = 0; i < arch->n_stages; i++) {
+        const pf_stage *st = &arch->stage[i];
+        if (st->kind != PF_STAGE_CONV) continue;
+        const in_tensor *w = by_conv[k][0], *b = by_conv[k][1];
+        k++;
+        if (!w) return bad(err, path, "missing tensor conv%d.weight", k);
+        uint64_t want[4] = {(uint64_t)st->conv.out_c, (uint64_t)st->conv.in_c, (uint64_t)st->conv.k,
+                            (uint64_t)st->conv.k};
+        if (memcmp(w->shape, want, sizeof want) != 0)
+            return bad(err, path, "tensor %s has shape [%" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
+                       "]; the architecture needs [%d, %d, %d, %d]", w->name, w->shape[0], w->shape[1],
+                       w->shape[2], w->shape[3], st->conv.out_c, st->conv.in_c, st->conv.k, st->conv.k);
+        if (arch->bias && !b) return bad(err, path, "missing tensor conv%d.bias (fc1.bias is there)", k);
+        if (!arch->bias && b)
+            return bad(err, path, "tensor %s is present but the fc layers have no bias", b->name);
+        if (b && b->shape[0] != (uint64_t)st->conv.out_c)
+            return bad(err, path, "tensor %s has length %" PRIu64 "; conv%d.weight has %d outputs",
+                       b->name, b->shape[0], k, st->conv.out_c);
+    }
+    for (int j = k; j < PF_MAX_STAGES; j++)
+        if (by_conv[j][0] || by_conv[j][1])
+            return bad(err, path, "tensor %s is not in the architecture, which has %d convolutions",
+                       (by_conv[j][0] ? by_conv[j][0] : by_conv[j][1])->name, k);
+    return PF_OK;
+}
+
 /* Activations and loss: metadata, else fallback, else expect, else the
  * paper's default (sigmoid hidden layers, linear output, cross-entropy). */
 static int arch_from_metadata(const cJSON *md, int n_layers, const int *sizes, int bias,
-                              const pf_arch *fallback, const pf_arch *expect, pf_arch *arch,
-                              const char *path, pf_error *err)
+                              int has_convs, const pf_arch *fallback, const pf_arch *expect,
+                              pf_arch *arch, const char *path, pf_error *err)
 {
     pf_error sub;
     const char *s = md_get(md, "architecture");
+    char spec[1024];
+    /* A convolutional model's shape is in its spec: from the metadata, else
+     * from the model the caller has in mind */
+    const pf_arch *known = fallback && fallback->in_c ? fallback : expect && expect->in_c ? expect : NULL;
+    if (!(s && strchr(s, 'x')) && known && (!s || has_convs)) {
+        pf_arch_sizes_str(known, spec, sizeof spec);
+        s = spec;
+    }
+    if (s && strchr(s, 'x'))
+        return shaped_arch(md, s, n_layers, sizes, bias, fallback, expect, arch, path, err);
+    if (has_convs)
+        return bad(err, path, "it holds convolutions but no architecture metadata (such as "
+                   "1x28x28,conv8:3,maxpool2,fc10) gives the input's shape");
     if (s) {
         int n2, sizes2[PF_MAX_LAYERS + 2];
         int same = pf_arch_parse_sizes(s, &n2, sizes2, &sub) == PF_OK && n2 == n_layers;
@@ -612,7 +730,7 @@ static int parse_header(const char *htext, uint64_t hlen, uint64_t data_len, con
     if (!cJSON_IsObject(root)) return bad(err, path, "header is not a JSON object");
 
     in_tensor *tensors = ph->tensors;
-    in_tensor *by_layer[PF_MAX_LAYERS][2] = {{NULL}};
+    in_tensor *by_layer[PF_MAX_LAYERS + PF_MAX_STAGES][2] = {{NULL}};
     const cJSON *md = NULL;
     int n = 0;
     for (const cJSON *item = root->child; item; item = item->next) {
@@ -633,8 +751,8 @@ static int parse_header(const char *htext, uint64_t hlen, uint64_t data_len, con
             return bad(err, path, "tensor %.60s: at most %d layers are supported", name,
                        PF_MAX_LAYERS);
         if (k == 0)
-            return bad(err, path, "unexpected tensor '%.60s'; an MLP checkpoint holds only "
-                       "fc<k>.weight and fc<k>.bias", name);
+            return bad(err, path, "unexpected tensor '%.60s'; a checkpoint holds only "
+                       "conv<k>.weight, conv<k>.bias, fc<k>.weight and fc<k>.bias", name);
         if (by_layer[k - 1][is_bias])
             return bad(err, path, "tensor %s appears twice in the header", name);
         in_tensor *t = &tensors[n++];
@@ -656,7 +774,13 @@ static int parse_header(const char *htext, uint64_t hlen, uint64_t data_len, con
     int n_layers = 0, bias = 0, sizes[PF_MAX_LAYERS + 1];
     rc = infer_shapes(by_layer, &n_layers, sizes, &bias, path, err);
     if (rc != PF_OK) return rc;
-    rc = arch_from_metadata(md, n_layers, sizes, bias, fallback, expect, &ph->arch, path, err);
+    int has_convs = 0;
+    for (int k = 0; k < PF_MAX_STAGES; k++)
+        has_convs |= by_layer[PF_MAX_LAYERS + k][0] || by_layer[PF_MAX_LAYERS + k][1];
+    rc = arch_from_metadata(md, n_layers, sizes, bias, has_convs, fallback, expect, &ph->arch, path,
+                            err);
+    if (rc != PF_OK) return rc;
+    rc = check_convs(by_layer + PF_MAX_LAYERS, &ph->arch, path, err);
     if (rc != PF_OK) return rc;
     if (expect && !pf_arch_equal(&ph->arch, expect)) {
         char got[256], want[256];
@@ -680,7 +804,16 @@ static int read_values(FILE *f, const parsed_header *ph, const char *path, float
     for (int i = 0; i < ph->n; i++) {
         const in_tensor *t = &ph->tensors[i];
         int l = t->layer - 1;
-        float *dst = values + (t->is_bias ? arch->b_off[l] : arch->w_off[l]);
+        size_t at;
+        if (t->layer > PF_MAX_LAYERS) { /* conv<k>: the k-th convolution stage */
+            int k = t->layer - PF_MAX_LAYERS, i = 0;
+            for (int seen = 0; i < arch->n_stages; i++)
+                if (arch->stage[i].kind == PF_STAGE_CONV && ++seen == k) break;
+            at = t->is_bias ? arch->stage[i].b_off : arch->stage[i].w_off;
+        } else {
+            at = t->is_bias ? arch->b_off[l] : arch->w_off[l];
+        }
+        float *dst = values + at;
         size_t count = (size_t)((t->end - t->begin) / 4);
         if (fread(dst, 4, count, f) != count) {
             int e = ferror(f) ? errno : 0;

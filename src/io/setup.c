@@ -15,24 +15,23 @@ void pf_model_spec_default(pf_model_spec *m)
 /* The architecture from arch/act/loss, fitted to the data's shape. */
 static int build_arch(const pf_model_spec *m, const pf_dataset *train, pf_arch *arch, pf_error *err)
 {
-    int n_layers, sizes[PF_MAX_LAYERS + 1];
     int out_dim = pf_dataset_out_dim(train);
+    int rc;
     if (m->arch) {
-        int rc = pf_arch_parse_sizes(m->arch, &n_layers, sizes, err);
-        if (rc) return rc;
-        if (sizes[0] != train->dim)
-            return pf_fail(err, PF_EINPUT, "--arch takes %d inputs but %s has %d features", sizes[0],
+        /* the activations are checked once the shape is known to fit */
+        if ((rc = pf_arch_parse(arch, m->arch, "linear", !m->no_bias, PF_LOSS_CE, err))) return rc;
+        if (arch->in_dim != train->dim)
+            return pf_fail(err, PF_EINPUT, "--arch takes %d inputs but %s has %d features", arch->in_dim,
                            train->name, train->dim);
-        if (sizes[n_layers] != out_dim)
-            return pf_fail(err, PF_EINPUT, "--arch has %d outputs but %s needs %d", sizes[n_layers],
-                           train->name, out_dim);
+        if (arch->sizes[arch->n_layers] != out_dim)
+            return pf_fail(err, PF_EINPUT, "--arch has %d outputs but %s needs %d",
+                           arch->sizes[arch->n_layers], train->name, out_dim);
     } else {
-        n_layers = 3;
-        sizes[0] = train->dim, sizes[1] = 128, sizes[2] = 128, sizes[3] = out_dim;
+        int sizes[4] = {train->dim, 128, 128, out_dim};
+        pf_act acts[3] = {PF_ACT_LINEAR, PF_ACT_LINEAR, PF_ACT_LINEAR};
+        if ((rc = pf_arch_init(arch, 3, sizes, acts, !m->no_bias, PF_LOSS_CE, err))) return rc;
     }
-    pf_act acts[PF_MAX_LAYERS];
-    int rc = pf_arch_parse_acts(m->act ? m->act : "sigmoid", n_layers, acts, err);
-    if (rc) return rc;
+    if ((rc = pf_arch_set_acts(arch, m->act ? m->act : "sigmoid", err))) return rc;
     pf_loss loss = train->labels ? PF_LOSS_CE : PF_LOSS_MSE;
     if (m->loss && pf_loss_from_name(m->loss, &loss))
         return pf_fail(err, PF_EINPUT, "--loss takes ce or mse, got '%s'", m->loss);
@@ -42,7 +41,8 @@ static int build_arch(const pf_model_spec *m, const pf_dataset *train, pf_arch *
     if (loss == PF_LOSS_MSE && !train->targets)
         return pf_fail(err, PF_EINPUT, "--loss mse needs real targets but %s has class labels "
                        "(use --target regression)", train->name);
-    return pf_arch_init(arch, n_layers, sizes, acts, !m->no_bias, loss, err);
+    arch->loss = loss;
+    return PF_OK;
 }
 
 int pf_model_setup(const pf_model_spec *m, const pf_dataset *train, int batch, pf_arch *arch,
@@ -59,11 +59,11 @@ int pf_model_setup(const pf_model_spec *m, const pf_dataset *train, int batch, p
         if ((rc = pf_ckpt_read(m->init, arch, m->arch ? arch : NULL, &file_arch, theta, NULL, err)))
             return rc;
         if (!m->arch) *arch = file_arch; /* the checkpoint defines the model */
-        if (arch->sizes[0] != train->dim || arch->sizes[arch->n_layers] != pf_dataset_out_dim(train)) {
+        if (arch->in_dim != train->dim || arch->sizes[arch->n_layers] != pf_dataset_out_dim(train)) {
             free(*theta);
             *theta = NULL;
             return pf_fail(err, PF_EINPUT, "%s: model %d->%d does not fit %s (%d features, %d outputs)",
-                           m->init, arch->sizes[0], arch->sizes[arch->n_layers], train->name,
+                           m->init, arch->in_dim, arch->sizes[arch->n_layers], train->name,
                            train->dim, pf_dataset_out_dim(train));
         }
     } else {

@@ -214,8 +214,10 @@ static void show_batch(const void *opts, char *buf, size_t n)
 
 static const pf_option model_rows[] = {
     {.kind = OPT_SECTION, .help = "Model:"},
-    {OPT_STR, "arch", "SIZES", OPT_OFF(model_opts, arch), 0, 0, OPT_NO_DEFAULT,
-     "layer sizes, e.g. 784,128,128,10 (default: INPUT,128,128,OUTPUT)", .given = 0},
+    {OPT_STR, "arch", "SPEC", OPT_OFF(model_opts, arch), 0, 0, OPT_NO_DEFAULT,
+     "layer sizes, e.g. 784,128,128,10 (default: INPUT,128,128,OUTPUT), or a convolutional "
+     "model: CxHxW then convN:K[:S[:P]], maxpoolK, avgpoolK and fcN layers, e.g. "
+     "1x28x28,conv8:3:1:1,maxpool2,conv16:3:1:1,maxpool2,fc32,fc10", .given = 0},
     {OPT_STR, "act", "NAMES", OPT_OFF(model_opts, act), .help =
      "sigmoid, tanh, relu or linear: one name for every hidden layer (the output stays linear), "
      "or one per layer"},

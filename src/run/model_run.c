@@ -65,6 +65,7 @@ static int train_one(pf_ctx *ctx, const pf_train_run_config *c, uint64_t seed, c
     pf_train_config cfg = c->protocol;
     /* auto resolved on the training set, so that the line records the path taken */
     cfg.input_layer = pf_input_layer_resolve(cfg.input_layer, train->x, train->n, train->dim);
+    if (pf_arch_is_cnn(&arch)) cfg.input_layer = PF_INPUT_DENSE; /* a convolution reads the input */
     cfg.beta = c->beta;
     cfg.anchor = anchor;
     train_run r = {c, out};
@@ -228,7 +229,7 @@ int pf_run_eval(pf_ctx *ctx, const char *path, const pf_data_options *data, doub
     if ((rc = pf_ckpt_read(path, NULL, NULL, &arch, &theta, &meta, err))) goto done;
     if (act) {
         fallback = arch;
-        if ((rc = pf_arch_parse_acts(act, arch.n_layers, fallback.act, err))) goto done;
+        if ((rc = pf_arch_set_acts(&fallback, act, err))) goto done;
         free(theta);
         theta = NULL;
         if ((rc = pf_ckpt_read(path, &fallback, NULL, &arch, &theta, &meta, err))) goto done;

@@ -44,7 +44,7 @@ static int read_models(const pf_path_run_config *a, const char *const *paths, in
     if (rc) return rc;
     if (a->act || a->loss) {
         fallback = *arch;
-        if (a->act && (rc = pf_arch_parse_acts(a->act, arch->n_layers, fallback.act, err)))
+        if (a->act && (rc = pf_arch_set_acts(&fallback, a->act, err)))
             return rc;
         if (a->loss && pf_loss_from_name(a->loss, &fallback.loss))
             return pf_fail(err, PF_EINPUT, "--loss takes ce or mse, got '%s'", a->loss);
@@ -1107,10 +1107,10 @@ static int paths_load(paths_plan *q, pf_error *err)
     if ((rc = read_models(a, q->files, q->n_files, &q->arch, q->thetas, err))) return rc;
     if ((rc = pf_data_load(&a->data, &q->train, &q->test, err))) return rc;
     const pf_arch *arch = &q->arch;
-    if (arch->sizes[0] != q->train.dim || arch->sizes[arch->n_layers] != pf_dataset_out_dim(&q->train) ||
+    if (arch->in_dim != q->train.dim || arch->sizes[arch->n_layers] != pf_dataset_out_dim(&q->train) ||
         (arch->loss == PF_LOSS_CE) != (q->train.labels != NULL))
         return pf_fail(err, PF_EINPUT, "%s: model %d->%d (%s) does not fit %s (%d features, %d outputs)",
-                       q->files[0], arch->sizes[0], arch->sizes[arch->n_layers], pf_loss_name(arch->loss),
+                       q->files[0], arch->in_dim, arch->sizes[arch->n_layers], pf_loss_name(arch->loss),
                        q->train.name, q->train.dim, pf_dataset_out_dim(&q->train));
     if (a->val_fraction > 0) {
         /* the split steers the path; the model trains on the rest */
@@ -1169,6 +1169,7 @@ static int paths_run(pf_plan *p, pf_ctx *ctx, long k, pf_error *err)
     env.cfg = a->protocol;
     /* auto resolved on the training set, so that summary.json records the path taken */
     env.cfg.input_layer = pf_input_layer_resolve(env.cfg.input_layer, q->train.x, q->train.n, q->train.dim);
+    if (pf_arch_is_cnn(&q->arch)) env.cfg.input_layer = PF_INPUT_DENSE; /* a convolution reads the input */
     if (a->progress && q->n_pairs > 1) {
         char text[8400];
         snprintf(text, sizeof text, "%s %ld of %d: %s -> %s", q->probe ? "probe" : "pair", k + 1, q->n_pairs,

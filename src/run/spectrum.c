@@ -342,7 +342,7 @@ int pf_run_spectrum(pf_ctx *ctx, const char *model, const pf_spectrum_config *cf
     if ((rc = pf_ckpt_read(model, NULL, NULL, &arch, &theta, &meta, err))) goto done;
     if (c.act) {
         fallback = arch;
-        if ((rc = pf_arch_parse_acts(c.act, arch.n_layers, fallback.act, err))) goto done;
+        if ((rc = pf_arch_set_acts(&fallback, c.act, err))) goto done;
         free(theta);
         theta = NULL;
         if ((rc = pf_ckpt_read(model, &fallback, NULL, &arch, &theta, &meta, err))) goto done;

@@ -244,6 +244,7 @@ int pf_sweep_run_part(pf_ctx *ctx, const char *dir, const pf_sweep_config *c, pf
     pf_train_config cfg = c->protocol;
     /* auto resolved on the training set, so that config.json records the path taken */
     cfg.input_layer = pf_input_layer_resolve(cfg.input_layer, train.x, train.n, train.dim);
+    if (pf_arch_is_cnn(&arch)) cfg.input_layer = PF_INPUT_DENSE; /* a convolution reads the input */
     cfg.anchor = anchor;
     cfg.progress = c->progress ? epoch_event : NULL;
     cfg.progress_ctx = &s;
