@@ -99,6 +99,12 @@ static void test_bad_usage(void **state)
         {"sweep --out x --window 1", "--window needs a whole number from 2 to 1000"},
         {"train --out x.safetensors --arch 784,100000000,10", "outside 1..16777216"},
         {"train --out x.safetensors --normalize 1,0", "--normalize"},
+        {"train --out x.safetensors --arch 1x28x28,conv8:29,fc10", "kernel 29 is larger than its input 28x28"},
+        {"train --out x.safetensors --arch 1x28x28,conv8:3,maxpool2,conv16:3,maxpool2,fc32,fc10",
+         "window 2 does not divide its input 11x11"},
+        {"train --out x.safetensors --arch 1x28x28,fc32,conv8:3,fc10", "comes after an fc layer"},
+        {"train --out x.safetensors --arch 3x28x28,conv8:3,fc10", "--arch takes 2352 inputs"},
+        {"train --out x.safetensors --arch 1x28x28,conv8:3,fc32,fc10 --act relu,relu,relu,relu", "activations"},
         {"eval", "exactly one checkpoint"},
         {"eval a.safetensors b.safetensors", "exactly one checkpoint"},
     };
@@ -378,6 +384,61 @@ static void test_pytorch_interop(void **state)
     cJSON_Delete(theirs);
 }
 
+/* The same both ways for a small CNN, which here also trains past 95% on
+ * MNIST in one epoch. */
+static void test_pytorch_interop_cnn(void **state)
+{
+    (void)state;
+    const char *arch = "1x28x28,conv8:3:1:1,maxpool2,conv16:3:1:1,maxpool2,fc32,fc10";
+    char model[512], cmd[2048], mnist[600];
+    const char *root = getenv("PATHFINDER_DATA");
+    snprintf(mnist, sizeof mnist, "%s/mnist", root && *root ? root : "data");
+    snprintf(model, sizeof model, "%s/cnn.safetensors", tmpdir);
+    run_result r;
+    run(&r, "train --arch %s --act relu --max-epochs 1 --threads 2 --quiet --out %s", arch, model);
+    if (r.status != 0) fail_msg("CNN training on MNIST failed: %s", r.err);
+    cJSON *ours = last_json(r.out);
+    double a = number_at(ours, "test", "accuracy");
+    print_message("CNN after one epoch: test accuracy %.2f%%\n", a);
+    assert_true(a > 95.0);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/torch_interop.py eval %s --mnist %s", model,
+             mnist);
+    FILE *p = popen(cmd, "r");
+    char buf[4096] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    cJSON *theirs = cJSON_Parse(buf);
+    assert_non_null(theirs);
+    double b = number_at(theirs, "test_accuracy", NULL);
+    print_message("pathfinder-trained CNN: accuracy here %.2f%%, in PyTorch %.2f%%\n", a, b);
+    assert_true(fabs(a - b) <= 0.011);
+    cJSON_Delete(ours);
+    cJSON_Delete(theirs);
+
+    snprintf(model, sizeof model, "%s/torch-cnn.safetensors", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 scripts/torch_interop.py write %s --arch 1x28x28,conv4:5:2,avgpool2,fc10 "
+             "--act tanh --seed 5 --train-steps 300 --mnist %s", model, mnist);
+    p = popen(cmd, "r");
+    n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    theirs = cJSON_Parse(buf);
+    assert_non_null(theirs);
+    run(&r, "eval %s --threads 2", model);
+    if (r.status != 0) fail_msg("eval of a torch-written CNN failed: %s", r.err);
+    ours = last_json(r.out);
+    a = number_at(ours, "test", "accuracy");
+    b = number_at(theirs, "test_accuracy", NULL);
+    print_message("torch-written CNN: accuracy in PyTorch %.2f%%, here %.2f%%\n", b, a);
+    assert_true(a > 80.0);
+    assert_true(fabs(a - b) <= 0.011);
+    assert_true(fabs(number_at(ours, "test", "loss") - number_at(theirs, "test_loss", NULL)) < 1e-4);
+    cJSON_Delete(ours);
+    cJSON_Delete(theirs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_train_eval_roundtrip),
         cmocka_unit_test(test_pytorch_interop),
+        cmocka_unit_test(test_pytorch_interop_cnn),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -17,6 +17,7 @@
 
 #include "pathfinder/conv.h"
 #include "pathfinder/core.h"
+#include "pathfinder/hessian.h"
 
 static cJSON *fixture;
 
@@ -343,6 +344,66 @@ static void test_pools_match_torch(void **state)
     }
 }
 
+/* Small CNNs against their torch modules: logits, loss and gradient, a
+ * Hessian-vector product (torch's double backward, in float64) and the
+ * parameters after Adam steps with weight decay. */
+static void test_cnn_matches_torch(void **state)
+{
+    (void)state;
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(fixture, "cnn_cases"), *c;
+    assert_true(cJSON_GetArraySize(cases) >= 3);
+    cJSON_ArrayForEach(c, cases) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+        const char *spec = cJSON_GetObjectItemCaseSensitive(c, "spec")->valuestring;
+        const char *acts = cJSON_GetObjectItemCaseSensitive(c, "acts")->valuestring;
+        int bias = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "bias"));
+        pf_arch a;
+        pf_error err;
+        if (pf_arch_parse(&a, spec, acts, bias, PF_LOSS_CE, &err)) fail_msg("%s: %s", name, err.msg);
+        int B = integer(c, "batch"), K = a.sizes[a.n_layers];
+        size_t np = a.n_params;
+        assert_int_equal(np, (size_t)integer(c, "n_params"));
+        float *theta = floats(c, "params", np), *x = floats(c, "x", (size_t)B * a.in_dim);
+        float *logits = floats(c, "logits", (size_t)B * K), *gref = floats(c, "grad", np);
+        float *v = floats(c, "v", np), *hvref = floats(c, "hv", np), *aref = floats(c, "adam", np);
+        int *labels = malloc((size_t)B * sizeof *labels), i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "labels")) labels[i++] = e->valueint;
+        pf_work w;
+        assert_int_equal(pf_work_init(&w, NULL, &a, B, &err), PF_OK);
+        float *g = calloc(np, sizeof *g), *hv = malloc(np * sizeof *hv), *t = malloc(np * sizeof *t);
+        pf_forward(&w, theta, x, B);
+        expect_close("logits", name, w.a[a.n_layers - 1], logits, (size_t)B * K);
+        double loss = pf_backward(&w, theta, x, labels, NULL, B, g);
+        if (fabs(loss - number(c, "loss")) > 1e-5 * fabs(number(c, "loss")))
+            fail_msg("%s: loss %.9g, PyTorch %.9g", name, loss, number(c, "loss"));
+        expect_close("grad", name, g, gref, np);
+        pf_dataset d = {.n = (size_t)B, .dim = a.in_dim, .x = x, .labels = labels, .n_classes = K};
+        snprintf(d.name, sizeof d.name, "%s", name);
+        assert_int_equal(pf_hvp(&w, theta, &d, 0, 0.0, v, hv, &err), PF_OK);
+        expect_close("hv", name, hv, hvref, np);
+        /* torch's Adam(weight_decay = wd): the gradient gets wd * theta */
+        pf_opt_config oc;
+        pf_opt_config_default(&oc, PF_OPT_ADAM);
+        oc.lr = number(c, "adam_lr");
+        pf_optim o;
+        assert_int_equal(pf_optim_init(&o, &oc, np, &err), PF_OK);
+        memcpy(t, theta, np * sizeof *t);
+        for (int k = 0; k < integer(c, "adam_steps"); k++) {
+            memset(g, 0, np * sizeof *g);
+            pf_forward(&w, t, x, B);
+            pf_backward(&w, t, x, labels, NULL, B, g);
+            pf_l2_add_grad(g, t, NULL, np, number(c, "adam_weight_decay"));
+            pf_optim_step(&o, t, g);
+        }
+        expect_close("adam", name, t, aref, np);
+        pf_optim_free(&o);
+        pf_work_free(&w);
+        free(theta), free(x), free(logits), free(gref), free(v), free(hvref), free(aref), free(labels);
+        free(g), free(hv), free(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_detects_decoupled_decay),
         cmocka_unit_test(test_conv_kernels_match_torch),
         cmocka_unit_test(test_pools_match_torch),
+        cmocka_unit_test(test_cnn_matches_torch),
     };
     return cmocka_run_group_tests_name("pytorch", tests, load_fixture, free_fixture);
 }
