@@ -53,6 +53,18 @@ size_t pf_conv_work_size(const pf_conv_shape *s)
     return 2 * (size_t)s->in_c * s->k * s->k * s->out_h * s->out_w;
 }
 
+/* The outputs x in [*xa, *xb) whose input column x*S + j - P lies inside
+ * the input (the others read padding). */
+static void valid_columns(const pf_conv_shape *s, int j, int *xa, int *xb)
+{
+    const int S = s->stride, off = j - s->pad;
+    int a = off < 0 ? (-off + S - 1) / S : 0;
+    int b = s->in_w - 1 - off < 0 ? 0 : (s->in_w - 1 - off) / S + 1;
+    b = b < s->out_w ? b : s->out_w;
+    *xa = a < b ? a : b;
+    *xb = b;
+}
+
 void pf_conv_im2col(float *cols, const float *in, const pf_conv_shape *s)
 {
     const int K = s->k, S = s->stride, P = s->pad, OH = s->out_h, OW = s->out_w;
@@ -60,18 +72,22 @@ void pf_conv_im2col(float *cols, const float *in, const pf_conv_shape *s)
         for (int i = 0; i < K; i++)
             for (int j = 0; j < K; j++) {
                 float *row = cols + ((size_t)(c * K + i) * K + j) * OH * OW;
+                int xa, xb;
+                valid_columns(s, j, &xa, &xb);
                 for (int y = 0; y < OH; y++) {
                     int iy = y * S + i - P;
                     float *r = row + (size_t)y * OW;
-                    if (iy < 0 || iy >= s->in_h) {
+                    if (iy < 0 || iy >= s->in_h || xa == xb) {
                         memset(r, 0, (size_t)OW * sizeof *r);
                         continue;
                     }
-                    const float *src = in + ((size_t)c * s->in_h + iy) * s->in_w;
-                    for (int x = 0; x < OW; x++) {
-                        int ix = x * S + j - P;
-                        r[x] = ix >= 0 && ix < s->in_w ? src[ix] : 0.0f;
-                    }
+                    const float *src = in + ((size_t)c * s->in_h + iy) * s->in_w + (xa * S + j - P);
+                    for (int x = 0; x < xa; x++) r[x] = 0.0f;
+                    if (S == 1)
+                        memcpy(r + xa, src, (size_t)(xb - xa) * sizeof *r);
+                    else
+                        for (int x = xa; x < xb; x++) r[x] = src[(size_t)(x - xa) * S];
+                    for (int x = xb; x < OW; x++) r[x] = 0.0f;
                 }
             }
 }
@@ -84,15 +100,17 @@ static void col2im_add(float *din, const float *dcols, const pf_conv_shape *s)
         for (int i = 0; i < K; i++)
             for (int j = 0; j < K; j++) {
                 const float *row = dcols + ((size_t)(c * K + i) * K + j) * OH * OW;
+                int xa, xb;
+                valid_columns(s, j, &xa, &xb);
                 for (int y = 0; y < OH; y++) {
                     int iy = y * S + i - P;
                     if (iy < 0 || iy >= s->in_h) continue;
-                    float *dst = din + ((size_t)c * s->in_h + iy) * s->in_w;
+                    float *dst = din + ((size_t)c * s->in_h + iy) * s->in_w + (xa * S + j - P);
                     const float *r = row + (size_t)y * OW;
-                    for (int x = 0; x < OW; x++) {
-                        int ix = x * S + j - P;
-                        if (ix >= 0 && ix < s->in_w) dst[ix] += r[x];
-                    }
+                    if (S == 1)
+                        for (int x = xa; x < xb; x++) dst[x - xa] += r[x];
+                    else
+                        for (int x = xa; x < xb; x++) dst[(size_t)(x - xa) * S] += r[x];
                 }
             }
 }
@@ -160,16 +178,47 @@ static size_t pool_at(const pf_pool_shape *s, int c, int y, int x)
 #define POOLS(T, SUFFIX)                                                                     \
     /* Window (c, y, x)'s winner: its first NaN, else its first largest entry in            \
      * row-major order. */                                                                  \
-    static int winner##SUFFIX(const T *in, const pf_pool_shape *s, int c, int y, int x)     \
+    static inline int winner##SUFFIX(const T *in, const pf_pool_shape *s, int c, int y,     \
+                                     int x)                                                  \
     {                                                                                        \
-        int best = (int)pool_at(s, c, y * s->k, x * s->k);                                   \
-        for (int i = 0; i < s->k; i++)                                                       \
-            for (int j = 0; j < s->k; j++) {                                                 \
-                int at = (int)pool_at(s, c, y * s->k + i, x * s->k + j);                     \
-                if (isnan(in[at])) return at;                                                \
-                if (in[at] > in[best]) best = at;                                            \
+        const int k = s->k, w = s->in_w;                                                     \
+        int at0 = (int)pool_at(s, c, y * k, x * k), best = at0, nan = 0;                     \
+        T top = in[at0];                                                                     \
+        /* without branches on the data (selects), then again for a NaN */                  \
+        for (int i = 0; i < k; i++)                                                          \
+            for (int j = 0; j < k; j++) {                                                    \
+                int at = at0 + i * w + j, gt;                                                \
+                T v = in[at];                                                                \
+                nan |= v != v;                                                               \
+                gt = v > top;                                                                \
+                top = gt ? v : top;                                                          \
+                best = gt ? at : best;                                                       \
             }                                                                                \
+        if (nan)                                                                             \
+            for (int i = 0; i < k; i++)                                                      \
+                for (int j = 0; j < k; j++)                                                  \
+                    if (in[at0 + i * w + j] != in[at0 + i * w + j]) return at0 + i * w + j;  \
         return best;                                                                         \
+    }                                                                                        \
+    /* A row of 2x2 windows in one pass that vectorizes (the usual pooling);   \
+     * 0 if it holds a NaN, which the general path then handles. */                         \
+    static int pool2_row##SUFFIX(T *out, int *arg, const T *x, const pf_pool_shape *s, int c, \
+                                 int y)                                                      \
+    {                                                                                        \
+        int at0 = (int)pool_at(s, c, 2 * y, 0), w = s->in_w, nan = 0;                        \
+        const T *r0 = x + at0, *r1 = r0 + w;                                                 \
+        for (int q = 0; q < s->out_w; q++) {                                                 \
+            T a = r0[2 * q], b = r0[2 * q + 1], e = r1[2 * q], f = r1[2 * q + 1];            \
+            nan |= (a != a) | (b != b) | (e != e) | (f != f);                                \
+            int i = 2 * q;                                                                   \
+            T top = a;                                                                       \
+            i = b > top ? 2 * q + 1 : i, top = b > top ? b : top;                            \
+            i = e > top ? w + 2 * q : i, top = e > top ? e : top;                            \
+            i = f > top ? w + 2 * q + 1 : i, top = f > top ? f : top;                        \
+            out[q] = top;                                                                    \
+            arg[q] = at0 + i;                                                                \
+        }                                                                                    \
+        return !nan;                                                                         \
     }                                                                                        \
     void pf_maxpool_forward##SUFFIX(T *out, int *arg, const T *in, const pf_pool_shape *s,  \
                                     int B)                                                   \
@@ -178,11 +227,13 @@ static size_t pool_at(const pf_pool_shape *s, int c, int y, int x)
             const T *x = in + (size_t)b * pool_in(s);                                        \
             size_t o = (size_t)b * pool_out(s);                                              \
             for (int c = 0; c < s->c; c++)                                                   \
-                for (int y = 0; y < s->out_h; y++)                                           \
-                    for (int w = 0; w < s->out_w; w++, o++) {                                \
-                        arg[o] = winner##SUFFIX(x, s, c, y, w);                              \
-                        out[o] = x[arg[o]];                                                  \
+                for (int y = 0; y < s->out_h; y++, o += (size_t)s->out_w) {                  \
+                    if (s->k == 2 && pool2_row##SUFFIX(out + o, arg + o, x, s, c, y)) continue; \
+                    for (int w = 0; w < s->out_w; w++) {                                     \
+                        arg[o + w] = winner##SUFFIX(x, s, c, y, w);                          \
+                        out[o + w] = x[arg[o + w]];                                          \
                     }                                                                        \
+                }                                                                            \
         }                                                                                    \
     }                                                                                        \
     void pf_maxpool_backward##SUFFIX(T *din, const T *dout, const int *arg,                 \
