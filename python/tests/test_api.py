@@ -242,3 +242,27 @@ print("alive")
     lines = r.stdout.strip().splitlines()
     assert lines[-1] == "alive" and len(lines) == 7, r.stdout
     assert all(line.startswith("InputError 2 ") for line in lines[:-1]), r.stdout
+
+
+def test_cnn_spec(tmp_path):
+    """A convolutional model through the package: the spec reaches the library,
+    the checkpoint holds PyTorch's conv tensors, and a bad spec is one line."""
+    rng = np.random.default_rng(3)
+    d = tmp_path / "img"
+    d.mkdir()
+    for name, n in (("train.csv", 90), ("test.csv", 30)):
+        y = np.arange(n) % 3
+        x = rng.normal(size=(n, 16)) + y[:, None] * np.linspace(-1, 1, 16)[None, :]
+        np.savetxt(d / name, np.column_stack([x, y]), fmt=["%.6f"] * 16 + ["%d"], delimiter=",")
+    out = tmp_path / "cnn.safetensors"
+    spec = "1x4x4,conv3:3:1:1,maxpool2,fc3"
+    r = pathfinder.train(out, data=str(d), arch=spec, act="relu", max_epochs=30, patience=30, batch=16,
+                         lr=0.01)
+    assert r["epochs"] == 30 and r["train"]["accuracy"] > 80
+    t = pathfinder.load(out)
+    assert t["metadata"]["architecture"] == "1x4x4,conv3:3:1:1,maxpool2,fc3"
+    assert t["metadata"]["activations"] == "relu,linear"
+    assert t["conv1.weight"].shape == (3, 1, 3, 3) and t["fc1.weight"].shape == (3, 12)
+    with pytest.raises(pathfinder.InputError) as e:
+        pathfinder.train(tmp_path / "bad.safetensors", data=str(d), arch="1x4x4,conv3:2,maxpool2,fc3")
+    assert "window 2 does not divide its input 3x3" in one_line(e) and e.value.code == 2
