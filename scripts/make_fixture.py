@@ -12,15 +12,28 @@ weights, an upstream gradient g, the output and the gradients of <g, out>
 (conv2d with and without bias, stride and padding; max pooling on inputs
 with ties, average pooling).
 
+For a few small convolutional models (cross-entropy; the spec conventions
+of scripts/torch_interop.py) it records the parameters, a batch, the
+logits, the loss, the gradient, a direction v with the Hessian-vector
+product H v of the loss by double backward in float64, and the parameters
+after Adam steps with weight decay. Their batches are random normals, and
+no max-pooling window holds a near tie (checked), so that every gradient's
+route is clear.
+
 Usage: make_fixture.py OUTDIR   -> OUTDIR/torch_fixture.json
-Runs with Debian's python3-torch (CPU, float32, single thread).
+Runs with Debian's python3-torch (CPU, single thread; float32, but float64
+for the Hessian-vector products).
 """
+import copy
 import json
 import os
 import sys
 
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_interop import CNN  # noqa: E402  (the convolutional spec's nn.Module)
 
 ACTS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
         "linear": lambda z: z}
@@ -132,6 +145,67 @@ def pool_case(name, kind, c, h, w, k, seed, batch=2):
             "x": flat([x]), "g": flat([g]), "out": flat([out]), "dx": flat([x.grad])}
 
 
+def check_no_ties(model, x, gap=1e-4):
+    """Raise if a max-pooling window of this batch has two nearly equal
+    largest entries (other than the zeros of ReLU): the routing of its
+    gradient would then depend on rounding."""
+    def hook(module, inputs, _output):
+        t = inputs[0].detach()
+        k = module.kernel_size
+        b, c, h, w = t.shape
+        windows = t[:, :, :h // k * k, :w // k * k].reshape(b, c, h // k, k, w // k, k)
+        windows = windows.permute(0, 1, 2, 4, 3, 5).reshape(-1, k * k)
+        top = windows.topk(2, dim=1).values
+        near = (top[:, 0] - top[:, 1] < gap) & (top[:, 0] != 0)
+        if bool(near.any()):
+            raise RuntimeError(f"max pooling window with a near tie ({int(near.sum())} of them)")
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, nn.MaxPool2d)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def cnn_case(name, spec, acts, bias, seed, batch=5, adam_steps=3, adam_lr=0.01, adam_wd=0.01):
+    torch.manual_seed(seed)
+    model = CNN(spec, acts, bias)
+    params0 = [p.detach().clone() for p in model.parameters()]
+    x = torch.randn(batch, model.n_inputs)
+    n_out = getattr(model, model.stages[-1][0]).out_features  # the output fc
+    y = torch.randint(0, n_out, (batch,))
+    v = torch.randn(sum(p.numel() for p in params0))
+    check_no_ties(model, x)
+
+    logits = model(x)
+    loss = nn.functional.cross_entropy(logits, y)
+    model.zero_grad()
+    loss.backward()
+    grad = flat(p.grad for p in model.parameters())
+
+    # H v of the same loss at the same (float32) parameters, in float64:
+    # autograd.grad with create_graph, then the gradient of <grad, v>.
+    model64 = copy.deepcopy(model).double()
+    params64 = list(model64.parameters())
+    loss64 = nn.functional.cross_entropy(model64(x.double()), y)
+    grads64 = torch.autograd.grad(loss64, params64, create_graph=True)
+    v64 = torch.split(v.double(), [p.numel() for p in params64])
+    dot = sum((g * vi.reshape(g.shape)).sum() for g, vi in zip(grads64, v64))
+    hv = torch.autograd.grad(dot, params64)
+
+    adam = run_steps(model, params0, x, y, "ce",
+                     lambda p: torch.optim.Adam(p, lr=adam_lr, weight_decay=adam_wd), adam_steps)
+    return {"name": name, "spec": spec, "acts": ",".join(model.acts), "bias": bias,
+            "batch": batch, "n_params": len(grad), "params": flat(params0), "x": flat([x]),
+            "labels": y.tolist(), "logits": flat([logits]), "loss": float(loss), "grad": grad,
+            "v": flat([v]), "hv": flat(hv), "hv_dtype": "float64",
+            "adam_lr": adam_lr, "adam_weight_decay": adam_wd, "adam_steps": adam_steps,
+            "adam": adam}
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "."
     torch.set_num_threads(1)
@@ -152,15 +226,23 @@ def main():
         pool_case("maxpool3_ties", "max", 2, 9, 9, 3, 14),
         pool_case("avgpool2", "avg", 3, 6, 4, 2, 15),
     ]
+    cnn_cases = [
+        cnn_case("cnn_sigmoid_maxpool_bias", "1x6x6,conv3:3,maxpool2,fc4", "sigmoid", True, 20),
+        cnn_case("cnn_tanh_stride_pad_avgpool_nobias", "2x7x7,conv4:3:2:1,avgpool2,fc5,fc3",
+                 "tanh", False, 21),
+        cnn_case("cnn_relu_two_convs_bias", "1x8x8,conv3:3:1:1,maxpool2,conv4:3,fc3", "relu",
+                 True, 22),
+    ]
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "torch_fixture.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump({"torch_version": torch.__version__, "cases": cases, "conv_cases": conv_cases,
-                   "pool_cases": pool_cases}, f)
+                   "pool_cases": pool_cases, "cnn_cases": cnn_cases}, f)
     os.replace(tmp, path)
     print(f"fixture: {path} ({len(cases)} models, {len(conv_cases)} convolutions, "
-          f"{len(pool_cases)} poolings, torch {torch.__version__})")
+          f"{len(pool_cases)} poolings, {len(cnn_cases)} convolutional models, "
+          f"torch {torch.__version__})")
 
 
 if __name__ == "__main__":

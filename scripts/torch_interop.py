@@ -2,13 +2,22 @@
 """PyTorch side of pathfinder's checkpoint interop.
 
   eval FILE.safetensors [--mnist DIR]
-      Load a checkpoint (ours or any PyTorch user's) into a torch MLP with
-      load_state_dict(strict=True) and evaluate it on the MNIST test set.
-  write FILE.safetensors --arch 784,32,10 --act sigmoid --seed S
+      Load a checkpoint (ours or any PyTorch user's) into a torch MLP or CNN
+      with load_state_dict(strict=True) and evaluate it on the MNIST test set.
+  write FILE.safetensors --arch SPEC --act sigmoid --seed S
         [--train-steps K] [--mnist DIR] [--no-bias]
-      Build an MLP with torch's default init (optionally train it with Adam),
-      save its state_dict as a plain PyTorch user would (metadata only
-      {"format": "pt"}), and report its test accuracy and loss.
+      Build a model with torch's default init (optionally train it with
+      Adam), save its state_dict as a plain PyTorch user would, and report
+      its test accuracy and loss. SPEC is an MLP's layer sizes (784,32,10:
+      metadata only {"format": "pt"}) or a convolutional spec
+      (1x28x28,conv8:3,maxpool2,fc32,fc10, whose architecture, activations,
+      bias and loss go into the metadata, as the tensors cannot tell them).
+
+Convolutional specs: the input CxHxW, then convN:K[:S[:P]] (nn.Conv2d with
+N channels, kernel K, stride S = 1, padding P = 0), maxpoolK and avgpoolK
+(nn.MaxPool2d(K), nn.AvgPool2d(K)), an optional flatten, and fcN
+(nn.Linear; the last is the output). Activations are listed over the
+convolutions, then the linear layers.
 
 Each prints one JSON line. Runs on Debian's python3-torch and python3-numpy
 (/usr/bin/python3); Debian has no safetensors package, so the format is
@@ -51,7 +60,7 @@ MAX_HEADER = 100_000_000
 
 
 class FormatError(ValueError):
-    """A file that is not a valid safetensors file (or not an MLP of ours)."""
+    """A file that is not a valid safetensors file (or not a model of ours)."""
 
 
 def st_serialize(tensors, metadata=None):
@@ -225,6 +234,14 @@ class MLP(nn.Module):
             x = ACTIVATIONS[act](getattr(self, f"fc{i + 1}")(x))
         return x
 
+    @property
+    def architecture(self):
+        return ",".join(map(str, self.sizes))
+
+    @property
+    def n_inputs(self):
+        return self.sizes[0]
+
     def n_params(self):
         return sum(p.numel() for p in self.parameters())
 
@@ -251,6 +268,180 @@ def mlp_from_checkpoint(tensors, metadata):
     else:
         bias = "fc1.bias" in tensors
     return MLP(sizes, acts, bias)
+
+
+# -------------------------------------------------------------------- CNN
+
+def is_shaped_spec(spec):
+    """True for a convolutional spec ("1x28x28,conv8:3,..."): its first
+    token is an input shape CxHxW rather than a layer size."""
+    return "x" in spec.split(",")[0]
+
+
+def _numbers(text, least, most):
+    """The colon-separated decimal integers of text (least..most of them), or None."""
+    parts = text.split(":")
+    if not least <= len(parts) <= most or not all(p.isdigit() for p in parts):
+        return None
+    return [int(p) for p in parts]
+
+
+def parse_cnn_spec(spec):
+    """((C, H, W), layers) of a spec like 1x28x28,conv8:3,maxpool2,fc32,fc10.
+    A layer is a dict: kind ("conv", "maxpool", "avgpool" or "fc"), out
+    (channels or features; a pooling keeps its input's channels), k, stride
+    and pad (convolutions; k for poolings), and in_shape, out_shape, the
+    (C, H, W) of one sample before and after it ((N, 1, 1) after fcN). A
+    written "flatten" adds none, as flatten(1) comes before the first fc
+    anyway. Sizes follow PyTorch: a convolution gives
+    floor((H + 2P - K) / S) + 1, a pooling floor(H / K)."""
+    def bad(why):
+        return ValueError(f"bad architecture {spec!r}: {why}")
+
+    tokens = spec.split(",")
+    dims = tokens[0].split("x")
+    if len(dims) != 3 or not all(d.isdigit() and int(d) > 0 for d in dims):
+        raise bad(f"the input {tokens[0]!r} is not CxHxW (channels x height x width)")
+    shape = tuple(int(d) for d in dims)
+    c, h, w = shape
+    layers, flat = [], False
+    for tok in tokens[1:]:
+        in_shape = (c, h, w)
+        if tok == "flatten":
+            flat = True
+            continue
+        if tok.startswith("fc"):
+            nums = _numbers(tok[2:], 1, 1)
+            if not nums or nums[0] < 1:
+                raise bad(f"{tok!r} is not fcN with N positive")
+            c, h, w = nums[0], 1, 1
+            layers.append({"kind": "fc", "out": c})
+            flat = True
+        elif tok.startswith(("conv", "maxpool", "avgpool")) and flat:
+            raise bad(f"{tok!r} comes after the flatten; convolutions and pools come "
+                      "before the first fc")
+        elif tok.startswith("conv"):
+            nums = _numbers(tok[4:], 2, 4)
+            if not nums or min(nums[:3]) < 1:
+                raise bad(f"{tok!r} is not convN:K[:S[:P]] with N, K, S positive")
+            n, k = nums[0], nums[1]
+            stride = nums[2] if len(nums) > 2 else 1
+            pad = nums[3] if len(nums) > 3 else 0
+            if h + 2 * pad < k or w + 2 * pad < k:
+                raise bad(f"{tok}: kernel {k} is larger than its input {c}x{h}x{w} "
+                          f"with padding {pad}")
+            c, h, w = n, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+            layers.append({"kind": "conv", "out": n, "k": k, "stride": stride, "pad": pad})
+        elif tok.startswith(("maxpool", "avgpool")):
+            nums = _numbers(tok[7:], 1, 1)
+            if not nums or nums[0] < 1:
+                raise bad(f"{tok!r} is not {tok[:7]}K with K positive")
+            k = nums[0]
+            if h < k or w < k:
+                raise bad(f"{tok}: window {k} is larger than its input {c}x{h}x{w}")
+            h, w = h // k, w // k
+            layers.append({"kind": tok[:7], "out": c, "k": k})
+        else:
+            raise bad(f"unknown layer {tok!r} (use convN:K[:S[:P]], maxpoolK, avgpoolK, "
+                      "flatten or fcN)")
+        layers[-1].update(in_shape=in_shape, out_shape=(c, h, w))
+    if not layers or layers[-1]["kind"] != "fc":
+        raise bad("it ends without an fc layer (the output layer is fcN)")
+    return shape, layers
+
+
+class CNN(nn.Module):
+    """The model of a convolutional spec: conv1..convM = nn.Conv2d, each
+    followed by its activation, poolings (pool1, pool2, ...: MaxPool2d or
+    AvgPool2d, which hold no parameters) where the spec puts them, then
+    flatten(1) and fc1..fcN = nn.Linear, the last one the output. Inputs are
+    flat rows of C*H*W values (NCHW order) or (B, C, H, W) tensors. The
+    state_dict is conv1.weight [out, in, k, k], conv1.bias, ..., fc1.weight,
+    fc1.bias, ..., as in pathfinder's checkpoints."""
+
+    def __init__(self, spec, acts, bias=True):
+        super().__init__()
+        self.spec = spec
+        self.input_shape, layers = parse_cnn_spec(spec)
+        n_weighted = sum(1 for layer in layers if layer["kind"] in ("conv", "fc"))
+        if isinstance(acts, str):
+            acts = parse_acts(acts, n_weighted)
+        if len(acts) != n_weighted:
+            raise ValueError("need one activation per convolution and linear layer")
+        self.acts = list(acts)
+        self.bias = bool(bias)
+        # Convolutions come before every fc in a spec, so registering in spec
+        # order gives the state_dict order conv1.weight, ..., fc1.weight, ...
+        self.stages = []  # (module name, activation or None), in forward order
+        counts = {"conv": 0, "pool": 0, "fc": 0}
+        acts_left = iter(self.acts)
+        for layer in layers:
+            kind, act = layer["kind"], None
+            if kind == "conv":
+                act = next(acts_left)
+                module = nn.Conv2d(layer["in_shape"][0], layer["out"], layer["k"],
+                                   stride=layer["stride"], padding=layer["pad"], bias=bias)
+            elif kind == "fc":
+                act = next(acts_left)
+                module = nn.Linear(math.prod(layer["in_shape"]), layer["out"], bias=bias)
+            else:
+                module = nn.MaxPool2d(layer["k"]) if kind == "maxpool" else nn.AvgPool2d(layer["k"])
+                kind = "pool"
+            counts[kind] += 1
+            name = f"{kind}{counts[kind]}"
+            setattr(self, name, module)
+            self.stages.append((name, act))
+        self.n_inputs = math.prod(self.input_shape)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], *self.input_shape)
+        for name, act in self.stages:
+            if name.startswith("fc") and x.dim() > 2:
+                x = x.flatten(1)
+            x = getattr(self, name)(x)
+            if act is not None:
+                x = ACTIVATIONS[act](x)
+        return x
+
+    @property
+    def architecture(self):
+        return self.spec
+
+    def n_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_model(arch, acts, bias=True):
+    """An MLP for layer sizes ("784,128,10"), a CNN for a shaped spec."""
+    return CNN(arch, acts, bias) if is_shaped_spec(arch) else MLP(arch, acts, bias)
+
+
+def model_from_checkpoint(tensors, metadata):
+    """The model a checkpoint describes. An MLP as mlp_from_checkpoint; a
+    convolutional model needs its spec in the architecture metadata (pooling,
+    stride and padding leave no trace in the tensors), whose shapes must then
+    match the file's tensors; activations and bias as for an MLP."""
+    metadata = metadata or {}
+    arch = metadata.get("architecture")
+    if arch is None or not is_shaped_spec(arch):
+        if "conv1.weight" in tensors:
+            raise FormatError("conv1.weight without a convolutional architecture in the "
+                              "metadata (such as 1x28x28,conv8:3,maxpool2,fc10)")
+        return mlp_from_checkpoint(tensors, metadata)
+    _, layers = parse_cnn_spec(arch)
+    n_weighted = sum(1 for layer in layers if layer["kind"] in ("conv", "fc"))
+    acts = parse_acts(metadata.get("activations", "sigmoid"), n_weighted)
+    if "bias" in metadata:
+        bias = metadata["bias"] == "true"
+    else:
+        bias = "conv1.bias" in tensors or "fc1.bias" in tensors
+    model = CNN(arch, acts, bias)
+    for name, t in model.state_dict().items():
+        if name in tensors and list(tensors[name].shape) != list(t.shape):
+            raise FormatError(f"architecture metadata {arch} contradicts the tensor shapes: "
+                              f"{name} is {list(tensors[name].shape)}, the architecture "
+                              f"gives {list(t.shape)}")
+    return model
 
 
 # ------------------------------------------------------------------ MNIST
@@ -351,31 +542,38 @@ def train_adam(model, x, y, steps, lr=0.0015, batch=64):
 
 def cmd_eval(args):
     tensors, metadata = st_load(args.file)
-    model = mlp_from_checkpoint(tensors, metadata)
+    model = model_from_checkpoint(tensors, metadata)
     model.load_state_dict(tensors, strict=True)
     x, y = load_mnist(args.mnist, "test")
-    if x.shape[1] != model.sizes[0]:
-        raise FormatError(f"{args.file}: model takes {model.sizes[0]} inputs, MNIST has "
+    if x.shape[1] != model.n_inputs:
+        raise FormatError(f"{args.file}: model takes {model.n_inputs} inputs, MNIST has "
                           f"{x.shape[1]}")
     acc, loss = evaluate(model, x, y)
     print(json.dumps({"test_accuracy": acc, "test_loss": loss, "n_params": model.n_params(),
-                      "architecture": ",".join(map(str, model.sizes)),
+                      "architecture": model.architecture,
                       "activations": ",".join(model.acts), "bias": model.bias}))
 
 
 def cmd_write(args):
     torch.manual_seed(args.seed)
-    model = MLP(args.arch, args.act, bias=not args.no_bias)
+    model = build_model(args.arch, args.act, bias=not args.no_bias)
     have_data = mnist_available(args.mnist)
     if (args.train_steps > 0 or args.mnist_given) and not have_data:
         raise FileNotFoundError(f"{args.mnist}: MNIST IDX files not found")
-    fits = have_data and model.sizes[0] == 784
+    fits = have_data and model.n_inputs == 784
     if args.train_steps > 0:
         if not fits:
             raise ValueError(f"--train-steps needs a model with 784 inputs, got {args.arch}")
         x, y = load_mnist(args.mnist, "train")
         train_adam(model, x, y, args.train_steps)
-    st_save(model.state_dict(), args.file, {"format": "pt"})
+    metadata = {"format": "pt"}
+    if isinstance(model, CNN):
+        # An MLP's layers can be read off its tensors; a CNN's pooling,
+        # stride and padding cannot, so its file names them.
+        metadata.update({"architecture": model.architecture,
+                         "activations": ",".join(model.acts),
+                         "bias": "true" if model.bias else "false", "loss": "ce"})
+    st_save(model.state_dict(), args.file, metadata)
     out = {"file": args.file, "n_params": model.n_params(), "train_steps": args.train_steps,
            "test_accuracy": None, "test_loss": None}
     if fits:
@@ -394,9 +592,11 @@ def main(argv=None):
     p.add_argument("file")
     p.add_argument("--mnist", metavar="DIR", default=None)
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("write", help="save a torch-initialized (or trained) MLP")
+    p = sub.add_parser("write", help="save a torch-initialized (or trained) MLP or CNN")
     p.add_argument("file")
-    p.add_argument("--arch", required=True, help="layer sizes, e.g. 784,32,10")
+    p.add_argument("--arch", required=True, metavar="SPEC",
+                   help="layer sizes, e.g. 784,32,10, or a convolutional spec, e.g. "
+                        "1x28x28,conv8:3,maxpool2,fc10")
     p.add_argument("--act", default="sigmoid", help="activations (default sigmoid)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bias", action="store_true")

@@ -137,6 +137,7 @@ static void test_spec_parsing(void **state)
         {"1x4x4,conv2:5,fc3", "kernel 5 is larger than its input 4x4"},
         {"1x7x7,maxpool2,fc3", "window 2 does not divide its input 7x7"},
         {"1x8x8,fc4,conv2:3,fc3", "comes after an fc layer"},
+        {"1x8x8,flatten,maxpool2,fc3", "comes after flatten"},
         {"1x8x8,conv2:3", "ends without an fc layer"},
         {"1x8x8,conv2:3:0,fc3", "convN:K[:S[:P]]"},
         {"1x8x8,conv2:3:1:2,fc3", "padding 2 is more than half the kernel 3"},

@@ -96,14 +96,20 @@ static long read_number(const char **p)
 
 /* One token of a shaped spec, into a stage or (fc) a layer size. */
 static int parse_token(pf_arch *a, const char *spec, const char *tok, int *sizes, int *n_fc,
-                       int *c, int *h, int *w, pf_error *err)
+                       int *flat, int *c, int *h, int *w, pf_error *err)
 {
     const char *p = tok;
     pf_error sub;
     long n = -1, k = -1, st = 1, pad = 0;
     int is_conv = strncmp(p, "conv", 4) == 0;
     int is_max = strncmp(p, "maxpool", 7) == 0, is_avg = strncmp(p, "avgpool", 7) == 0;
-    if (strcmp(tok, "flatten") == 0) return PF_OK;
+    if (strcmp(tok, "flatten") == 0) {
+        if (*flat)
+            return pf_fail(err, PF_EINPUT, "bad architecture '%s': flatten comes after the input is "
+                           "flat already", spec);
+        *flat = 1;
+        return PF_OK;
+    }
     if (strncmp(p, "fc", 2) == 0) {
         p += 2;
         n = read_number(&p);
@@ -114,15 +120,17 @@ static int parse_token(pf_arch *a, const char *spec, const char *tok, int *sizes
             return pf_fail(err, PF_EINPUT, "bad architecture '%s': at most %d fc layers", spec,
                            PF_MAX_LAYERS);
         if (*n_fc == 0) sizes[0] = *c * *h * *w;
+        *flat = 1;
         sizes[++*n_fc] = (int)n;
         return PF_OK;
     }
     if (!is_conv && !is_max && !is_avg)
         return pf_fail(err, PF_EINPUT, "bad architecture '%s': unknown layer '%s' (use convN:K[:S[:P]], "
                        "maxpoolK, avgpoolK, flatten or fcN)", spec, tok);
-    if (*n_fc)
-        return pf_fail(err, PF_EINPUT, "bad architecture '%s': '%s' comes after an fc layer; "
-                       "convolutions and pools come before the first fc", spec, tok);
+    if (*flat)
+        return pf_fail(err, PF_EINPUT, "bad architecture '%s': '%s' comes after %s; "
+                       "convolutions and pools come before the first fc", spec, tok,
+                       *n_fc ? "an fc layer" : "flatten");
     if (a->n_stages >= PF_MAX_STAGES)
         return pf_fail(err, PF_EINPUT, "bad architecture '%s': at most %d convolution and pooling "
                        "layers", spec, PF_MAX_STAGES);
@@ -207,10 +215,10 @@ int pf_arch_parse(pf_arch *a, const char *spec, const char *acts, int bias, pf_l
     if (c < 1 || h < 1 || w < 1 || *p || c * h * w > PF_MAX_WIDTH)
         return pf_fail(err, PF_EINPUT, "bad architecture '%s': the input '%s' is not CxHxW (channels x "
                        "height x width, at most %d values)", spec, tok ? tok : "", PF_MAX_WIDTH);
-    int ch = (int)c, hh = (int)h, ww = (int)w, n_fc = 0, sizes[PF_MAX_LAYERS + 1];
+    int ch = (int)c, hh = (int)h, ww = (int)w, n_fc = 0, flat = 0, sizes[PF_MAX_LAYERS + 1];
     a->in_c = ch, a->in_h = hh, a->in_w = ww, a->in_dim = ch * hh * ww;
     for (tok = strtok_r(NULL, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int rc = parse_token(a, spec, tok, sizes, &n_fc, &ch, &hh, &ww, err);
+        int rc = parse_token(a, spec, tok, sizes, &n_fc, &flat, &ch, &hh, &ww, err);
         if (rc) return rc;
     }
     if (n_fc == 0)
