@@ -53,7 +53,7 @@ HEADERS  := $(wildcard include/*.h include/pathfinder/*.h src/*/*.h tests/*.h)
 SO       := $(BUILD)/libpathfinder.so.$(VERSION)
 FIG_SO   := $(BUILD)/libpathfinder-fig.so.$(VERSION)
 
-.PHONY: all libs deps data fixtures check asan demo bench paper-sweep clean fuzz install \
+.PHONY: bench-cnn all libs deps data fixtures check asan demo bench paper-sweep clean fuzz install \
         uninstall examples-check python-check mpi-check FORCE
 all: libs $(BUILD)/pathfinder $(BUILD)/pathfinder.1 $(TEST_BIN)
 libs: $(BUILD)/libpathfinder.a $(BUILD)/libpathfinder-fig.a $(SO) $(FIG_SO) $(BUILD)/pathfinder.pc \
@@ -191,6 +191,12 @@ demo: data
 bench: data
 	@$(MAKE) --no-print-directory all
 	@bench/epoch.sh $(BUILD)
+
+# A small CNN's epoch and full-set H.v against PyTorch (bench/cnn_*.sh).
+bench-cnn: data
+	@$(MAKE) --no-print-directory all
+	@bench/cnn_epoch.sh $(BUILD)
+	@bench/cnn_hvp.sh $(BUILD)
 
 # The full paper reproduction (about an hour on 2 cores; not part of check).
 paper-sweep: data
