@@ -498,6 +498,27 @@ static const char *md_get(const cJSON *md, const char *key)
 
 static const char *md_get(const cJSON *md, const char *key);
 
+/* The loss: metadata, else fallback's, else expect's, else cross-entropy. */
+static int metadata_loss(const cJSON *md, const pf_arch *fallback, const pf_arch *expect,
+                         pf_loss *loss, const char *path, pf_error *err)
+{
+    const char *s = md_get(md, "loss");
+    *loss = fallback ? fallback->loss : expect ? expect->loss : PF_LOSS_CE;
+    if (s && pf_loss_from_name(s, loss) != 0)
+        return bad(err, path, "unknown loss '%.40s' in metadata", s);
+    return PF_OK;
+}
+
+/* Bias metadata, if any, must say what the tensors do. */
+static int check_bias_metadata(const cJSON *md, int bias, const char *path, pf_error *err)
+{
+    const char *s = md_get(md, "bias");
+    if (s && strcmp(s, bias ? "true" : "false") != 0)
+        return bad(err, path, "bias metadata '%.20s' contradicts the tensors, which %s biases",
+                   s, bias ? "have" : "lack");
+    return PF_OK;
+}
+
 /* A convolutional model (or a shaped spec) from its spec s: activations and
  * loss as arch_from_metadata takes them, the linear layers checked against
  * the tensors'. */
@@ -506,16 +527,9 @@ static int shaped_arch(const cJSON *md, const char *s, int n_layers, const int *
                        const char *path, pf_error *err)
 {
     pf_error sub;
-    pf_loss loss = PF_LOSS_CE;
-    const char *l = md_get(md, "loss");
-    if (l) {
-        if (pf_loss_from_name(l, &loss) != 0)
-            return bad(err, path, "unknown loss '%.40s' in metadata", l);
-    } else if (fallback) {
-        loss = fallback->loss;
-    } else if (expect) {
-        loss = expect->loss;
-    }
+    pf_loss loss;
+    int rc = metadata_loss(md, fallback, expect, &loss, path, err);
+    if (rc) return rc;
     if (pf_arch_parse(arch, s, "sigmoid", bias, loss, &sub) != PF_OK)
         return bad(err, path, "architecture metadata: %s", sub.msg);
     int same = arch->n_layers == n_layers;
@@ -523,10 +537,7 @@ static int shaped_arch(const cJSON *md, const char *s, int n_layers, const int *
     if (!same)
         return bad(err, path, "architecture metadata '%.200s' contradicts the fc tensors' shapes "
                    "(fc1 reads %d features)", s, sizes[0]);
-    const char *b = md_get(md, "bias");
-    if (b && strcmp(b, bias ? "true" : "false") != 0)
-        return bad(err, path, "bias metadata '%.20s' contradicts the tensors, which %s biases",
-                   b, bias ? "have" : "lack");
+    if ((rc = check_bias_metadata(md, bias, path, err))) return rc;
     const char *acts = md_get(md, "activations");
     const pf_arch *like = fallback && fallback->n_conv == arch->n_conv &&
                                   fallback->n_layers == arch->n_layers ? fallback
@@ -609,10 +620,8 @@ static int arch_from_metadata(const cJSON *md, int n_layers, const int *sizes, i
                        "shapes %s", s, shapes);
         }
     }
-    s = md_get(md, "bias");
-    if (s && strcmp(s, bias ? "true" : "false") != 0)
-        return bad(err, path, "bias metadata '%.20s' contradicts the tensors, which %s biases",
-                   s, bias ? "have" : "lack");
+    int rc = check_bias_metadata(md, bias, path, err);
+    if (rc) return rc;
 
     pf_act acts[PF_MAX_LAYERS];
     s = md_get(md, "activations");
@@ -628,16 +637,9 @@ static int arch_from_metadata(const cJSON *md, int n_layers, const int *sizes, i
             acts[l] = l + 1 < n_layers ? PF_ACT_SIGMOID : PF_ACT_LINEAR;
     }
 
-    pf_loss loss = PF_LOSS_CE;
-    s = md_get(md, "loss");
-    if (s) {
-        if (pf_loss_from_name(s, &loss) != 0)
-            return bad(err, path, "unknown loss '%.40s' in metadata", s);
-    } else if (fallback) {
-        loss = fallback->loss;
-    } else if (expect) {
-        loss = expect->loss;
-    }
+    pf_loss loss;
+    rc = metadata_loss(md, fallback, expect, &loss, path, err);
+    if (rc) return rc;
 
     if (pf_arch_init(arch, n_layers, sizes, acts, bias, loss, &sub) != PF_OK)
         return bad(err, path, "%s", sub.msg);
