@@ -332,13 +332,34 @@ static void test_train_eval_roundtrip(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The JSON line of scripts/torch_interop.py run with the printf-style
+ * arguments, which must succeed. */
+static cJSON *torch_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static cJSON *torch_json(const char *fmt, ...)
+{
+    char cmd[2048], buf[4096];
+    int k = snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/torch_interop.py ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd + k, sizeof cmd - (size_t)k, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    cJSON *j = cJSON_Parse(buf);
+    assert_non_null(j);
+    return j;
+}
+
 /* Checkpoints move between pathfinder and PyTorch unchanged: a model
  * trained here loads into torch nn.Module with load_state_dict(strict=True)
  * and gives the same MNIST test accuracy; a torch-written file loads here. */
 static void test_pytorch_interop(void **state)
 {
     (void)state;
-    char model[512], cmd[2048], mnist[600];
+    char model[512], mnist[600];
     const char *root = getenv("PATHFINDER_DATA");
     snprintf(mnist, sizeof mnist, "%s/mnist", root && *root ? root : "data");
     snprintf(model, sizeof model, "%s/mnist.safetensors", tmpdir);
@@ -346,14 +367,7 @@ static void test_pytorch_interop(void **state)
     run(&r, "train --arch 784,64,10 --max-epochs 1 --threads 2 --quiet --out %s", model);
     if (r.status != 0) fail_msg("train on MNIST failed (make data?): %s", r.err);
     cJSON *ours = last_json(r.out);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/torch_interop.py eval %s --mnist %s", model,
-             mnist);
-    FILE *p = popen(cmd, "r");
-    char buf[4096] = {0};
-    size_t n = fread(buf, 1, sizeof buf - 1, p);
-    buf[n] = '\0';
-    assert_int_equal(pclose(p), 0);
-    cJSON *theirs = cJSON_Parse(buf);
+    cJSON *theirs = torch_json("eval %s --mnist %s", model, mnist);
     assert_non_null(theirs);
     double a = number_at(ours, "test", "accuracy"), b = number_at(theirs, "test_accuracy", NULL);
     print_message("pathfinder-trained model: accuracy here %.2f%%, in PyTorch %.2f%%\n", a, b);
@@ -362,14 +376,8 @@ static void test_pytorch_interop(void **state)
     cJSON_Delete(theirs);
 
     snprintf(model, sizeof model, "%s/torch.safetensors", tmpdir);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 scripts/torch_interop.py write %s --arch 784,32,16,10 --act relu "
-             "--seed 5 --train-steps 300 --mnist %s", model, mnist);
-    p = popen(cmd, "r");
-    n = fread(buf, 1, sizeof buf - 1, p);
-    buf[n] = '\0';
-    assert_int_equal(pclose(p), 0);
-    theirs = cJSON_Parse(buf);
+    theirs = torch_json("write %s --arch 784,32,16,10 --act relu "
+                        "--seed 5 --train-steps 300 --mnist %s", model, mnist);
     assert_non_null(theirs);
     run(&r, "eval %s --act relu --threads 2", model);
     if (r.status != 0) fail_msg("eval of a torch-written file failed: %s", r.err);
@@ -390,7 +398,7 @@ static void test_pytorch_interop_cnn(void **state)
 {
     (void)state;
     const char *arch = "1x28x28,conv8:3:1:1,maxpool2,conv16:3:1:1,maxpool2,fc32,fc10";
-    char model[512], cmd[2048], mnist[600];
+    char model[512], mnist[600];
     const char *root = getenv("PATHFINDER_DATA");
     snprintf(mnist, sizeof mnist, "%s/mnist", root && *root ? root : "data");
     snprintf(model, sizeof model, "%s/cnn.safetensors", tmpdir);
@@ -401,14 +409,7 @@ static void test_pytorch_interop_cnn(void **state)
     double a = number_at(ours, "test", "accuracy");
     print_message("CNN after one epoch: test accuracy %.2f%%\n", a);
     assert_true(a > 95.0);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/torch_interop.py eval %s --mnist %s", model,
-             mnist);
-    FILE *p = popen(cmd, "r");
-    char buf[4096] = {0};
-    size_t n = fread(buf, 1, sizeof buf - 1, p);
-    buf[n] = '\0';
-    assert_int_equal(pclose(p), 0);
-    cJSON *theirs = cJSON_Parse(buf);
+    cJSON *theirs = torch_json("eval %s --mnist %s", model, mnist);
     assert_non_null(theirs);
     double b = number_at(theirs, "test_accuracy", NULL);
     print_message("pathfinder-trained CNN: accuracy here %.2f%%, in PyTorch %.2f%%\n", a, b);
@@ -417,14 +418,8 @@ static void test_pytorch_interop_cnn(void **state)
     cJSON_Delete(theirs);
 
     snprintf(model, sizeof model, "%s/torch-cnn.safetensors", tmpdir);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 scripts/torch_interop.py write %s --arch 1x28x28,conv4:5:2,avgpool2,fc10 "
-             "--act tanh --seed 5 --train-steps 300 --mnist %s", model, mnist);
-    p = popen(cmd, "r");
-    n = fread(buf, 1, sizeof buf - 1, p);
-    buf[n] = '\0';
-    assert_int_equal(pclose(p), 0);
-    theirs = cJSON_Parse(buf);
+    theirs = torch_json("write %s --arch 1x28x28,conv4:5:2,avgpool2,fc10 "
+                        "--act tanh --seed 5 --train-steps 300 --mnist %s", model, mnist);
     assert_non_null(theirs);
     run(&r, "eval %s --threads 2", model);
     if (r.status != 0) fail_msg("eval of a torch-written CNN failed: %s", r.err);
