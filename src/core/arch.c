@@ -226,18 +226,9 @@ int pf_arch_parse(pf_arch *a, const char *spec, const char *acts, int bias, pf_l
                        "layer is fcN)", spec);
     if (spec[strlen(spec) - 1] == ',' || strstr(spec, ",,"))
         return pf_fail(err, PF_EINPUT, "bad architecture '%s': empty layer", spec);
-    size_t off = place_stages(a);
-    pf_act act[PF_MAX_LAYERS] = {0};
-    int in_c = a->in_c, in_h = a->in_h, in_w = a->in_w, dim = a->in_dim, n_stages = a->n_stages;
-    int n_conv = a->n_conv;
-    pf_stage stages[PF_MAX_STAGES];
-    memcpy(stages, a->stage, sizeof stages);
-    int rc = init_layers(a, n_fc, sizes, act, off, err);
-    if (rc) return rc;
-    a->in_c = in_c, a->in_h = in_h, a->in_w = in_w, a->in_dim = dim;
-    a->n_stages = n_stages, a->n_conv = n_conv;
-    memcpy(a->stage, stages, sizeof stages);
-    return pf_arch_set_acts(a, acts ? acts : "sigmoid", err);
+    pf_act act[PF_MAX_LAYERS] = {0}; /* set below */
+    int rc = init_layers(a, n_fc, sizes, act, place_stages(a), err);
+    return rc ? rc : pf_arch_set_acts(a, acts ? acts : "sigmoid", err);
 }
 
 int pf_arch_set_acts(pf_arch *a, const char *spec, pf_error *err)

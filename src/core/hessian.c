@@ -373,9 +373,10 @@ static void stages_r_forward(hvp_member *m, const pf_hessian *h, const float *x,
                 memset(m->sra[i], 0, n * sizeof(float));
                 break;
             }
-            for (size_t q = 0; q < n; q++) {
-                size_t b = q / s->out_size;
-                m->sra[i][q] = rin[b * s->in_size + (size_t)w->arg[i][q]];
+            for (int b = 0; b < B; b++) {
+                size_t o = (size_t)b * s->out_size;
+                const float *r = rin + (size_t)b * s->in_size;
+                for (size_t q = o; q < o + s->out_size; q++) m->sra[i][q] = r[w->arg[i][q]];
             }
             break;
         case PF_STAGE_AVGPOOL:
